@@ -1,0 +1,3 @@
+from automill.cli.main import app
+
+app()

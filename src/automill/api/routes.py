@@ -1,0 +1,269 @@
+"""The REST surface of AutoMl + PredictionService + google.longrunning, for /v1 and /v1beta1.
+
+Each route: (HTTP method, path regex, versions, handler). Names come from the URL, never the body.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from automill.api import codec
+from automill.core.errors import InvalidArgument, NotFound, Unimplemented
+from automill.services.container import Services
+
+LOC = r"projects/[^/:]+/locations/[^/:]+"
+SEG = r"[^/:]+"
+
+
+@dataclass
+class Call:
+    version: str
+    name: str
+    body: dict[str, Any]
+    query: dict[str, str]
+    sv: Services
+
+    def q_int(self, key: str) -> int:
+        raw = self.query.get(key, "")
+        try:
+            return int(raw) if raw else 0
+        except ValueError:
+            raise InvalidArgument(f"{key} must be an integer, got {raw!r}", field=key) from None
+
+
+Handler = Callable[[Call], Any]
+ROUTES: list[tuple[str, re.Pattern[str], tuple[str, ...], Handler, bool]] = []
+BOTH = ("v1", "v1beta1")
+
+
+def route(method: str, pattern: str, versions: tuple[str, ...] = BOTH, *,
+          collection: bool = False) -> Callable[[Handler], Handler]:
+    """``collection``: the URL ends in a collection (``.../datasets``); the bound name is its parent."""
+
+    def deco(fn: Handler) -> Handler:
+        ROUTES.append((method, re.compile(f"^{pattern}$"), versions, fn, collection))
+        return fn
+
+    return deco
+
+
+def op(c: Call, view: Any) -> dict[str, Any]:
+    return codec.operation_json(view, c.version)
+
+
+def listing(items: list[dict[str, Any]], key: str, token: str) -> dict[str, Any]:
+    out: dict[str, Any] = {key: items} if items else {}
+    if token:
+        out["nextPageToken"] = token
+    return out
+
+
+# -- datasets -----------------------------------------------------------------------------------------
+@route("POST", rf"{LOC}/datasets", collection=True)
+def create_dataset(c: Call) -> Any:
+    dataset = codec.decode(c.version, "Dataset", c.body, field="dataset")
+    if c.version == "v1beta1":
+        return codec.from_v1(c.version, "Dataset", c.sv.datasets.create(c.name, dataset))
+    return op(c, c.sv.datasets.create_operation(c.name, dataset))
+
+
+@route("GET", rf"{LOC}/datasets", collection=True)
+def list_datasets(c: Call) -> Any:
+    items, token = c.sv.datasets.list(c.name, c.query.get("filter", ""), c.q_int("pageSize"), c.query.get("pageToken", ""))
+    return listing([codec.from_v1(c.version, "Dataset", d) for d in items], "datasets", token)
+
+
+@route("GET", rf"{LOC}/datasets/{SEG}")
+def get_dataset(c: Call) -> Any:
+    return codec.from_v1(c.version, "Dataset", c.sv.datasets.get(c.name))
+
+
+@route("PATCH", rf"{LOC}/datasets/{SEG}")
+def update_dataset(c: Call) -> Any:
+    body = dict(c.body)
+    body.pop("name", None)
+    dataset = codec.decode(c.version, "Dataset", body, field="dataset")
+    dataset["name"] = c.name
+    mask = c.query.get("updateMask", c.query.get("update_mask"))
+    return codec.from_v1(c.version, "Dataset", c.sv.datasets.update(dataset, mask))
+
+
+@route("DELETE", rf"{LOC}/datasets/{SEG}")
+def delete_dataset(c: Call) -> Any:
+    return op(c, c.sv.datasets.delete(c.name))
+
+
+@route("POST", rf"{LOC}/datasets/{SEG}:importData")
+def import_data(c: Call) -> Any:
+    req = codec.decode(c.version, "ImportDataRequest", c.body)
+    return op(c, c.sv.datasets.import_data(c.name, req.get("inputConfig", {})))
+
+
+@route("POST", rf"{LOC}/datasets/{SEG}:exportData")
+def export_data(c: Call) -> Any:
+    req = codec.decode(c.version, "ExportDataRequest", c.body)
+    out = req.get("outputConfig", {})
+    if "bigqueryDestination" in out:
+        raise Unimplemented("BigQuery destinations are not supported: use output_config.gcs_destination")
+    return op(c, c.sv.datasets.export_data(c.name, out))
+
+
+@route("GET", rf"{LOC}/datasets/{SEG}/annotationSpecs/{SEG}")
+def get_annotation_spec(c: Call) -> Any:
+    return codec.from_v1(c.version, "AnnotationSpec", c.sv.datasets.get_annotation_spec(c.name))
+
+
+@route("GET", rf"{LOC}/datasets/{SEG}/annotationSpecs", collection=True)
+def list_annotation_specs(c: Call) -> Any:
+    """Automill extension (no ListAnnotationSpecs RPC exists in Google's API)."""
+    specs = c.sv.datasets.list_annotation_specs(c.name)
+    return listing([codec.from_v1(c.version, "AnnotationSpec", s) for s in specs], "annotationSpecs", "")
+
+
+# -- models -------------------------------------------------------------------------------------------
+@route("POST", rf"{LOC}/models", collection=True)
+def create_model(c: Call) -> Any:
+    body = dict(c.body)
+    ext = codec.pop_model_extensions(c.version, body)
+    model = codec.decode(c.version, "Model", body, field="model")
+    return op(c, c.sv.models.create(c.name, model, ext))
+
+
+@route("GET", rf"{LOC}/models", collection=True)
+def list_models(c: Call) -> Any:
+    items, token = c.sv.models.list(c.name, c.query.get("filter", ""), c.q_int("pageSize"), c.query.get("pageToken", ""))
+    return listing([codec.with_extensions(c.version, m) for m in items], "model", token)
+
+
+@route("GET", rf"{LOC}/models/{SEG}")
+def get_model(c: Call) -> Any:
+    return codec.with_extensions(c.version, c.sv.models.get(c.name))
+
+
+@route("PATCH", rf"{LOC}/models/{SEG}", ("v1",))
+def update_model(c: Call) -> Any:
+    body = dict(c.body)
+    body.pop("name", None)
+    codec.pop_model_extensions(c.version, body)
+    model = codec.decode(c.version, "Model", body, field="model")
+    model["name"] = c.name
+    mask = c.query.get("updateMask", c.query.get("update_mask"))
+    return codec.with_extensions(c.version, c.sv.models.update(model, mask))
+
+
+@route("DELETE", rf"{LOC}/models/{SEG}")
+def delete_model(c: Call) -> Any:
+    return op(c, c.sv.models.delete(c.name))
+
+
+@route("POST", rf"{LOC}/models/{SEG}:deploy")
+def deploy_model(c: Call) -> Any:
+    return op(c, c.sv.models.set_deployment(c.name, True, codec.decode(c.version, "DeployModelRequest", c.body)))
+
+
+@route("POST", rf"{LOC}/models/{SEG}:undeploy")
+def undeploy_model(c: Call) -> Any:
+    codec.decode(c.version, "UndeployModelRequest", c.body)
+    return op(c, c.sv.models.set_deployment(c.name, False, {}))
+
+
+@route("POST", rf"{LOC}/models/{SEG}:export")
+def export_model(c: Call) -> Any:
+    req = codec.decode(c.version, "ExportModelRequest", c.body)
+    return op(c, c.sv.models.export(c.name, req.get("outputConfig", {})))
+
+
+@route("POST", rf"{LOC}/models/{SEG}:exportEvaluatedExamples", ("v1beta1",))
+def export_evaluated_examples(c: Call) -> Any:
+    raise Unimplemented("ExportEvaluatedExamples writes to BigQuery, which Automill does not support")
+
+
+@route("GET", rf"{LOC}/models/{SEG}/modelEvaluations", collection=True)
+def list_evaluations(c: Call) -> Any:
+    items, token = c.sv.models.list_evaluations(c.name, c.query.get("filter", ""),
+                                                c.q_int("pageSize"), c.query.get("pageToken", ""))
+    return listing([codec.from_v1(c.version, "ModelEvaluation", e) for e in items], "modelEvaluation", token)
+
+
+@route("GET", rf"{LOC}/models/{SEG}/modelEvaluations/{SEG}")
+def get_evaluation(c: Call) -> Any:
+    return codec.from_v1(c.version, "ModelEvaluation", c.sv.models.get_evaluation(c.name))
+
+
+@route("POST", rf"{LOC}/models/{SEG}:predict")
+def predict(c: Call) -> Any:
+    req = codec.decode(c.version, "PredictRequest", c.body)
+    out = c.sv.predictions.predict(c.name, req.get("payload", {}), req.get("params", {}))
+    return codec.from_v1(c.version, "PredictResponse", out)
+
+
+@route("POST", rf"{LOC}/models/{SEG}:batchPredict")
+def batch_predict(c: Call) -> Any:
+    req = codec.decode(c.version, "BatchPredictRequest", c.body)
+    return op(c, c.sv.predictions.batch_predict(c.name, req.get("inputConfig", {}), req.get("outputConfig", {}),
+                                                req.get("params", {})))
+
+
+# -- v1beta1 Tables -----------------------------------------------------------------------------------
+@route("GET", rf"{LOC}/datasets/{SEG}/tableSpecs(/.*)?", ("v1beta1",))
+@route("PATCH", rf"{LOC}/datasets/{SEG}/tableSpecs(/.*)?", ("v1beta1",))
+def tables(c: Call) -> Any:
+    raise Unimplemented("AutoML Tables (table and column specs) is not supported by Automill")
+
+
+# -- operations ---------------------------------------------------------------------------------------
+@route("GET", rf"{LOC}/operations", collection=True)
+def list_operations(c: Call) -> Any:
+    items, token = c.sv.operations.list(c.name, c.query.get("filter", ""), c.q_int("pageSize"),
+                                        c.query.get("pageToken", ""))
+    return listing([codec.operation_json(v, c.version) for v in items], "operations", token)
+
+
+@route("GET", rf"{LOC}/operations/{SEG}")
+def get_operation(c: Call) -> Any:
+    return op(c, c.sv.operations.get(c.name))
+
+
+@route("POST", rf"{LOC}/operations/{SEG}:cancel")
+def cancel_operation(c: Call) -> Any:
+    c.sv.operations.cancel(c.name)
+    return {}
+
+
+@route("DELETE", rf"{LOC}/operations/{SEG}")
+def delete_operation(c: Call) -> Any:
+    c.sv.operations.delete(c.name)
+    return {}
+
+
+@route("POST", rf"{LOC}/operations/{SEG}:wait")
+def wait_operation(c: Call) -> Any:
+    raw = str(c.body.get("timeout", "") or "30s").rstrip("s")
+    try:
+        timeout = min(float(raw), 60.0)
+    except ValueError:
+        raise InvalidArgument(f"timeout {raw!r} must be a duration like '30s'", field="timeout") from None
+    end = time.monotonic() + timeout
+    view = c.sv.operations.get(c.name)
+    while not view.done and time.monotonic() < end:
+        time.sleep(0.25)
+        view = c.sv.operations.get(c.name)
+    return op(c, view)
+
+
+def resolve(method: str, version: str, path: str) -> tuple[Handler, str]:
+    """-> (handler, resource name) or NotFound / Unimplemented."""
+    known = False
+    for m, pattern, versions, fn, collection in ROUTES:
+        if pattern.match(path):
+            known = True
+            if m == method and version in versions:
+                name = path.split(":", 1)[0] if ":" in path.rsplit("/", 1)[-1] else path
+                return fn, name.rsplit("/", 1)[0] if collection else name
+    if known:
+        raise NotFound(f"{method} is not supported on /{version}/{path}")
+    raise NotFound(f"no such resource or method: /{version}/{path}")

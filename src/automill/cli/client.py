@@ -1,0 +1,137 @@
+"""CLI commands that talk to a running server over the same REST API as any client."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Optional
+
+import requests
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+datasets = typer.Typer(help="Datasets: list, create, import.", no_args_is_help=True)
+models = typer.Typer(help="Models: list, create (train), deploy, undeploy.", no_args_is_help=True)
+operations = typer.Typer(help="Long-running operations: list, get, cancel, wait.", no_args_is_help=True)
+
+ENDPOINT = typer.Option(os.environ.get("AUTOMILL_ENDPOINT", "http://127.0.0.1:8080"), "--endpoint",
+                        help="Server URL (env AUTOMILL_ENDPOINT).")
+PARENT = typer.Option("projects/local/locations/us-central1", "--parent", help="projects/P/locations/L")
+
+
+def _call(method: str, endpoint: str, path: str, body: Optional[dict[str, Any]] = None,
+          params: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    resp = requests.request(method, f"{endpoint.rstrip('/')}/v1/{path}", json=body, params=params, timeout=60)
+    data = resp.json() if resp.content else {}
+    if resp.status_code >= 400:
+        err = data.get("error", {})
+        console.print(f"[red]error {resp.status_code} {err.get('status', '')}[/red]: {err.get('message', resp.text)}")
+        raise typer.Exit(1)
+    return data
+
+
+def _print(data: Any) -> None:
+    console.print_json(json.dumps(data))
+
+
+@datasets.command("list")
+def datasets_list(endpoint: str = ENDPOINT, parent: str = PARENT, filter: str = "") -> None:
+    data = _call("GET", endpoint, f"{parent}/datasets", params={"filter": filter} if filter else None)
+    table = Table("name", "display name", "examples", "created")
+    for d in data.get("datasets", []):
+        table.add_row(d["name"].rsplit("/", 1)[-1], d["displayName"], str(d.get("exampleCount", 0)), d["createTime"])
+    console.print(table)
+
+
+@datasets.command("create")
+def datasets_create(display_name: str, endpoint: str = ENDPOINT, parent: str = PARENT,
+                    multilabel: bool = typer.Option(False, help="MULTILABEL instead of MULTICLASS.")) -> None:
+    body = {"displayName": display_name,
+            "textClassificationDatasetMetadata": {"classificationType": "MULTILABEL" if multilabel else "MULTICLASS"}}
+    _print(_call("POST", endpoint, f"{parent}/datasets", body))
+
+
+@datasets.command("import")
+def datasets_import(dataset: str, uri: list[str], endpoint: str = ENDPOINT, parent: str = PARENT,
+                    wait: bool = True) -> None:
+    op = _call("POST", endpoint, f"{parent}/datasets/{dataset}:importData",
+               {"inputConfig": {"gcsSource": {"inputUris": uri}}})
+    _print(_wait(endpoint, op) if wait else op)
+
+
+@models.command("list")
+def models_list(endpoint: str = ENDPOINT, parent: str = PARENT) -> None:
+    data = _call("GET", endpoint, f"{parent}/models")
+    table = Table("name", "display name", "dataset", "state", "budget", "cost", "stop reason")
+    for m in data.get("model", []):
+        meta = next((v for k, v in m.items() if k.endswith("ModelMetadata")), {})
+        table.add_row(m["name"].rsplit("/", 1)[-1], m["displayName"], m.get("datasetId", ""),
+                      m.get("deploymentState", ""), str(meta.get("trainBudgetMilliNodeHours", "")),
+                      str(meta.get("trainCostMilliNodeHours", "")), meta.get("stopReason", ""))
+    console.print(table)
+
+
+@models.command("create")
+def models_create(display_name: str, dataset: str, endpoint: str = ENDPOINT, parent: str = PARENT,
+                  train_budget_milli_node_hours: int = typer.Option(0, help="Training budget; 0 = server default."),
+                  wait: bool = True) -> None:
+    meta: dict[str, Any] = {}
+    if train_budget_milli_node_hours:
+        meta["trainBudgetMilliNodeHours"] = str(train_budget_milli_node_hours)
+    op = _call("POST", endpoint, f"{parent}/models",
+               {"displayName": display_name, "datasetId": dataset, "textClassificationModelMetadata": meta})
+    _print(_wait(endpoint, op) if wait else op)
+
+
+@models.command("deploy")
+def models_deploy(model: str, endpoint: str = ENDPOINT, parent: str = PARENT) -> None:
+    _print(_call("POST", endpoint, f"{parent}/models/{model}:deploy", {}))
+
+
+@models.command("undeploy")
+def models_undeploy(model: str, endpoint: str = ENDPOINT, parent: str = PARENT) -> None:
+    _print(_call("POST", endpoint, f"{parent}/models/{model}:undeploy", {}))
+
+
+@operations.command("list")
+def operations_list(endpoint: str = ENDPOINT, parent: str = PARENT, filter: str = "") -> None:
+    data = _call("GET", endpoint, f"{parent}/operations", params={"filter": filter} if filter else None)
+    table = Table("operation", "kind", "done", "progress", "error")
+    for o in data.get("operations", []):
+        kind = next((k for k in o["metadata"] if k.endswith("Details")), "")
+        table.add_row(o["name"].rsplit("/", 1)[-1], kind, str(o.get("done", False)),
+                      str(o["metadata"].get("progressPercent", 0)), o.get("error", {}).get("message", ""))
+    console.print(table)
+
+
+@operations.command("get")
+def operations_get(operation: str, endpoint: str = ENDPOINT, parent: str = PARENT) -> None:
+    _print(_call("GET", endpoint, f"{parent}/operations/{operation}"))
+
+
+@operations.command("cancel")
+def operations_cancel(operation: str, endpoint: str = ENDPOINT, parent: str = PARENT) -> None:
+    _call("POST", endpoint, f"{parent}/operations/{operation}:cancel")
+    console.print("cancel requested")
+
+
+def predict(model: str, text: str, endpoint: str = ENDPOINT, parent: str = PARENT,
+            score_threshold: Optional[float] = None) -> None:
+    """Online prediction for one text snippet."""
+    body: dict[str, Any] = {"payload": {"textSnippet": {"content": text, "mimeType": "text/plain"}}}
+    if score_threshold is not None:
+        body["params"] = {"score_threshold": str(score_threshold)}
+    _print(_call("POST", endpoint, f"{parent}/models/{model}:predict", body))
+
+
+def _wait(endpoint: str, op: dict[str, Any]) -> dict[str, Any]:
+    name = op["name"]
+    with console.status(f"waiting for {name.rsplit('/', 1)[-1]}") as status:
+        while not op.get("done"):
+            time.sleep(1)
+            op = _call("GET", endpoint, name)
+            status.update(f"{name.rsplit('/', 1)[-1]}: {op['metadata'].get('progressPercent', 0)}%")
+    return op

@@ -1,0 +1,113 @@
+"""``automill``: serve, worker, migrate, and a small client for the REST API."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from automill.cli import client
+from automill.settings import Settings, parse_buckets
+
+app = typer.Typer(help="Automill: self-hosted AutoML with the Google Cloud AutoML API.", no_args_is_help=True)
+app.add_typer(client.datasets, name="datasets")
+app.add_typer(client.models, name="models")
+app.add_typer(client.operations, name="operations")
+app.command("predict")(client.predict)
+
+BUCKET_HELP = "Map gs://NAME to a folder or fsspec URL: NAME=PATH (repeatable; env AUTOMILL_BUCKETS=N=P,N2=P2)."
+
+
+def _settings(data_dir: Optional[Path], database_url: Optional[str], bucket: Optional[list[str]],
+              **extra: object) -> Settings:
+    return Settings.from_env(data_dir=data_dir, database_url=database_url,
+                             buckets=parse_buckets(bucket) if bucket else None, **extra)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=os.environ.get("AUTOMILL_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, help="Address to listen on (env AUTOMILL_HOST, default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="Port (env AUTOMILL_PORT, default 8080)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Data folder (env AUTOMILL_DATA_DIR, default ./automill-data)."),
+    database_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL (env AUTOMILL_DATABASE_URL; default SQLite in the data dir)."),
+    bucket: Optional[list[str]] = typer.Option(None, "--bucket", help=BUCKET_HELP),
+    workers: Optional[int] = typer.Option(None, help="Local worker processes (env AUTOMILL_WORKERS, default 2; 0 = none)."),
+) -> None:
+    """Run the API server (and local workers) on embedded defaults: SQLite + local folders."""
+    import uvicorn
+
+    from automill.api.app import create_app
+    from automill.services.container import Services
+
+    _logging()
+    settings = _settings(data_dir, database_url, bucket, host=host, port=port, workers=workers)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    services = Services(settings)
+    services.db.migrate()
+    procs = [_spawn_worker(settings) for _ in range(settings.workers)]
+    logging.getLogger("automill").info("serving on http://%s:%d (data in %s, %d workers)", settings.host,
+                                       settings.port, settings.data_dir.resolve(), len(procs))
+    try:
+        uvicorn.run(create_app(services), host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _spawn_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    from automill.jobs.worker import die_with_parent
+
+    env = {**os.environ, **settings.to_env()}
+    return subprocess.Popen([sys.executable, "-m", "automill", "worker"], env=env, preexec_fn=die_with_parent)
+
+
+@app.command()
+def worker(
+    data_dir: Optional[Path] = typer.Option(None, help="Data folder (env AUTOMILL_DATA_DIR)."),
+    database_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL (env AUTOMILL_DATABASE_URL)."),
+    bucket: Optional[list[str]] = typer.Option(None, "--bucket", help=BUCKET_HELP),
+) -> None:
+    """Run one worker process: claims operations from the database and executes them."""
+    from automill.jobs.worker import Worker
+    from automill.services.container import services_factory
+    from automill.store.db import Database
+
+    _logging()
+    settings = _settings(data_dir, database_url, bucket)
+    make = services_factory(settings)
+    make()  # import handlers and the ML stack once; job processes fork from here
+    w = Worker(Database(settings.db_url), make, lease_seconds=settings.lease_seconds,
+               heartbeat_seconds=settings.heartbeat_seconds)
+    w.run_forever()
+
+
+@app.command()
+def migrate(
+    data_dir: Optional[Path] = typer.Option(None), database_url: Optional[str] = typer.Option(None),
+) -> None:
+    """Create or upgrade the database schema (serve does this on start)."""
+    from automill.store.db import Database
+
+    settings = _settings(data_dir, database_url, None)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    Database(settings.db_url).migrate()
+    typer.echo(f"database at {settings.db_url} is up to date")
+
+
+if __name__ == "__main__":
+    app()

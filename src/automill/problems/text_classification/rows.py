@@ -1,0 +1,182 @@
+"""Parse AutoML Natural Language text-classification import CSVs.
+
+Each CSV record is ``[ML_USE,](TEXT_SNIPPET|GCS_FILE_PATH)[,LABEL,...]``. Bad rows become
+:class:`RowFailure` entries (the import goes on without them); a file the csv module cannot
+read at all raises :class:`InvalidArgument`. Row numbers are 1-based and count CSV records
+(a quoted cell spanning several lines is one record); blank records keep their number but
+are otherwise skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from automill.core.errors import InvalidArgument
+
+ML_USES = ("TRAIN", "VALIDATE", "TEST", "UNASSIGNED")
+LABEL_RE: re.Pattern[str] = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+LABEL_RULE = "at most 32 characters, letters, digits and underscores only"
+_ML_USE_TYPO_RE = re.compile(r"^[A-Z_]{1,12}$")
+_CSV_FIELD_LIMIT = 2**31 - 1  # inline snippets may be far above csv's 128 KiB default
+
+
+@dataclass(frozen=True)
+class RowFailure:
+    uri: str
+    row: int
+    message: str
+
+
+@dataclass
+class TextExample:
+    content: str
+    ml_use: str
+    labels: tuple[str, ...]
+    source_uri: str | None
+
+
+@dataclass
+class ParseResult:
+    examples: list[TextExample] = field(default_factory=list)
+    failures: list[RowFailure] = field(default_factory=list)
+    rows: int = 0
+
+
+class _RowError(Exception):
+    """Internal: one row is invalid; the message is the detail after ``uri row N:``."""
+
+
+def _split_ml_use(cells: list[str]) -> tuple[str, list[str]]:
+    first = cells[0].strip()
+    if first.upper() in ML_USES:
+        return first.upper(), cells[1:]
+    if len(cells) >= 2 and _ML_USE_TYPO_RE.match(first):
+        second = cells[1].strip()
+        # Read as text, the second cell would be a label; if it cannot be one (a gs:// path,
+        # a sentence), the first cell was meant as ML_USE and is misspelt.
+        if second and (second.lower().startswith("gs://") or not LABEL_RE.match(second)):
+            raise _RowError(
+                f'unknown ML_USE "{first}" (expected TRAIN, VALIDATE, TEST or UNASSIGNED)'
+            )
+    return "UNASSIGNED", cells
+
+
+def _parse_labels(cells: list[str], *, multilabel: bool, max_labels: int) -> tuple[str, ...]:
+    labels: set[str] = set()
+    for cell in cells:
+        label = cell.strip()
+        if not label:
+            continue
+        if not LABEL_RE.match(label):
+            raise _RowError(f'label "{label}" is invalid: {LABEL_RULE}')
+        labels.add(label)
+    if len(labels) > max_labels:
+        raise _RowError(f"too many labels: {len(labels)} (at most {max_labels} per row)")
+    if not multilabel and len(labels) > 1:
+        raise _RowError(f"MULTICLASS datasets allow one label per row, got {len(labels)}")
+    return tuple(sorted(labels))
+
+
+def _read_content(
+    cell: str, read_text: Callable[[str], str], max_chars: int
+) -> tuple[str, str | None]:
+    value = cell.strip()
+    source: str | None = None
+    if value.lower().startswith("gs://"):
+        source = value
+        try:
+            text = read_text(value)
+        except Exception as exc:  # any storage / decoding problem is this row's problem
+            detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            raise _RowError(detail if value in detail else f"{value}: {detail}") from exc
+        if not isinstance(text, str):
+            raise _RowError(f"{value}: not text")
+        if not text.strip():
+            raise _RowError(f"{value} is empty")
+    else:
+        text = value
+        if not text:
+            raise _RowError("text content is empty")
+    if len(text) > max_chars:
+        what = source or "text snippet"
+        raise _RowError(f"{what} is too long: {len(text)} characters (at most {max_chars})")
+    return text, source
+
+
+def parse_import_csv(
+    data: str,
+    *,
+    uri: str,
+    read_text: Callable[[str], str],
+    multilabel: bool,
+    max_text_chars: int = 10_000_000,
+    max_labels_per_row: int = 100,
+) -> ParseResult:
+    """Parse one import CSV; ``read_text(gs_uri)`` fetches the text of GCS_FILE_PATH rows."""
+    if data.startswith("\ufeff"):
+        data = data[1:]
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
+
+    result = ParseResult()
+    by_key: dict[str, tuple[int, TextExample]] = {}  # stripped text -> (first row, example)
+    reader = csv.reader(io.StringIO(data, newline=""), strict=True)
+    row_no = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:
+            raise InvalidArgument(f"{uri}: cannot parse CSV at row {row_no + 1}: {err}") from err
+        row_no += 1
+        if not any(c.strip() for c in cells):
+            continue
+        result.rows += 1
+        try:
+            ml_use, rest = _split_ml_use(cells)
+            if not rest:
+                raise _RowError("text content is empty")
+            labels = _parse_labels(rest[1:], multilabel=multilabel, max_labels=max_labels_per_row)
+            text, source = _read_content(rest[0], read_text, max_text_chars)
+            key = text.strip()
+            if key in by_key:
+                first_row, ex = by_key[key]
+                merged = tuple(sorted(set(ex.labels) | set(labels)))
+                if not multilabel and len(merged) > 1:
+                    raise _RowError(f"duplicate of row {first_row} with a different label")
+                ex.labels = merged
+                if ex.ml_use == "UNASSIGNED":
+                    ex.ml_use = ml_use
+                continue
+        except _RowError as exc:
+            result.failures.append(RowFailure(uri, row_no, f"{uri} row {row_no}: {exc}"))
+            continue
+        ex = TextExample(content=text, ml_use=ml_use, labels=labels, source_uri=source)
+        by_key[key] = (row_no, ex)
+        result.examples.append(ex)
+    return result
+
+
+def assign_split(
+    content: str, ml_use: str, *, test_fraction: float = 0.2, validation_fraction: float = 0.0
+) -> str:
+    """Deterministic split for UNASSIGNED examples (sha256 of the text, stable across runs)."""
+    if ml_use.upper() != "UNASSIGNED":
+        return ml_use
+    if test_fraction < 0 or validation_fraction < 0 or test_fraction + validation_fraction > 1:
+        raise InvalidArgument(
+            "test_fraction and validation_fraction must be >= 0 and sum to at most 1"
+        )
+    digest = hashlib.sha256(content.encode("utf-8")).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64
+    if point < test_fraction:
+        return "TEST"
+    if point < test_fraction + validation_fraction:
+        return "VALIDATE"
+    return "TRAIN"

@@ -1,0 +1,35 @@
+"""The services container: one per process, built from Settings."""
+
+from __future__ import annotations
+
+from automill.services.datasets import DatasetService
+from automill.services.models import ModelService
+from automill.services.operations import OperationService
+from automill.services.predictions import PredictionService
+from automill.serving.cache import ModelCache
+from automill.settings import Settings
+from automill.store.blobs import BlobStore
+from automill.store.db import Database
+
+
+class Services:
+    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+        self.settings = settings
+        self.db = db or Database(settings.db_url)
+        self.blobs = BlobStore(settings.data_dir, settings.buckets)
+        self.serving = ModelCache()
+        self.datasets = DatasetService(self)
+        self.models = ModelService(self)
+        self.operations = OperationService(self)
+        self.predictions = PredictionService(self)
+
+
+def services_factory(settings: Settings):  # type: ignore[no-untyped-def]
+    """A picklable-enough factory for job processes (they are forked, so closures are fine)."""
+
+    def make() -> Services:
+        import automill.services.handlers  # noqa: F401 - registers job handlers
+
+        return Services(settings)
+
+    return make

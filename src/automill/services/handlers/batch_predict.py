@@ -1,0 +1,77 @@
+"""The BatchPredict job: a CSV of gs:// text files (or inline snippets) -> JSONL predictions + errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from automill.core.errors import AutomillError, InvalidArgument
+from automill.jobs.context import JobContext
+from automill.jobs.registry import JobResult, register
+from automill.problems.base import get_problem
+from automill.problems.text_classification.problem import MAX_PREDICT_CHARS
+from automill.services.handlers.data import gcs_timestamp
+
+LINES_PER_FILE = 10_000
+BATCH = 256
+MAX_FILE_BYTES = 10 * 1024 * 1024
+
+
+@register("batch_predict")
+def batch_predict(ctx: JobContext) -> JobResult:
+    sv = ctx.services
+    req = ctx.request
+    with sv.db.tx() as s:
+        row = sv.models.row(s, req["model"])
+        display_name, problem_type, model_dir = row.display_name, row.problem_type, Path(row.artifact_dir)
+    problem = get_problem(problem_type)
+    loaded = problem.load(model_dir)
+    inputs: list[tuple[dict[str, Any], str | None, AutomillError | None]] = []
+    for uri in [u for p in req["input_uris"] for u in (sv.blobs.expand(p) or [p])]:
+        text = sv.blobs.read_text(uri)
+        try:
+            records = list(csv.reader(io.StringIO(text), strict=True))
+        except csv.Error as exc:
+            raise InvalidArgument(f"{uri}: cannot parse the CSV: {exc}") from None
+        for record in records:
+            cell = next((c.strip() for c in record if c.strip()), "")
+            if not cell:
+                continue
+            if cell.startswith("gs://"):
+                key = {"textSnippet": {"contentUri": cell}}
+                try:
+                    content = sv.blobs.read_text(cell, max_bytes=MAX_FILE_BYTES)
+                    err = None if len(content) <= MAX_PREDICT_CHARS else InvalidArgument(
+                        f"{cell} has {len(content)} characters, over the limit of {MAX_PREDICT_CHARS}")
+                except AutomillError as exc:
+                    content, err = None, exc
+                inputs.append((key, content, err))
+            else:
+                inputs.append(({"textSnippet": {"content": cell, "mimeType": "text/plain"}}, cell, None))
+    if not inputs:
+        raise InvalidArgument("the batch prediction input files list no documents")
+    out_dir = f"{req['output_uri_prefix'].rstrip('/')}/prediction-{display_name}-{gcs_timestamp()}"
+    results: list[str] = []
+    errors: list[str] = []
+    ok = [(k, c) for k, c, e in inputs if e is None]
+    for start in range(0, len(ok), BATCH):
+        chunk = ok[start:start + BATCH]
+        preds = problem.predict(loaded, [c for _, c in chunk], req.get("params", {}))
+        results.extend(json.dumps({**k, "annotations": p}) for (k, _), p in zip(chunk, preds))
+        ctx.progress(95.0 * (start + len(chunk)) / len(ok))
+    for key, _, err in inputs:
+        if err is not None:
+            errors.append(json.dumps({**key, "error": {"code": err.code, "message": err.message}}))
+    _write_numbered(sv, out_dir, f"{problem.name}", results)
+    _write_numbered(sv, out_dir, "errors", errors)
+    return JobResult(result_type="BatchPredictResult", result={},
+                     details={"outputInfo": {"gcsOutputDirectory": out_dir}})
+
+
+def _write_numbered(sv: Any, out_dir: str, stem: str, lines: list[str]) -> None:
+    for n, start in enumerate(range(0, max(1, len(lines)), LINES_PER_FILE), start=1):
+        part = lines[start:start + LINES_PER_FILE]
+        sv.blobs.write_text(f"{out_dir}/{stem}_{n}.jsonl", "".join(line + "\n" for line in part))

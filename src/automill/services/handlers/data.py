@@ -1,0 +1,125 @@
+"""ImportData and ExportData jobs."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from automill.core.errors import InvalidArgument, NotFound
+from automill.core.ids import make_id
+from automill.jobs.context import JobContext
+from automill.jobs.registry import JobResult, register
+from automill.problems.base import get_problem
+from automill.store.db import new_etag, next_number, utcnow
+from automill.store.tables import AnnotationSpecRow, ExampleRow
+
+MAX_CSV_BYTES = 100 * 1024 * 1024
+MAX_TEXT_BYTES = 10 * 1024 * 1024
+#: An import fails whole when more than this share of its rows is bad.
+MAX_BAD_ROW_FRACTION = 0.1
+
+
+def content_hash(content: str) -> str:
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def gcs_timestamp(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+@register("import_data")
+def import_data(ctx: JobContext) -> JobResult:
+    sv = ctx.services
+    req = ctx.request
+    with sv.db.tx() as s:
+        ds = sv.datasets.row(s, req["dataset"])
+        dataset_id, problem_type, meta = ds.id, ds.problem_type, dict(ds.problem_metadata)
+    problem = get_problem(problem_type)
+    examples: list[Any] = []
+    failures: list[Any] = []
+    rows = 0
+    uris = [u for pattern in req["input_uris"] for u in (sv.blobs.expand(pattern) or [pattern])]
+    for i, uri in enumerate(uris):
+        text = sv.blobs.read_text(uri, max_bytes=MAX_CSV_BYTES)  # a missing CSV fails the whole import
+        parsed = problem.parse_import(text, uri=uri, read_text=lambda u: sv.blobs.read_text(u, max_bytes=MAX_TEXT_BYTES),
+                                      dataset_meta=meta)
+        examples.extend(parsed.examples)
+        failures.extend(parsed.failures)
+        rows += parsed.rows
+        ctx.progress(80.0 * (i + 1) / len(uris))
+    for f in failures:
+        ctx.add_partial_failure(3, f.message)
+    if rows == 0:
+        raise InvalidArgument(f"the import files have no data rows: {', '.join(uris)}")
+    if not examples or len(failures) > MAX_BAD_ROW_FRACTION * rows:
+        first = "; ".join(f.message for f in failures[:5])
+        raise InvalidArgument(f"import failed: {len(failures)} of {rows} rows are invalid (more than "
+                              f"{int(MAX_BAD_ROW_FRACTION * 100)}% allowed), nothing was imported. First errors: {first}")
+
+    def commit(s: Any) -> None:
+        ds = sv.datasets.row(s, req["dataset"])  # still there?
+        specs = {r.display_name: r.id for r in s.execute(
+            select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == dataset_id)).scalars()}
+        existing = {r.content_hash: r for r in s.execute(
+            select(ExampleRow).where(ExampleRow.dataset_id == dataset_id)).scalars()}
+        multilabel = meta.get("classificationType") == "MULTILABEL"
+        for ex in examples:
+            spec_ids = []
+            for label in ex.labels:
+                if label not in specs:
+                    n = next_number(s, "annotation_spec")
+                    specs[label] = make_id("", n)
+                    s.add(AnnotationSpecRow(id=specs[label], dataset_id=dataset_id, display_name=label, seq=n))
+                spec_ids.append(specs[label])
+            h = content_hash(ex.content)
+            old = existing.get(h)
+            if old is None:
+                row = ExampleRow(dataset_id=dataset_id, content_hash=h, content=ex.content, source_uri=ex.source_uri,
+                                 ml_use=ex.ml_use, annotations=sorted(spec_ids))
+                s.add(row)
+                existing[h] = row
+                continue
+            merged = sorted(set(old.annotations or []) | set(spec_ids))
+            if not multilabel and len(merged) > 1:
+                ctx.add_partial_failure(3, f"{ex.source_uri or 'a row'}: the text {ex.content[:40]!r} is already in "
+                                           "the dataset with a different label (MULTICLASS allows one); row skipped")
+                continue
+            old.annotations = merged
+            if old.ml_use == "UNASSIGNED" and ex.ml_use != "UNASSIGNED":
+                old.ml_use = ex.ml_use
+        ds.etag = new_etag(ds.id, utcnow(), len(existing))
+        return None
+
+    return JobResult(commit=commit)
+
+
+@register("export_data")
+def export_data(ctx: JobContext) -> JobResult:
+    sv = ctx.services
+    req = ctx.request
+    with sv.db.tx() as s:
+        ds = sv.datasets.row(s, req["dataset"])
+        display_name = ds.display_name
+        specs = {r.id: r.display_name for r in s.execute(
+            select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == ds.id)).scalars()}
+        rows = [(r.id, r.content, r.ml_use, r.annotations) for r in s.execute(
+            select(ExampleRow).where(ExampleRow.dataset_id == ds.id).order_by(ExampleRow.id)).scalars()]
+    if not rows:
+        raise NotFound(f"dataset {req['dataset']} has no examples to export")
+    out_dir = f"{req['output_uri_prefix'].rstrip('/')}/export_data-{display_name}-{gcs_timestamp()}"
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for i, (ex_id, content, ml_use, annotations) in enumerate(rows):
+        doc = f"{out_dir}/documents/{ex_id}.txt"
+        sv.blobs.write_text(doc, content)
+        writer.writerow([ml_use, doc, *[specs[a] for a in (annotations or []) if a in specs]])
+        if i % 500 == 0:
+            ctx.progress(90.0 * i / max(1, len(rows)))
+    sv.blobs.write_text(f"{out_dir}/text_classification_1.csv", buf.getvalue())
+    return JobResult(details={"outputInfo": {"gcsOutputDirectory": out_dir}})

@@ -1,0 +1,64 @@
+"""The CreateModel job: train within the budget, evaluate, and store model + evaluations at once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from automill.core.deadline import Deadline, seconds_to_milli_node_hours
+from automill.core.ids import make_id
+from automill.jobs.context import JobContext
+from automill.jobs.registry import JobResult, register
+from automill.problems.base import StoredExample, get_problem
+from automill.services.render import model_json
+from automill.store.db import new_etag, next_number, utcnow
+from automill.store.tables import AnnotationSpecRow, EvaluationRow, ExampleRow, ModelRow
+
+
+@register("create_model")
+def create_model(ctx: JobContext) -> JobResult:
+    sv = ctx.services
+    req = ctx.request
+    deadline = Deadline.from_milli_node_hours(int(req["budget"]))
+    with sv.db.tx() as s:
+        ds = sv.datasets.row(s, f"{req['parent']}/datasets/{req['dataset_id']}")
+        meta = dict(ds.problem_metadata)
+        specs = [(r.id, r.display_name) for r in s.execute(
+            select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == ds.id).order_by(AnnotationSpecRow.seq)).scalars()]
+        examples = [StoredExample(r.content, r.ml_use, r.annotations, r.source_uri) for r in s.execute(
+            select(ExampleRow).where(ExampleRow.dataset_id == ds.id).order_by(ExampleRow.id)).scalars()]
+    models_dir = Path(sv.settings.data_dir) / "models"
+    for stale in models_dir.glob(f".tmp-{ctx.op_id}-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by an earlier, killed attempt
+    tmp = models_dir / f".tmp-{ctx.op_id}-{ctx.attempt}"
+    problem = get_problem(req["problem_type"])
+    ctx.progress(1)
+    outcome = problem.train(examples, specs, meta, deadline=deadline, out_dir=tmp, progress=ctx.progress)
+    cost = seconds_to_milli_node_hours(deadline.elapsed())
+
+    def commit(s: Any) -> dict[str, Any]:
+        n = next_number(s, "model")
+        model_id = make_id(problem.prefix, n)
+        final = models_dir / model_id
+        now = utcnow()
+        row = ModelRow(id=model_id, project=ctx.project, location=ctx.location, display_name=req["display_name"],
+                       dataset_id=req["dataset_id"], problem_type=req["problem_type"],
+                       problem_metadata=req["model_metadata"], labels=req["labels"], etag=new_etag(model_id, now),
+                       deployment_state="UNDEPLOYED", create_time=now, update_time=now, artifact_dir=str(final),
+                       train_budget_milli_node_hours=int(req["budget"]), train_cost_milli_node_hours=cost,
+                       stop_reason=outcome.stop_reason, seq=n)
+        s.add(row)
+        for ev in outcome.evaluations:
+            en = next_number(s, "model_evaluation")
+            s.add(EvaluationRow(id=make_id("", en), model_id=model_id, annotation_spec_id=ev.annotation_spec_id,
+                                display_name=ev.display_name, evaluated_example_count=ev.evaluated_example_count,
+                                metrics_kind=ev.metrics_key, metrics=ev.metrics, create_time=now, seq=en))
+        s.flush()
+        os.rename(tmp, final)
+        return model_json(row)
+
+    return JobResult(result_type="Model", commit=commit)

@@ -1,0 +1,222 @@
+"""Model use cases: create (a training job), get, list, update, delete, deploy, undeploy, export,
+and model evaluations."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, TYPE_CHECKING
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from automill.core import filters, paging
+from automill.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from automill.core.ids import split_name, split_parent
+from automill.problems.base import MODEL_KEYS, get_problem
+from automill.services import validation
+from automill.services.datasets import normalize_mask
+from automill.services.operations import new_operation
+from automill.services.render import OperationView, evaluation_json, model_json, operation_view
+from automill.store.db import new_etag, utcnow
+from automill.store.tables import DatasetRow, EvaluationRow, ExampleRow, ModelRow
+
+if TYPE_CHECKING:
+    from automill.services.container import Services
+
+MAX_TEXT_BUDGET = 100_000
+MODEL_FILTER_FIELDS = {"display_name", "displayName", "dataset_id", "datasetId"} | {
+    "".join("_" + c.lower() if c.isupper() else c for c in k) for k in MODEL_KEYS} | set(MODEL_KEYS)
+EVAL_FILTER_FIELDS = {"annotation_spec_id", "annotationSpecId"}
+MUTABLE = {"displayName": "display_name", "labels": "labels"}
+EXPORT_FORMATS = {"tflite", "edgetpu_tflite", "tf_saved_model", "tf_js", "core_ml", "docker"}
+
+
+def _snake(key: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in key)
+
+
+class ModelService:
+    def __init__(self, services: "Services") -> None:
+        self.sv = services
+
+    def row(self, s: Session, name: str) -> ModelRow:
+        project, location, model_id = split_name(name, "models")
+        row = s.get(ModelRow, model_id)
+        if row is None or row.project != project or row.location != location:
+            raise NotFound(f"model {name} not found")
+        return row
+
+    # -- create = train -----------------------------------------------------------------------------
+    def create(self, parent: str, model: dict[str, Any], extensions: dict[str, Any]) -> OperationView:
+        project, location = split_parent(parent)
+        keys = [k for k in MODEL_KEYS if k in model]
+        if len(keys) != 1:
+            raise InvalidArgument("model must set exactly one model metadata field matching its dataset, e.g. "
+                                  "textClassificationModelMetadata: {}", field="model.model_metadata")
+        name = validation.model_display_name(model.get("displayName", ""))
+        labels = validation.labels(model.get("labels", {}), "model.labels")
+        dataset_id = model.get("datasetId", "")
+        if not dataset_id:
+            raise InvalidArgument("model.dataset_id is required", field="model.dataset_id")
+        with self.sv.db.tx() as s:
+            ds = s.get(DatasetRow, dataset_id)
+            if ds is None or ds.project != project or ds.location != location:
+                raise NotFound(f"dataset {parent}/datasets/{dataset_id} not found")
+            if MODEL_KEYS[keys[0]] != ds.problem_type:
+                raise InvalidArgument(f"model.{_snake(keys[0])} does not match the dataset's problem type "
+                                      f"{ds.problem_type}", field="model.model_metadata")
+            problem = get_problem(ds.problem_type)
+            count = s.execute(select(func.count()).select_from(ExampleRow).where(ExampleRow.dataset_id == ds.id)).scalar_one()
+            if not count:
+                raise FailedPrecondition(f"dataset {dataset_id} has no examples: import data before training")
+            budget = self._budget(extensions.get("trainBudgetMilliNodeHours"))
+            meta = problem.model_metadata(dict(ds.problem_metadata), dict(model[keys[0]] or {}))
+            op = new_operation(
+                s, project=project, location=location, prefix=ds.id[:3], kind="create_model",
+                details_key="createModelDetails", works_on=f"{parent}/datasets/{ds.id}", result_type="Model",
+                request={"parent": parent, "display_name": name, "labels": labels, "dataset_id": ds.id,
+                         "problem_type": ds.problem_type, "model_metadata": meta, "budget": budget,
+                         "_hard_timeout_s": budget * 3.6 * 1.5 + 120})
+            return operation_view(op)
+
+    def _budget(self, raw: Any) -> int:
+        if raw in (None, "", 0, "0"):
+            return self.sv.settings.text_train_budget_milli_node_hours
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise InvalidArgument(f"trainBudgetMilliNodeHours must be an integer, got {raw!r}",
+                                  field="model.train_budget_milli_node_hours") from None
+        if not 1 <= value <= MAX_TEXT_BUDGET:
+            raise InvalidArgument(f"trainBudgetMilliNodeHours must be in 1..{MAX_TEXT_BUDGET}, got {value}",
+                                  field="model.train_budget_milli_node_hours")
+        return value
+
+    # -- read ---------------------------------------------------------------------------------------
+    def get(self, name: str) -> dict[str, Any]:
+        with self.sv.db.tx() as s:
+            return model_json(self.row(s, name), extensions=True)
+
+    def list(self, parent: str, filter_: str = "", page_size: int = 0, page_token: str = "") -> tuple[list[dict[str, Any]], str]:
+        project, location = split_parent(parent)
+        terms = filters.parse_filter(filter_, MODEL_FILTER_FIELDS)
+        scope = f"models|{parent}|{filter_}"
+        after, size = paging.decode_token(page_token, scope), paging.page_size(page_size)
+        out: list[dict[str, Any]] = []
+        with self.sv.db.tx() as s:
+            q = select(ModelRow).where(ModelRow.project == project, ModelRow.location == location,
+                                       ModelRow.seq > after).order_by(ModelRow.seq)
+            last = after
+            for row in s.execute(q).scalars():
+                key = next(k for k, v in MODEL_KEYS.items() if v == row.problem_type)
+                record = {"display_name": row.display_name, "displayName": row.display_name,
+                          "dataset_id": row.dataset_id, "datasetId": row.dataset_id}
+                if not filters.matches(terms, record, exists=lambda f: f in (key, _snake(key)) or bool(record.get(f))):
+                    continue
+                if len(out) == size:
+                    return out, paging.encode_token(last, scope)
+                out.append(model_json(row, extensions=True))
+                last = row.seq
+        return out, ""
+
+    def update(self, model: dict[str, Any], update_mask: str | list[str] | None) -> dict[str, Any]:
+        mask = normalize_mask(update_mask, MUTABLE, "model")
+        if mask is None:
+            mask = [k for k in ("displayName", "labels") if k in model]
+        with self.sv.db.tx() as s:
+            row = self.row(s, model.get("name", ""))
+            if model.get("etag") and model["etag"] != row.etag:
+                raise FailedPrecondition(f"etag {model['etag']!r} does not match the model's current etag {row.etag!r}")
+            if "displayName" in mask:
+                row.display_name = validation.model_display_name(model.get("displayName", ""))
+            if "labels" in mask:
+                row.labels = validation.labels(model.get("labels", {}), "model.labels")
+            row.update_time = utcnow()
+            row.etag = new_etag(row.id, row.update_time)
+            return model_json(row, extensions=True)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def delete(self, name: str) -> OperationView:
+        with self.sv.db.tx() as s:
+            row = self.row(s, name)
+            artifact = row.artifact_dir
+            s.execute(delete(EvaluationRow).where(EvaluationRow.model_id == row.id))
+            s.delete(row)
+            op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="delete_model",
+                               details_key="deleteDetails", works_on=name, done=True)
+            view = operation_view(op)
+        self.sv.serving.evict(row.id)
+        shutil.rmtree(artifact, ignore_errors=True)
+        return view
+
+    def set_deployment(self, name: str, deployed: bool, request: dict[str, Any]) -> OperationView:
+        node_count = request.get("imageClassificationModelDeploymentMetadata", request.get(
+            "imageObjectDetectionModelDeploymentMetadata", {})).get("nodeCount")
+        if node_count not in (None, "") and not 1 <= int(node_count) <= 100:
+            raise InvalidArgument("node_count must be in 1..100", field="node_count")
+        with self.sv.db.tx() as s:
+            row = self.row(s, name)
+            state = "DEPLOYED" if deployed else "UNDEPLOYED"
+            if row.deployment_state != state:
+                row.deployment_state = state
+                row.update_time = utcnow()
+                row.etag = new_etag(row.id, row.update_time, state)
+            op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3],
+                               kind="deploy_model" if deployed else "undeploy_model",
+                               details_key="deployModelDetails" if deployed else "undeployModelDetails",
+                               works_on=name, done=True)
+            view = operation_view(op)
+            model_dir, problem_type, model_id = Path(row.artifact_dir), row.problem_type, row.id
+        if deployed:
+            self.sv.serving.load(model_id, problem_type, model_dir)  # fail early, warm the cache
+        else:
+            self.sv.serving.evict(model_id)
+        return view
+
+    def export(self, name: str, output_config: dict[str, Any]) -> OperationView:
+        fmt = output_config.get("modelFormat", "") or "tflite"
+        with self.sv.db.tx() as s:
+            row = self.row(s, name)
+            if fmt not in EXPORT_FORMATS:
+                raise InvalidArgument(f"model_format {fmt!r} is unknown; formats: {sorted(EXPORT_FORMATS)}",
+                                      field="output_config.model_format")
+            raise FailedPrecondition(
+                f"model {row.display_name} ({row.problem_type}) cannot be exported as {fmt!r}: only image edge models "
+                "(mobile-* model types) are exportable, as in Google AutoML")
+
+    # -- evaluations --------------------------------------------------------------------------------
+    def get_evaluation(self, name: str) -> dict[str, Any]:
+        parts = name.split("/")
+        if len(parts) != 8 or parts[6] != "modelEvaluations":
+            raise InvalidArgument(f"name {name!r} must look like projects/P/locations/L/models/M/modelEvaluations/E")
+        with self.sv.db.tx() as s:
+            model = self.row(s, "/".join(parts[:6]))
+            ev = s.get(EvaluationRow, parts[7])
+            if ev is None or ev.model_id != model.id:
+                raise NotFound(f"model evaluation {name} not found")
+            return evaluation_json(ev, model.project, model.location)
+
+    def list_evaluations(self, parent: str, filter_: str = "", page_size: int = 0,
+                         page_token: str = "") -> tuple[list[dict[str, Any]], str]:
+        project, location, model_id = split_name(parent, "models")
+        terms = filters.parse_filter(filter_, EVAL_FILTER_FIELDS)
+        scope = f"evals|{parent}|{filter_}"
+        after, size = paging.decode_token(page_token, scope), paging.page_size(page_size)
+        out: list[dict[str, Any]] = []
+        with self.sv.db.tx() as s:
+            q = select(EvaluationRow).join(ModelRow, ModelRow.id == EvaluationRow.model_id).where(
+                ModelRow.project == project, ModelRow.location == location, EvaluationRow.seq > after)
+            if model_id != "-":
+                self.row(s, parent)
+                q = q.where(EvaluationRow.model_id == model_id)
+            last = after
+            for ev in s.execute(q.order_by(EvaluationRow.seq)).scalars():
+                rec = {"annotation_spec_id": ev.annotation_spec_id, "annotationSpecId": ev.annotation_spec_id}
+                if not filters.matches(terms, rec):
+                    continue
+                if len(out) == size:
+                    return out, paging.encode_token(last, scope)
+                out.append(evaluation_json(ev, project, location))
+                last = ev.seq
+        return out, ""

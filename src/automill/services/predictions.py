@@ -1,0 +1,73 @@
+"""Online predict (in the serving process) and batch predict requests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TYPE_CHECKING
+
+from automill.core.errors import FailedPrecondition, InvalidArgument
+from automill.problems.text_classification.problem import MAX_PREDICT_CHARS
+from automill.services.operations import new_operation
+from automill.services.render import OperationView, operation_view
+from automill.store.blobs import split_gs
+
+if TYPE_CHECKING:
+    from automill.services.container import Services
+
+MAX_PARAM_CHARS = 25_000
+
+
+def check_params(params: dict[str, str]) -> dict[str, str]:
+    for key, value in params.items():
+        if len(str(value)) > MAX_PARAM_CHARS:
+            raise InvalidArgument(f"params.{key} is over {MAX_PARAM_CHARS} characters", field=f"params.{key}")
+    return {k: str(v) for k, v in params.items()}
+
+
+class PredictionService:
+    def __init__(self, services: "Services") -> None:
+        self.sv = services
+
+    def predict(self, name: str, payload: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        params = check_params(params)
+        with self.sv.db.tx() as s:
+            row = self.sv.models.row(s, name)
+            if row.deployment_state != "DEPLOYED":
+                raise FailedPrecondition(f"model {name} is not deployed: deploy it before calling predict")
+            model_id, problem_type, model_dir = row.id, row.problem_type, Path(row.artifact_dir)
+        snippet = payload.get("textSnippet")
+        if snippet is None:
+            raise InvalidArgument("payload.text_snippet is required for a text classification model",
+                                  field="payload.text_snippet")
+        content = snippet.get("content", "")
+        if not content.strip():
+            raise InvalidArgument("payload.text_snippet.content is empty", field="payload.text_snippet.content")
+        if len(content) > MAX_PREDICT_CHARS:
+            raise InvalidArgument(f"payload.text_snippet.content is {len(content)} characters, over the limit of "
+                                  f"{MAX_PREDICT_CHARS}", field="payload.text_snippet.content")
+        loaded = self.sv.serving.load(model_id, problem_type, model_dir)
+        from automill.problems.base import get_problem
+
+        annotations = get_problem(problem_type).predict(loaded, [content], params)[0]
+        return {"payload": annotations}
+
+    def batch_predict(self, name: str, input_config: dict[str, Any], output_config: dict[str, Any],
+                      params: dict[str, str]) -> OperationView:
+        params = check_params(params)
+        uris = list((input_config.get("gcsSource") or {}).get("inputUris") or [])
+        prefix = (output_config.get("gcsDestination") or {}).get("outputUriPrefix", "")
+        if not uris:
+            raise InvalidArgument("input_config.gcs_source.input_uris is required", field="input_config.gcs_source")
+        if not prefix:
+            raise InvalidArgument("output_config.gcs_destination.output_uri_prefix is required",
+                                  field="output_config.gcs_destination.output_uri_prefix")
+        for uri in [*uris, prefix]:
+            split_gs(uri)
+            self.sv.blobs.resolve(uri)
+        with self.sv.db.tx() as s:
+            row = self.sv.models.row(s, name)
+            op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="batch_predict",
+                               details_key="batchPredictDetails", works_on=name, result_type="BatchPredictResult",
+                               details={"inputConfig": input_config},
+                               request={"model": name, "input_uris": uris, "output_uri_prefix": prefix, "params": params})
+            return operation_view(op)

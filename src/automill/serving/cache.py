@@ -1,0 +1,36 @@
+"""Deployed models kept loaded in the serving process (LRU), so online predict is one call."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from automill.core.errors import FailedPrecondition
+from automill.problems.base import get_problem
+
+
+class ModelCache:
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def load(self, model_id: str, problem_type: str, model_dir: Path) -> Any:
+        with self._lock:
+            if model_id in self._items:
+                self._items.move_to_end(model_id)
+                return self._items[model_id]
+        if not Path(model_dir).exists():
+            raise FailedPrecondition(f"the files of model {model_id} are missing from {model_dir}")
+        loaded = get_problem(problem_type).load(Path(model_dir))
+        with self._lock:
+            self._items[model_id] = loaded
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return loaded
+
+    def evict(self, model_id: str) -> None:
+        with self._lock:
+            self._items.pop(model_id, None)

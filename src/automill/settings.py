@@ -1,0 +1,98 @@
+"""One typed Settings object, read once from AUTOMILL_* environment variables and CLI flags.
+
+Every default is documented where it is defined.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from automill.core.errors import InvalidArgument
+
+
+def parse_buckets(specs: list[str] | str | None) -> dict[str, str]:
+    """``NAME=PATH`` items (a list, or one comma-separated string) -> {name: path}."""
+    if not specs:
+        return {}
+    items = specs.split(",") if isinstance(specs, str) else list(specs)
+    out: dict[str, str] = {}
+    for item in items:
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InvalidArgument(f"bucket mapping {item!r} must look like NAME=PATH", field="bucket")
+        out[name.strip()] = path.strip()
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Folder for the SQLite database, bucket folders, model artefacts.
+    data_dir: Path = Path("./automill-data")
+    #: SQLAlchemy URL; empty = SQLite file ``<data_dir>/automill.db``.
+    database_url: str = ""
+    #: gs:// bucket name -> local folder or fsspec URL (``s3://...``, ``gs://...``). Unmapped buckets
+    #: live under ``<data_dir>/buckets/<name>``.
+    buckets: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Worker processes started by ``automill serve`` (0 = run workers elsewhere: ``automill worker``).
+    workers: int = 2
+    #: Default training budget for text models, which have no budget field in Google's API.
+    #: 1000 = one worker for one hour; 50 = 3 minutes.
+    text_train_budget_milli_node_hours: int = 50
+    #: A job lease; a worker renews it every ``heartbeat_seconds``. An expired lease means the
+    #: worker died: the job is retried (up to ``max_attempts``) or failed.
+    lease_seconds: float = 10.0
+    heartbeat_seconds: float = 1.0
+    max_attempts: int = 2
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'automill.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        env = os.environ
+        values: dict[str, object] = {}
+        if "AUTOMILL_DATA_DIR" in env:
+            values["data_dir"] = Path(env["AUTOMILL_DATA_DIR"])
+        if "AUTOMILL_DATABASE_URL" in env:
+            values["database_url"] = env["AUTOMILL_DATABASE_URL"]
+        if "AUTOMILL_BUCKETS" in env:
+            values["buckets"] = parse_buckets(env["AUTOMILL_BUCKETS"])
+        for key, conv in (("host", str), ("port", int), ("workers", int), ("max_attempts", int),
+                          ("text_train_budget_milli_node_hours", int), ("lease_seconds", float),
+                          ("heartbeat_seconds", float)):
+            name = f"AUTOMILL_{key.upper()}"
+            if name in env:
+                values[key] = conv(env[name])
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key == "buckets":
+                merged = dict(values.get("buckets", {}))  # type: ignore[arg-type]
+                merged.update(value)  # type: ignore[arg-type]
+                value = merged
+            values[key] = value
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"])  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes a child process (a worker) read the same settings."""
+        return {
+            "AUTOMILL_DATA_DIR": str(self.data_dir.resolve()),
+            "AUTOMILL_DATABASE_URL": self.database_url,
+            "AUTOMILL_BUCKETS": ",".join(f"{k}={v}" for k, v in self.buckets.items()),
+            "AUTOMILL_TEXT_TRAIN_BUDGET_MILLI_NODE_HOURS": str(self.text_train_budget_milli_node_hours),
+            "AUTOMILL_LEASE_SECONDS": str(self.lease_seconds),
+            "AUTOMILL_HEARTBEAT_SECONDS": str(self.heartbeat_seconds),
+            "AUTOMILL_MAX_ATTEMPTS": str(self.max_attempts),
+        }

@@ -1,0 +1,125 @@
+"""SQLAlchemy tables. The schema is created and upgraded by Alembic (store/migrations)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class IdSequence(Base):
+    """One row per allocated ID: AUTOINCREMENT (SQLite) / IDENTITY (PostgreSQL) never reuse a number."""
+
+    __tablename__ = "id_sequence"
+    __table_args__ = {"sqlite_autoincrement": True}
+    n: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project: Mapped[str] = mapped_column(String(128))
+    location: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    problem_type: Mapped[str] = mapped_column(String(32))
+    #: The problem's dataset metadata message as JSON (e.g. {"classificationType": "MULTICLASS"}).
+    problem_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    etag: Mapped[str] = mapped_column(String(64))
+    create_time: Mapped[datetime] = mapped_column(DateTime)
+    seq: Mapped[int] = mapped_column(Integer)
+
+
+class AnnotationSpecRow(Base):
+    __tablename__ = "annotation_specs"
+    __table_args__ = (UniqueConstraint("dataset_id", "display_name"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+
+
+class ExampleRow(Base):
+    __tablename__ = "examples"
+    __table_args__ = (UniqueConstraint("dataset_id", "content_hash"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    source_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ml_use: Mapped[str] = mapped_column(String(16))
+    #: Problem-specific ground truth: classification = list of annotation spec ids.
+    annotations: Mapped[Any] = mapped_column(JSON)
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project: Mapped[str] = mapped_column(String(128))
+    location: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(64))
+    dataset_id: Mapped[str] = mapped_column(String(64), index=True)
+    problem_type: Mapped[str] = mapped_column(String(32))
+    problem_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    etag: Mapped[str] = mapped_column(String(64))
+    deployment_state: Mapped[str] = mapped_column(String(32), default="UNDEPLOYED")
+    create_time: Mapped[datetime] = mapped_column(DateTime)
+    update_time: Mapped[datetime] = mapped_column(DateTime)
+    artifact_dir: Mapped[str] = mapped_column(Text)
+    train_budget_milli_node_hours: Mapped[int] = mapped_column(Integer, default=0)
+    train_cost_milli_node_hours: Mapped[int] = mapped_column(Integer, default=0)
+    stop_reason: Mapped[str] = mapped_column(String(32), default="")
+    seq: Mapped[int] = mapped_column(Integer)
+
+
+class EvaluationRow(Base):
+    __tablename__ = "model_evaluations"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    annotation_spec_id: Mapped[str] = mapped_column(String(64), default="")
+    display_name: Mapped[str] = mapped_column(String(64), default="")
+    evaluated_example_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: The oneof key, e.g. "classificationEvaluationMetrics", and its JSON.
+    metrics_kind: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    create_time: Mapped[datetime] = mapped_column(DateTime)
+    seq: Mapped[int] = mapped_column(Integer)
+
+
+class OperationRow(Base):
+    """A long-running operation and the durable job that carries it out."""
+
+    __tablename__ = "operations"
+    __table_args__ = (Index("ix_operations_state_queued", "state", "created_at"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project: Mapped[str] = mapped_column(String(128))
+    location: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(48))          # job handler name, e.g. "create_model"
+    details_key: Mapped[str] = mapped_column(String(64))   # OperationMetadata oneof, e.g. "createModelDetails"
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    works_on: Mapped[str] = mapped_column(Text, default="")  # resource name the operation works on
+    request: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16))          # jobs.states.JobState
+    progress_percent: Mapped[int] = mapped_column(Integer, default=0)
+    partial_failures: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    result_type: Mapped[str] = mapped_column(String(64), default="Empty")  # Model | Dataset | Empty | BatchPredictResult
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error_code: Mapped[int] = mapped_column(Integer, default=0)
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=2)
+    lease_owner: Mapped[str] = mapped_column(String(128), default="")
+    lease_expires_at: Mapped[float] = mapped_column(Float, default=0.0)  # unix time
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    seq: Mapped[int] = mapped_column(Integer)
