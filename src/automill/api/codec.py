@@ -64,8 +64,20 @@ def pop_model_extensions(version: str, model: dict[str, Any]) -> dict[str, Any]:
     - ``<text>ModelMetadata.trainBudgetMilliNodeHours``: Automill's text training budget.
     - v1 ``imageClassificationModelMetadata.trainBudget`` (node hours), as Google's Vision Edge
       how-to sends on v1: becomes ``trainBudgetMilliNodeHours`` = 1000 x hours.
+    - a top-level ``baseModelId`` (the how-to's resumable-training body) moves into the metadata.
     """
     ext: dict[str, Any] = {}
+    for alias in ("baseModelId", "base_model_id"):
+        if alias in model:  # Google's resumable-training body puts it at the top level
+            base = model.pop(alias)
+            ic = [k for k in model if _camel(k) in ("imageClassificationModelMetadata", "imageObjectDetectionModelMetadata")]
+            if not ic:
+                raise InvalidArgument("baseModelId is only valid with imageClassificationModelMetadata",
+                                      field="model.base_model_id")
+            if _camel(ic[0]) == "imageClassificationModelMetadata":
+                model[ic[0]] = {**model[ic[0]], "baseModelId": base}
+            else:
+                ext["baseModelId"] = base
     for key in list(model):
         ckey = _camel(key)
         if ckey in TEXT_MODEL_KEYS and isinstance(model[key], dict):
