@@ -34,6 +34,8 @@ class Server:
     database_url: str
     port: int = field(default_factory=free_port)
     workers: int = 2
+    #: The server's default text training budget: 10 milli node hours = 36 s keeps tests short.
+    text_budget: int = 10
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -43,7 +45,8 @@ class Server:
 
     def start(self, timeout: float = 60) -> "Server":
         self.log_path = self.data_dir / f"server-{self.port}-{int(time.time() * 1000)}.log"
-        env = {**os.environ, "AUTOMILL_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "AUTOMILL_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
+               "AUTOMILL_TEXT_TRAIN_BUDGET_MILLI_NODE_HOURS": str(self.text_budget)}
         cmd = [sys.executable, "-m", "automill", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
                "--bucket", f"automill-bench={DATASETS}", "--workers", str(self.workers)]
         if self.database_url:

@@ -21,7 +21,9 @@ VERSIONS = {"v1": automl_v1, "v1beta1": automl_v1beta1}
 #: Automill fields inside text model metadata (no budget field exists there in Google's API).
 TEXT_MODEL_KEYS = ("textClassificationModelMetadata", "textSentimentModelMetadata", "textExtractionModelMetadata")
 _EXTENSION_FIELDS = {"trainBudgetMilliNodeHours": "trainBudgetMilliNodeHours",
-                     "train_budget_milli_node_hours": "trainBudgetMilliNodeHours"}
+                     "train_budget_milli_node_hours": "trainBudgetMilliNodeHours",
+                     "modelType": "modelType", "model_type": "modelType",
+                     "baseModelId": "baseModelId", "base_model_id": "baseModelId"}
 
 
 def _camel(key: str) -> str:
@@ -61,7 +63,8 @@ def decode(version: str, type_name: str, body: dict[str, Any], *, field: str = "
 def pop_model_extensions(version: str, model: dict[str, Any]) -> dict[str, Any]:
     """Take Automill's and Google-doc aliases out of a Model body before strict parsing.
 
-    - ``<text>ModelMetadata.trainBudgetMilliNodeHours``: Automill's text training budget.
+    - ``<text>ModelMetadata.trainBudgetMilliNodeHours``, ``.modelType``, ``.baseModelId``: Automill's
+      text training budget, model type and resumable training (Google's text metadata has none).
     - v1 ``imageClassificationModelMetadata.trainBudget`` (node hours), as Google's Vision Edge
       how-to sends on v1: becomes ``trainBudgetMilliNodeHours`` = 1000 x hours.
     - a top-level ``baseModelId`` (the how-to's resumable-training body) moves into the metadata.
@@ -70,11 +73,8 @@ def pop_model_extensions(version: str, model: dict[str, Any]) -> dict[str, Any]:
     for alias in ("baseModelId", "base_model_id"):
         if alias in model:  # Google's resumable-training body puts it at the top level
             base = model.pop(alias)
-            ic = [k for k in model if _camel(k) in ("imageClassificationModelMetadata", "imageObjectDetectionModelMetadata")]
-            if not ic:
-                raise InvalidArgument("baseModelId is only valid with imageClassificationModelMetadata",
-                                      field="model.base_model_id")
-            if _camel(ic[0]) == "imageClassificationModelMetadata":
+            ic = [k for k in model if _camel(k) == "imageClassificationModelMetadata"]
+            if ic:
                 model[ic[0]] = {**model[ic[0]], "baseModelId": base}
             else:
                 ext["baseModelId"] = base

@@ -134,9 +134,11 @@ class Worker:
             queue.fail(self.db, row.id, 4, f"The operation ran past its time limit of {hard_timeout:.0f} s and was stopped.",
                        owner=self.owner, attempt=row.attempt)
         elif reason == "shutdown":
-            # Give it back: the next worker (after a restart) runs it again.
-            queue.fail(self.db, row.id, 14, "The worker was shut down while running this operation.",
-                       owner=self.owner, attempt=row.attempt) if row.attempt >= row.max_attempts else self._requeue(row)
+            if row.attempt < row.max_attempts:
+                self._requeue(row)  # give it back: another (or a restarted) worker runs it again
+            else:
+                queue.fail(self.db, row.id, 14, "The worker was shut down while running this operation.",
+                           owner=self.owner, attempt=row.attempt)
         elif reason == "" and child.exitcode not in (0, None):
             queue.fail(self.db, row.id, 13, f"The job process exited unexpectedly (exit code {child.exitcode}).",
                        owner=self.owner, attempt=row.attempt)

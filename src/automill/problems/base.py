@@ -56,11 +56,14 @@ class Problem(Protocol):
                      dataset_meta: dict[str, Any]) -> Any: ...
 
     def train(self, examples: Sequence[StoredExample], specs: Sequence[tuple[str, str]], dataset_meta: dict[str, Any],
-              *, deadline: Deadline, out_dir: Path, progress: Callable[[float], None]) -> TrainOutcome: ...
+              *, deadline: Deadline, out_dir: Path, progress: Callable[[float], None], model_type: str = "",
+              base_dir: Path | None = None) -> TrainOutcome: ...
 
     def load(self, model_dir: Path) -> Any: ...
 
     def predict(self, loaded: Any, texts: Sequence[str], params: dict[str, str]) -> list[list[dict[str, Any]]]: ...
+
+    def predict_one(self, loaded: Any, text: str, params: dict[str, str]) -> dict[str, Any]: ...
 
 
 #: Every dataset metadata key of the API -> problem type name, implemented or not.
@@ -101,3 +104,4 @@ def problem_for_dataset_key(key: str) -> str:
 
 def _load_builtin() -> None:
     import automill.problems.text_classification  # noqa: F401
+    import automill.problems.text_sentiment  # noqa: F401

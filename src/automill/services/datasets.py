@@ -207,6 +207,7 @@ class DatasetService:
             self._no_running(s, name, "import_data")
             op = new_operation(s, project=ds.project, location=ds.location, prefix=ds.id[:3], kind="import_data",
                                details_key="importDataDetails", works_on=name,
+                               max_attempts=self.sv.settings.max_attempts,
                                request={"dataset": name, "input_uris": uris, "params": input_config.get("params", {})})
             return operation_view(op)
 
@@ -221,6 +222,7 @@ class DatasetService:
             ds = self.row(s, name)
             op = new_operation(s, project=ds.project, location=ds.location, prefix=ds.id[:3], kind="export_data",
                                details_key="exportDataDetails", works_on=name,
+                               max_attempts=self.sv.settings.max_attempts,
                                request={"dataset": name, "output_uri_prefix": prefix})
             return operation_view(op)
 

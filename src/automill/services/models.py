@@ -3,6 +3,7 @@ and model evaluations."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any, TYPE_CHECKING
@@ -19,7 +20,8 @@ from automill.services.datasets import normalize_mask
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, evaluation_json, model_json, operation_view
 from automill.store.db import new_etag, utcnow
-from automill.store.tables import DatasetRow, EvaluationRow, ExampleRow, ModelRow
+from automill.engine.model_types import text_preset
+from automill.store.tables import AnnotationSpecRow, DatasetRow, EvaluationRow, ExampleRow, ModelRow
 
 if TYPE_CHECKING:
     from automill.services.container import Services
@@ -72,13 +74,42 @@ class ModelService:
                 raise FailedPrecondition(f"dataset {dataset_id} has no examples: import data before training")
             budget = self._budget(extensions.get("trainBudgetMilliNodeHours"))
             meta = problem.model_metadata(dict(ds.problem_metadata), dict(model[keys[0]] or {}))
+            model_type = text_preset(str(extensions.get("modelType", "")))[0] if ds.problem_type.startswith("text_") else ""
+            base_id = str(extensions.get("baseModelId", "") or "")
+            if base_id:
+                self._check_base(s, project, location, base_id, ds, model_type)
             op = new_operation(
                 s, project=project, location=location, prefix=ds.id[:3], kind="create_model",
                 details_key="createModelDetails", works_on=f"{parent}/datasets/{ds.id}", result_type="Model",
+                max_attempts=self.sv.settings.max_attempts,
                 request={"parent": parent, "display_name": name, "labels": labels, "dataset_id": ds.id,
                          "problem_type": ds.problem_type, "model_metadata": meta, "budget": budget,
+                         "model_type": model_type, "base_model_id": base_id,
                          "_hard_timeout_s": budget * 3.6 * 1.5 + 120})
             return operation_view(op)
+
+    @staticmethod
+    def _check_base(s: Session, project: str, location: str, base_id: str, ds: DatasetRow, model_type: str) -> None:
+        """Resumable training: same project, location, problem type, model type and labels."""
+        base = s.get(ModelRow, base_id)
+        if base is None:
+            raise NotFound(f"base model {base_id} not found")
+        if base.project != project or base.location != location:
+            raise FailedPrecondition(f"base model {base_id} belongs to another project or location "
+                                     f"(projects/{base.project}/locations/{base.location})", field="model.base_model_id")
+        if base.problem_type != ds.problem_type:
+            raise FailedPrecondition(f"base model {base_id} is a {base.problem_type} model, the dataset is "
+                                     f"{ds.problem_type}", field="model.base_model_id")
+        if base.model_type != model_type:
+            raise FailedPrecondition(f"base model {base_id} has model type {base.model_type!r}; the new model asks "
+                                     f"for {model_type!r}: they must be the same", field="model.base_model_id")
+        base_meta = json.loads((Path(base.artifact_dir) / "model.json").read_text())
+        specs = {r.id: r.display_name for r in s.execute(
+            select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == ds.id)).scalars()}
+        if sorted(base_meta.get("annotation_spec_ids", [])) != sorted(specs):
+            raise FailedPrecondition(f"the labels of dataset {ds.id} changed since base model {base_id} was trained "
+                                     f"(base: {sorted(base_meta.get('display_names', []))}, now: {sorted(specs.values())})",
+                                     field="model.base_model_id")
 
     def _budget(self, raw: Any) -> int:
         if raw in (None, "", 0, "0"):

@@ -37,7 +37,7 @@ class PredictionService:
             model_id, problem_type, model_dir = row.id, row.problem_type, Path(row.artifact_dir)
         snippet = payload.get("textSnippet")
         if snippet is None:
-            raise InvalidArgument("payload.text_snippet is required for a text classification model",
+            raise InvalidArgument("payload.text_snippet is required for a text model",
                                   field="payload.text_snippet")
         content = snippet.get("content", "")
         if not content.strip():
@@ -48,8 +48,7 @@ class PredictionService:
         loaded = self.sv.serving.load(model_id, problem_type, model_dir)
         from automill.problems.base import get_problem
 
-        annotations = get_problem(problem_type).predict(loaded, [content], params)[0]
-        return {"payload": annotations}
+        return get_problem(problem_type).predict_one(loaded, content, params)
 
     def batch_predict(self, name: str, input_config: dict[str, Any], output_config: dict[str, Any],
                       params: dict[str, str]) -> OperationView:
@@ -69,5 +68,6 @@ class PredictionService:
             op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="batch_predict",
                                details_key="batchPredictDetails", works_on=name, result_type="BatchPredictResult",
                                details={"inputConfig": input_config},
+                               max_attempts=self.sv.settings.max_attempts,
                                request={"model": name, "input_uris": uris, "output_uri_prefix": prefix, "params": params})
             return operation_view(op)

@@ -78,6 +78,9 @@ class ModelRow(Base):
     train_budget_milli_node_hours: Mapped[int] = mapped_column(Integer, default=0)
     train_cost_milli_node_hours: Mapped[int] = mapped_column(Integer, default=0)
     stop_reason: Mapped[str] = mapped_column(String(32), default="")
+    #: The model type the model was trained with (text: an Automill extension field).
+    model_type: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    base_model_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     seq: Mapped[int] = mapped_column(Integer)
 
 

@@ -1,4 +1,8 @@
-"""Text classification as a problem plug-in: metadata, import rows, training, predictions."""
+"""Text classification as a problem plug-in: metadata, import rows, training, predictions.
+
+Text sentiment (problems/text_sentiment) reuses this class: its examples are single-label rows
+whose label is the sentiment value, trained as an ordinal problem.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +17,18 @@ from google.cloud import automl_v1
 
 from automill.core.deadline import Deadline
 from automill.core.errors import FailedPrecondition, InvalidArgument
-from automill.engine.classification import fit_text_classifier
+from automill.engine.model_types import text_preset
+from automill.engine.text import TextFitResult, fit_text
 from automill.metrics.classification import classification_metrics
 from automill.problems.base import Evaluation, StoredExample, TrainOutcome
 from automill.problems.text_classification.rows import ParseResult, assign_split, parse_import_csv
 
 MAX_PREDICT_CHARS = 60_000
+ARTIFACT_VERSION = 2
 
 
-def _metrics_json(msg: Any) -> dict[str, Any]:
-    return json.loads(automl_v1.ClassificationEvaluationMetrics.to_json(msg, use_integers_for_enums=False))
+def to_json(cls: Any, msg: Any) -> dict[str, Any]:
+    return json.loads(cls.to_json(msg, use_integers_for_enums=False))
 
 
 class TextClassification:
@@ -31,6 +37,7 @@ class TextClassification:
     dataset_key = "textClassificationDatasetMetadata"
     model_key = "textClassificationModelMetadata"
 
+    # -- metadata -----------------------------------------------------------------------------------
     def validate_dataset_metadata(self, meta: dict[str, Any]) -> dict[str, Any]:
         ctype = meta.get("classificationType", "CLASSIFICATION_TYPE_UNSPECIFIED")
         if ctype not in ("MULTICLASS", "MULTILABEL"):
@@ -42,27 +49,39 @@ class TextClassification:
     def model_metadata(self, dataset_meta: dict[str, Any], request_meta: dict[str, Any]) -> dict[str, Any]:
         return {"classificationType": dataset_meta["classificationType"]}
 
+    def kind(self, dataset_meta: dict[str, Any]) -> str:
+        return "multilabel" if dataset_meta.get("classificationType") == "MULTILABEL" else "multiclass"
+
     def parse_import(self, data: str, *, uri: str, read_text: Callable[[str], str],
                      dataset_meta: dict[str, Any]) -> ParseResult:
-        return parse_import_csv(data, uri=uri, read_text=read_text,
-                                multilabel=dataset_meta["classificationType"] == "MULTILABEL")
+        return parse_import_csv(data, uri=uri, read_text=read_text, multilabel=self.kind(dataset_meta) == "multilabel")
 
-    # -- training ---------------------------------------------------------------------------------
+    def order_specs(self, specs: Sequence[tuple[str, str]], dataset_meta: dict[str, Any]) -> list[tuple[str, str]]:
+        return list(specs)
+
+    def check_trainable(self, Y_train: np.ndarray, specs: Sequence[tuple[str, str]], dataset_meta: dict[str, Any]) -> None:
+        used = int((Y_train.sum(axis=0) > 0).sum())
+        if used < (1 if self.kind(dataset_meta) == "multilabel" else 2):
+            raise FailedPrecondition("the training examples must use at least two labels")
+
+    # -- training -----------------------------------------------------------------------------------
     def train(self, examples: Sequence[StoredExample], specs: Sequence[tuple[str, str]], dataset_meta: dict[str, Any],
-              *, deadline: Deadline, out_dir: Path, progress: Callable[[float], None]) -> TrainOutcome:
-        multilabel = dataset_meta["classificationType"] == "MULTILABEL"
+              *, deadline: Deadline, out_dir: Path, progress: Callable[[float], None], model_type: str = "",
+              base_dir: Path | None = None) -> TrainOutcome:
+        kind = self.kind(dataset_meta)
+        specs = self.order_specs(specs, dataset_meta)
         spec_ids = [s for s, _ in specs]
         names = [n for _, n in specs]
         index = {s: i for i, s in enumerate(spec_ids)}
-        labelled = [e for e in examples if e.annotations]
-        train, test = [], []
-        for e in labelled:
-            split = assign_split(e.content, e.ml_use)
-            (test if split == "TEST" else train).append(e)
+        parts: dict[str, list[StoredExample]] = {"TRAIN": [], "VALIDATE": [], "TEST": []}
+        for e in examples:
+            if e.annotations:
+                parts[assign_split(e.content, e.ml_use)].append(e)
+        train, valid, test = parts["TRAIN"], parts["VALIDATE"], parts["TEST"]
         if len(train) < 2 or not test:
             raise FailedPrecondition(
-                f"the dataset needs labelled TRAIN and TEST examples to train a model; it has {len(train)} for "
-                f"training (TRAIN, VALIDATE and unassigned) and {len(test)} for testing")
+                f"the dataset needs labelled TRAIN and TEST examples to train a model; it has {len(train)} TRAIN, "
+                f"{len(valid)} VALIDATE and {len(test)} TEST (UNASSIGNED rows are split 80/20 into TRAIN/TEST)")
 
         def indicator(rows: list[StoredExample]) -> np.ndarray:
             Y = np.zeros((len(rows), len(spec_ids)))
@@ -73,39 +92,57 @@ class TextClassification:
             return Y
 
         Y_train = indicator(train)
-        used = Y_train.sum(axis=0) > 0
-        if (not multilabel and used.sum() < 2) or used.sum() < 1:
-            raise FailedPrecondition("the training examples must use at least two labels")
-        result = fit_text_classifier([e.content for e in train], Y_train, multilabel=multilabel,
-                                     deadline=deadline, progress=progress)
+        self.check_trainable(Y_train, specs, dataset_meta)
+        base = self._load_base(base_dir, spec_ids, model_type) if base_dir else None
+        result = fit_text(kind, [e.content for e in train], Y_train, [e.content for e in valid] or None,
+                          indicator(valid) if valid else None, deadline=deadline, model_type=model_type,
+                          progress=progress, base=base)
         Y_test = indicator(test)
         scores = result.model.predict_proba([e.content for e in test])
-        kw = dict(multilabel=multilabel, annotation_spec_ids=spec_ids, display_names=names)
-        evaluations = [Evaluation("", "", len(test), "classificationEvaluationMetrics",
-                                  _metrics_json(classification_metrics(Y_test, scores, **kw)))]
-        for j, (sid, name) in enumerate(specs):
-            count = int(Y_test[:, j].sum())
-            m = classification_metrics(Y_test, scores, label_index=j, **kw)
-            evaluations.append(Evaluation(sid, name, count, "classificationEvaluationMetrics", _metrics_json(m)))
+        evaluations = self.evaluate(Y_test, scores, spec_ids, names, dataset_meta, result)
         out_dir.mkdir(parents=True, exist_ok=True)
         with open(out_dir / "model.pkl", "wb") as fh:
-            pickle.dump(result.model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
         (out_dir / "model.json").write_text(json.dumps({
-            "problem": self.name, "learner": "tfidf_linear", "params": result.params, "multilabel": multilabel,
-            "annotation_spec_ids": spec_ids, "display_names": names, "trials": result.trials}, default=list))
+            "version": ARTIFACT_VERSION, "problem": self.name, "kind": kind, "model_type": result.model_type,
+            "annotation_spec_ids": spec_ids, "display_names": names, "members": result.model.describe(),
+            "thresholds": None if result.model.thresholds is None else result.model.thresholds.tolist(),
+            "trials": result.trials}, default=str))
         progress(99.0)
         return TrainOutcome(evaluations=evaluations, stop_reason=result.stop_reason,
-                            info={"params": result.params, "trials": result.trials})
+                            info={"model_type": result.model_type, "members": result.model.describe()})
 
-    # -- serving ----------------------------------------------------------------------------------
+    def _load_base(self, base_dir: Path, spec_ids: list[str], model_type: str) -> TextFitResult:
+        meta = json.loads((base_dir / "model.json").read_text())
+        if meta.get("annotation_spec_ids") != spec_ids:
+            raise FailedPrecondition("the base model's labels differ from the dataset's current labels: "
+                                     "train a new model without baseModelId")
+        if meta.get("model_type") != text_preset(model_type)[0]:
+            raise FailedPrecondition(f"the base model has model type {meta.get('model_type')!r}, not "
+                                     f"{text_preset(model_type)[0]!r}")
+        with open(base_dir / "model.pkl", "rb") as fh:
+            return pickle.load(fh)  # noqa: S301 - our own artefact
+
+    def evaluate(self, Y_test: np.ndarray, scores: np.ndarray, spec_ids: list[str], names: list[str],
+                 dataset_meta: dict[str, Any], result: TextFitResult) -> list[Evaluation]:
+        kw = dict(multilabel=self.kind(dataset_meta) == "multilabel", annotation_spec_ids=spec_ids, display_names=names)
+        cls = automl_v1.ClassificationEvaluationMetrics
+        out = [Evaluation("", "", len(Y_test), "classificationEvaluationMetrics",
+                          to_json(cls, classification_metrics(Y_test, scores, **kw)))]
+        for j, (sid, name) in enumerate(zip(spec_ids, names)):
+            m = classification_metrics(Y_test, scores, label_index=j, **kw)
+            out.append(Evaluation(sid, name, int(Y_test[:, j].sum()), "classificationEvaluationMetrics", to_json(cls, m)))
+        return out
+
+    # -- serving ------------------------------------------------------------------------------------
     def load(self, model_dir: Path) -> Any:
         meta = json.loads((model_dir / "model.json").read_text())
         with open(model_dir / "model.pkl", "rb") as fh:
-            model = pickle.load(fh)  # noqa: S301 - our own artefact
-        return {"model": model, **meta}
+            result = pickle.load(fh)  # noqa: S301 - our own artefact
+        return {"model": result.model, **meta}
 
     def predict(self, loaded: Any, texts: Sequence[str], params: dict[str, str]) -> list[list[dict[str, Any]]]:
-        threshold = _threshold(params)
+        threshold = score_threshold(params)
         scores = loaded["model"].predict_proba(list(texts))
         out = []
         for row in scores:
@@ -117,8 +154,12 @@ class TextClassification:
             ])
         return out
 
+    def predict_one(self, loaded: Any, text: str, params: dict[str, str]) -> dict[str, Any]:
+        """The PredictResponse for one text (payload, and metadata where the type has some)."""
+        return {"payload": self.predict(loaded, [text], params)[0]}
 
-def _threshold(params: dict[str, str]) -> float:
+
+def score_threshold(params: dict[str, str]) -> float:
     raw = params.get("score_threshold")
     if raw in (None, ""):
         return 0.0

@@ -116,8 +116,13 @@ def parse_import_csv(
     multilabel: bool,
     max_text_chars: int = 10_000_000,
     max_labels_per_row: int = 100,
+    check_label: Callable[[str], str | None] | None = None,
 ) -> ParseResult:
-    """Parse one import CSV; ``read_text(gs_uri)`` fetches the text of GCS_FILE_PATH rows."""
+    """Parse one import CSV; ``read_text(gs_uri)`` fetches the text of GCS_FILE_PATH rows.
+
+    ``check_label(label)`` returns an error message for a label the problem type refuses (e.g. a
+    sentiment outside 0..sentiment_max), or None.
+    """
     if data.startswith("\ufeff"):
         data = data[1:]
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
@@ -143,6 +148,10 @@ def parse_import_csv(
             if not rest:
                 raise _RowError("text content is empty")
             labels = _parse_labels(rest[1:], multilabel=multilabel, max_labels=max_labels_per_row)
+            for label in labels if check_label else ():
+                problem = check_label(label)
+                if problem:
+                    raise _RowError(problem)
             text, source = _read_content(rest[0], read_text, max_text_chars)
             key = text.strip()
             if key in by_key:

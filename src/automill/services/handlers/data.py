@@ -105,7 +105,7 @@ def export_data(ctx: JobContext) -> JobResult:
     req = ctx.request
     with sv.db.tx() as s:
         ds = sv.datasets.row(s, req["dataset"])
-        display_name = ds.display_name
+        display_name, problem_type = ds.display_name, ds.problem_type
         specs = {r.id: r.display_name for r in s.execute(
             select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == ds.id)).scalars()}
         rows = [(r.id, r.content, r.ml_use, r.annotations) for r in s.execute(
@@ -121,5 +121,5 @@ def export_data(ctx: JobContext) -> JobResult:
         writer.writerow([ml_use, doc, *[specs[a] for a in (annotations or []) if a in specs]])
         if i % 500 == 0:
             ctx.progress(90.0 * i / max(1, len(rows)))
-    sv.blobs.write_text(f"{out_dir}/text_classification_1.csv", buf.getvalue())
+    sv.blobs.write_text(f"{out_dir}/{problem_type}_1.csv", buf.getvalue())
     return JobResult(details={"outputInfo": {"gcsOutputDirectory": out_dir}})

