@@ -142,15 +142,21 @@ class TextClassification:
         return {"model": result.model, **meta}
 
     def predict(self, loaded: Any, texts: Sequence[str], params: dict[str, str]) -> list[list[dict[str, Any]]]:
-        threshold = score_threshold(params)
+        """All labels by score, those under ``score_threshold`` left out. MULTILABEL models without a
+        ``score_threshold`` use the per-label thresholds tuned for F1 on the validation split."""
         scores = loaded["model"].predict_proba(list(texts))
+        k = scores.shape[1]
+        if "score_threshold" not in params and loaded.get("thresholds") is not None:
+            thresholds = np.asarray(loaded["thresholds"])
+        else:
+            thresholds = np.full(k, score_threshold(params))
         out = []
         for row in scores:
             order = np.argsort(-row, kind="stable")
             out.append([
                 {"annotationSpecId": loaded["annotation_spec_ids"][j], "displayName": loaded["display_names"][j],
                  "classification": {"score": float(row[j])}}
-                for j in order if row[j] >= threshold
+                for j in order if row[j] >= thresholds[j]
             ])
         return out
 
