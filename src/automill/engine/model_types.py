@@ -25,7 +25,8 @@ PRESETS: dict[str, Preset] = {
     # Small and fast: word n-gram TF-IDF + linear only, a single model.
     "mobile-low-latency-1": Preset(("tfidf_linear",), 1, {"tfidf_linear": (0, 3)}),
     # Default: TF-IDF word+char linear models and a head on MiniLM embeddings, ensembled.
-    "mobile-versatile-1": Preset(("tfidf_linear", "minilm_linear"), 4, {"tfidf_linear": None, "minilm_linear": None}),
+    "mobile-versatile-1": Preset(("tfidf_linear", "minilm_linear"), 4,
+                                 {"tfidf_linear": (0, 1, 2, 3, 4), "minilm_linear": None}),
     # Most accurate the budget allows: adds fine-tuning of MiniLM.
     "mobile-high-accuracy-1": Preset(("tfidf_linear", "minilm_linear", "minilm_finetune"), 6,
                                      {"tfidf_linear": None, "minilm_linear": None, "minilm_finetune": None}),

@@ -25,13 +25,17 @@ SEARCH_SPACE: list[dict[str, Any]] = [
     {"word_ngrams": (1, 2), "char_ngrams": (2, 5), "C": 30.0},
     {"word_ngrams": (1, 1), "char_ngrams": None, "C": 3.0},
     {"word_ngrams": (1, 2), "char_ngrams": (2, 5), "C": 3.0},
+    {"word_ngrams": (1, 2), "char_ngrams": (2, 5), "C": 10.0, "sublinear_tf": True},
+    {"word_ngrams": (1, 3), "char_ngrams": (1, 4), "C": 10.0, "sublinear_tf": True},
 ]
 
 
 class TfidfLinearClassifier:
     def __init__(self, *, word_ngrams: tuple[int, int] = (1, 2), char_ngrams: tuple[int, int] | None = None,
-                 C: float = 10.0, multilabel: bool = False, max_features: int = 200_000) -> None:
+                 C: float = 10.0, sublinear_tf: bool = False, multilabel: bool = False,
+                 max_features: int = 200_000) -> None:
         self.word_ngrams = word_ngrams
+        self.sublinear_tf = sublinear_tf
         self.char_ngrams = char_ngrams
         self.C = C
         self.multilabel = multilabel
@@ -39,15 +43,16 @@ class TfidfLinearClassifier:
 
     def get_params(self) -> dict[str, Any]:
         return {"word_ngrams": self.word_ngrams, "char_ngrams": self.char_ngrams, "C": self.C,
-                "multilabel": self.multilabel}
+                "sublinear_tf": self.sublinear_tf, "multilabel": self.multilabel}
 
     def _features(self) -> FeatureUnion:
         parts: list[tuple[str, Any]] = [(
             "word", TfidfVectorizer(ngram_range=tuple(self.word_ngrams), min_df=1, max_features=self.max_features,
-                                    token_pattern=r"(?u)\b\w+\b", lowercase=True))]
+                                    token_pattern=r"(?u)\b\w+\b", lowercase=True, sublinear_tf=self.sublinear_tf))]
         if self.char_ngrams:
             parts.append(("char", TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(self.char_ngrams),
-                                                  min_df=2, max_features=self.max_features, lowercase=True)))
+                                                  min_df=2, max_features=self.max_features, lowercase=True,
+                                                  sublinear_tf=self.sublinear_tf)))
         return FeatureUnion(parts)
 
     def fit(self, texts: Sequence[str], Y: np.ndarray, *, deadline: Deadline | None = None) -> "TfidfLinearClassifier":
