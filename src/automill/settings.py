@@ -81,8 +81,7 @@ class Settings:
                 merged.update(value)  # type: ignore[arg-type]
                 value = merged
             values[key] = value
-        if "data_dir" in values:
-            values["data_dir"] = Path(values["data_dir"])  # type: ignore[arg-type]
+        values["data_dir"] = Path(values.get("data_dir", cls.data_dir)).resolve()  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
 
     def to_env(self) -> dict[str, str]:

@@ -55,6 +55,11 @@ def op(c: Call, view: Any) -> dict[str, Any]:
     return codec.operation_json(view, c.version)
 
 
+def no_bigquery(config: dict[str, Any], key: str) -> None:
+    if key in config:
+        raise Unimplemented(f"BigQuery ({key}) is not supported by Automill: use gcs_source / gcs_destination")
+
+
 def listing(items: list[dict[str, Any]], key: str, token: str) -> dict[str, Any]:
     out: dict[str, Any] = {key: items} if items else {}
     if token:
@@ -100,6 +105,7 @@ def delete_dataset(c: Call) -> Any:
 @route("POST", rf"{LOC}/datasets/{SEG}:importData")
 def import_data(c: Call) -> Any:
     req = codec.decode(c.version, "ImportDataRequest", c.body)
+    no_bigquery(req.get("inputConfig", {}), "bigquerySource")
     return op(c, c.sv.datasets.import_data(c.name, req.get("inputConfig", {})))
 
 
@@ -107,8 +113,7 @@ def import_data(c: Call) -> Any:
 def export_data(c: Call) -> Any:
     req = codec.decode(c.version, "ExportDataRequest", c.body)
     out = req.get("outputConfig", {})
-    if "bigqueryDestination" in out:
-        raise Unimplemented("BigQuery destinations are not supported: use output_config.gcs_destination")
+    no_bigquery(out, "bigqueryDestination")
     return op(c, c.sv.datasets.export_data(c.name, out))
 
 
@@ -204,6 +209,8 @@ def predict(c: Call) -> Any:
 @route("POST", rf"{LOC}/models/{SEG}:batchPredict")
 def batch_predict(c: Call) -> Any:
     req = codec.decode(c.version, "BatchPredictRequest", c.body)
+    no_bigquery(req.get("inputConfig", {}), "bigquerySource")
+    no_bigquery(req.get("outputConfig", {}), "bigqueryDestination")
     return op(c, c.sv.predictions.batch_predict(c.name, req.get("inputConfig", {}), req.get("outputConfig", {}),
                                                 req.get("params", {})))
 

@@ -15,7 +15,7 @@ from rich.table import Table
 console = Console()
 datasets = typer.Typer(help="Datasets: list, create, import.", no_args_is_help=True)
 models = typer.Typer(help="Models: list, create (train), deploy, undeploy.", no_args_is_help=True)
-operations = typer.Typer(help="Long-running operations: list, get, cancel, wait.", no_args_is_help=True)
+operations = typer.Typer(help="Long-running operations: list, get, cancel.", no_args_is_help=True)
 
 ENDPOINT = typer.Option(os.environ.get("AUTOMILL_ENDPOINT", "http://127.0.0.1:8080"), "--endpoint",
                         help="Server URL (env AUTOMILL_ENDPOINT).")

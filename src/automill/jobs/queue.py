@@ -68,7 +68,12 @@ def complete(db: Database, op_id: str, owner: str, attempt: int, result: JobResu
     """Mark SUCCEEDED and apply the job's side effect in the same transaction."""
     with db.tx() as s:
         row = s.execute(select(OperationRow).where(*_owned(op_id, owner, attempt)).with_for_update()).scalar_one_or_none()
-        if row is None or row.cancel_requested:
+        if row is None:
+            return False
+        if row.cancel_requested:  # the cancel won the race: nothing of the result is kept
+            row.state, row.error_code = JobState.CANCELLED, 1
+            row.error_message = "Operation cancelled by the caller."
+            row.updated_at = utcnow()
             return False
         payload = result.result
         if result.commit is not None:

@@ -66,6 +66,10 @@ class DatasetService:
     # -- CRUD ---------------------------------------------------------------------------------------
     def create(self, parent: str, dataset: dict[str, Any]) -> dict[str, Any]:
         project, location = split_parent(parent)
+        unsupported = [k for k in ("videoClassificationDatasetMetadata", "videoObjectTrackingDatasetMetadata",
+                                   "tablesDatasetMetadata") if k in dataset]
+        if unsupported:
+            raise Unimplemented(f"{unsupported[0]} datasets (video, Tables) are not supported by Automill")
         keys = [k for k in DATASET_KEYS if k in dataset]
         if len(keys) != 1:
             raise InvalidArgument("dataset must set exactly one dataset metadata field, e.g. "

@@ -186,6 +186,11 @@ class ModelService:
             "imageObjectDetectionModelDeploymentMetadata", {})).get("nodeCount")
         if node_count not in (None, "") and not 1 <= int(node_count) <= 100:
             raise InvalidArgument("node_count must be in 1..100", field="node_count")
+        if deployed:
+            with self.sv.db.tx() as s:
+                row = self.row(s, name)
+                model_dir, problem_type, model_id = Path(row.artifact_dir), row.problem_type, row.id
+            self.sv.serving.load(model_id, problem_type, model_dir)  # fail before changing any state
         with self.sv.db.tx() as s:
             row = self.row(s, name)
             state = "DEPLOYED" if deployed else "UNDEPLOYED"
@@ -198,10 +203,8 @@ class ModelService:
                                details_key="deployModelDetails" if deployed else "undeployModelDetails",
                                works_on=name, done=True)
             view = operation_view(op)
-            model_dir, problem_type, model_id = Path(row.artifact_dir), row.problem_type, row.id
-        if deployed:
-            self.sv.serving.load(model_id, problem_type, model_dir)  # fail early, warm the cache
-        else:
+            model_id = row.id
+        if not deployed:
             self.sv.serving.evict(model_id)
         return view
 

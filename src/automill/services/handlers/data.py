@@ -25,7 +25,8 @@ MAX_BAD_ROW_FRACTION = 0.1
 
 
 def content_hash(content: str) -> str:
-    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+    """Duplicates are the same text up to surrounding whitespace, within and across imports."""
+    return hashlib.sha256(content.strip().encode("utf-8")).hexdigest()
 
 
 def gcs_timestamp(now: datetime | None = None) -> str:
