@@ -31,6 +31,8 @@ MODEL_CONVERGED = "MODEL_CONVERGED"
 BUDGET_REACHED = "BUDGET_REACHED"
 #: Stop when this many trials in a row improved the ensemble's validation loss by less than 0.1 %.
 PATIENCE = 4
+#: Families tried only after every configuration of the cheap ones.
+EXPENSIVE = {"minilm_finetune"}
 
 
 def _families() -> dict[str, tuple[type, list[dict[str, Any]]]]:
@@ -105,8 +107,12 @@ def _candidates(preset: Any, fams: dict[str, tuple[type, list[dict[str, Any]]]],
         idx = preset.space.get(fam)
         per_family.append([(fam, space[i]) for i in (idx if idx is not None else range(len(space)))])
     order = list(first)
-    for i in range(max((len(c) for c in per_family), default=0)):
-        order.extend(c[i] for c in per_family if i < len(c))
+    cheap = [c for c in per_family if c and c[0][0] not in EXPENSIVE]
+    for i in range(max((len(c) for c in cheap), default=0)):
+        order.extend(c[i] for c in cheap if i < len(c))
+    for c in per_family:  # expensive families get what the cheap ones leave
+        if c and c[0][0] in EXPENSIVE:
+            order.extend(c)
     seen: set[str] = set()
     out = []
     for fam, cfg in order:

@@ -1,0 +1,136 @@
+"""Fine-tuning the packaged MiniLM encoder with a classification head, within a deadline.
+
+Estimator contract as the other learners. Training stops at the deadline (after at least
+``min_steps``) or after ``epochs``; the weights are kept as trained so far.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.exceptions import NotFittedError
+
+from automill.core.deadline import BudgetExhausted, Deadline
+from automill.learners import minilm
+
+SEARCH_SPACE: list[dict[str, Any]] = [
+    {"epochs": 2.0, "lr": 5e-5, "max_len": 64},
+    {"epochs": 3.0, "lr": 3e-5, "max_len": 96},
+]
+
+
+class MiniLMFineTuneClassifier:
+    family = "minilm_finetune"
+
+    def __init__(self, *, epochs: float = 2.0, lr: float = 5e-5, max_len: int = 64, batch_size: int = 32,
+                 min_steps: int = 20, multilabel: bool = False, seed: int = 0) -> None:
+        self.epochs = epochs
+        self.lr = lr
+        self.max_len = max_len
+        self.batch_size = batch_size
+        self.min_steps = min_steps
+        self.multilabel = multilabel
+        self.seed = seed
+
+    def get_params(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "lr": self.lr, "max_len": self.max_len}
+
+    def _tokenizer(self) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(minilm.model_path())
+
+    def fit(self, texts: Sequence[str], Y: np.ndarray, *, deadline: Deadline | None = None) -> "MiniLMFineTuneClassifier":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        if deadline is not None and deadline.expired():
+            raise BudgetExhausted("no time left to fine-tune MiniLM")
+        torch.manual_seed(self.seed)
+        Y = np.asarray(Y, dtype=np.float32)
+        self.n_labels_ = Y.shape[1]
+        self.tokenizer_ = self._tokenizer()
+        model = AutoModelForSequenceClassification.from_pretrained(minilm.model_path(), num_labels=self.n_labels_)
+        opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=0.01)
+        n = len(texts)
+        total = max(1, math.ceil(self.epochs * n / self.batch_size))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, total // 10)) * max(0.0, 1 - s / total))
+        rng = np.random.default_rng(self.seed)
+        model.train()
+        step = 0
+        while step < total:
+            for start in range(0, n, self.batch_size):
+                if step >= total or (deadline is not None and deadline.expired() and step >= self.min_steps):
+                    break
+                if deadline is not None and deadline.expired():
+                    raise BudgetExhausted("the budget ran out before MiniLM fine-tuning made progress")
+                if start == 0:
+                    order = rng.permutation(n)
+                idx = order[start:start + self.batch_size]
+                batch = self.tokenizer_([texts[i] for i in idx], padding=True, truncation=True,
+                                        max_length=self.max_len, return_tensors="pt")
+                logits = model(**batch).logits
+                target = torch.from_numpy(Y[idx])
+                if self.multilabel:
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+                else:
+                    loss = -(target * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                opt.zero_grad()
+                step += 1
+            else:
+                continue
+            break
+        model.eval()
+        self.model_ = model
+        self.steps_ = step
+        return self
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if not hasattr(self, "model_"):
+            raise NotFittedError("MiniLMFineTuneClassifier is not fitted yet")
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), 64):
+                batch = self.tokenizer_(list(texts[start:start + 64]), padding=True, truncation=True,
+                                        max_length=self.max_len, return_tensors="pt")
+                logits = self.model_(**batch).logits
+                probs = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=-1)
+                out.append(probs.numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.n_labels_))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("tokenizer_", None)
+        if "model_" in state:
+            import torch
+
+            buf = io.BytesIO()
+            torch.save(state.pop("model_").state_dict(), buf)
+            state["weights_"] = buf.getvalue()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        weights = state.pop("weights_", None)
+        self.__dict__.update(state)
+        if weights is not None:
+            import torch
+            from transformers import AutoModelForSequenceClassification
+
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            model = AutoModelForSequenceClassification.from_pretrained(minilm.model_path(), num_labels=self.n_labels_)
+            model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
+            model.eval()
+            self.model_ = model
+            self.tokenizer_ = self._tokenizer()

@@ -1,0 +1,71 @@
+"""The text engine: search within a budget, ensemble, stop reasons, resumable search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from automill.core.deadline import Deadline
+from automill.core.errors import InvalidArgument
+from automill.engine.text import BUDGET_REACHED, MODEL_CONVERGED, fit_text, validation_loss
+
+WORDS = {0: "goal match team striker", 1: "chip code software laptop", 2: "bread soup pizza salad"}
+
+
+def data(n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    texts = [" ".join(rng.choice(WORDS[k].split(), 3)) + f" item {rng.integers(1000)}" for k in y]
+    return texts, np.eye(3)[y]
+
+
+def test_low_latency_converges_and_predicts() -> None:
+    texts, Y = data(300, 0)
+    vt, vY = data(60, 1)
+    result = fit_text("multiclass", texts, Y, vt, vY, deadline=Deadline(60), model_type="mobile-low-latency-1")
+    assert result.stop_reason == MODEL_CONVERGED and result.model_type == "mobile-low-latency-1"
+    assert [m.family for m in result.model.members] == ["tfidf_linear"]
+    assert len(result.trials) == 2  # the preset's two configurations
+    tt, tY = data(60, 2)
+    P = result.model.predict_proba(tt)
+    assert (P.argmax(1) == tY.argmax(1)).mean() > 0.95
+
+
+def test_tiny_budget_stops_with_budget_reached() -> None:
+    texts, Y = data(300, 0)
+    result = fit_text("multiclass", texts, Y, deadline=Deadline(2.0), model_type="mobile-versatile-1")
+    assert result.stop_reason == BUDGET_REACHED
+    assert result.model.members  # at least the first model is kept
+
+
+def test_multilabel_gets_per_label_thresholds() -> None:
+    texts, Y = data(300, 0)
+    Y = np.hstack([Y, Y[:, :1]])
+    vt, vY = data(80, 1)
+    vY = np.hstack([vY, vY[:, :1]])
+    result = fit_text("multilabel", texts, Y, vt, vY, deadline=Deadline(60), model_type="mobile-low-latency-1")
+    assert result.model.thresholds is not None and result.model.thresholds.shape == (4,)
+    assert np.all((result.model.thresholds > 0) & (result.model.thresholds < 1))
+
+
+def test_resumed_search_keeps_base_history_and_skips_tried_configs() -> None:
+    texts, Y = data(300, 0)
+    vt, vY = data(60, 1)
+    base = fit_text("multiclass", texts, Y, vt, vY, deadline=Deadline(60), model_type="mobile-low-latency-1")
+    again = fit_text("multiclass", texts, Y, vt, vY, deadline=Deadline(60), model_type="mobile-low-latency-1", base=base)
+    assert again.trials[: len(base.trials)] == base.trials
+    tried = [t["config"] for t in again.trials[len(base.trials):]]
+    assert all(c in [m.config for m in base.model.members] for c in tried)  # only the base members are refit
+
+
+def test_unknown_model_type_is_refused() -> None:
+    texts, Y = data(50, 0)
+    with pytest.raises(InvalidArgument):
+        fit_text("multiclass", texts, Y, deadline=Deadline(10), model_type="mobile-core-ml-versatile-1")
+
+
+def test_validation_loss_prefers_the_better_model() -> None:
+    Y = np.eye(3)[[0, 1, 2, 0]]
+    good = np.where(Y == 1, 0.9, 0.05)
+    bad = np.full_like(Y, 1 / 3)
+    assert validation_loss("multiclass", Y, good) < validation_loss("multiclass", Y, bad)

@@ -1,0 +1,54 @@
+"""One contract suite for every text learner (cf. sklearn's check_estimator)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from automill.core.deadline import BudgetExhausted, Deadline
+from automill.learners.embedding_linear import EmbeddingLinearClassifier
+from automill.learners.minilm_finetune import MiniLMFineTuneClassifier
+from automill.learners.tfidf_linear import TfidfLinearClassifier
+
+POS = ["a great and wonderful film", "truly delightful, I loved it", "great acting, great story", "wonderful fun"]
+NEG = ["a boring and awful film", "truly dreadful, I hated it", "awful acting, boring story", "dreadful mess"]
+TEXTS = [f"{t} {i}" for i in range(6) for t in POS + NEG]
+Y = np.vstack([np.array([[1, 0]] * 4 + [[0, 1]] * 4, dtype=float)] * 6)
+
+LEARNERS = [
+    pytest.param(lambda **kw: TfidfLinearClassifier(char_ngrams=(2, 4), **kw), id="tfidf_linear"),
+    pytest.param(lambda **kw: EmbeddingLinearClassifier(**kw), id="minilm_linear"),
+    pytest.param(lambda **kw: MiniLMFineTuneClassifier(epochs=3, lr=1e-4, min_steps=2, batch_size=16, **kw),
+                 id="minilm_finetune", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("make", LEARNERS)
+def test_learner_contract(make) -> None:
+    learner = make()
+    with pytest.raises(NotFittedError):
+        learner.predict_proba(["x"])
+    assert learner.fit(TEXTS, Y, deadline=Deadline(120)) is learner
+    P = learner.predict_proba(["a great wonderful film", "an awful boring film"])
+    assert P.shape == (2, 2) and np.all((P >= 0) & (P <= 1))
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-5)
+    assert P[0, 0] > P[0, 1] and P[1, 1] > P[1, 0]
+    again = pickle.loads(pickle.dumps(learner))
+    np.testing.assert_allclose(again.predict_proba(["a great wonderful film"]), P[:1], atol=1e-6)
+
+
+@pytest.mark.parametrize("make", LEARNERS)
+def test_learner_multilabel(make) -> None:
+    Yml = np.hstack([Y, Y[:, :1]])  # a third label that co-occurs with the first
+    learner = make(multilabel=True).fit(TEXTS, Yml, deadline=Deadline(120))
+    P = learner.predict_proba(["a great wonderful film"])
+    assert P.shape == (1, 3) and P[0, 0] > 0.5 and P[0, 2] > 0.5 and P[0, 1] < 0.5
+
+
+@pytest.mark.parametrize("make", LEARNERS)
+def test_learner_respects_an_expired_deadline(make) -> None:
+    with pytest.raises(BudgetExhausted):
+        make().fit(TEXTS, Y, deadline=Deadline(0.0))
