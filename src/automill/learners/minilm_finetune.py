@@ -19,8 +19,8 @@ from automill.core.deadline import BudgetExhausted, Deadline
 from automill.learners import minilm
 
 SEARCH_SPACE: list[dict[str, Any]] = [
-    {"epochs": 2.0, "lr": 5e-5, "max_len": 64},
-    {"epochs": 3.0, "lr": 3e-5, "max_len": 96},
+    {"epochs": 2.0, "lr": 1e-4, "max_len": 64, "freeze_layers": 2},
+    {"epochs": 3.0, "lr": 5e-5, "max_len": 96, "freeze_layers": 0},
 ]
 
 
@@ -28,8 +28,9 @@ class MiniLMFineTuneClassifier:
     family = "minilm_finetune"
 
     def __init__(self, *, epochs: float = 2.0, lr: float = 5e-5, max_len: int = 64, batch_size: int = 32,
-                 min_steps: int = 20, multilabel: bool = False, seed: int = 0) -> None:
+                 freeze_layers: int = 0, min_steps: int = 20, multilabel: bool = False, seed: int = 0) -> None:
         self.epochs = epochs
+        self.freeze_layers = freeze_layers
         self.lr = lr
         self.max_len = max_len
         self.batch_size = batch_size
@@ -38,7 +39,7 @@ class MiniLMFineTuneClassifier:
         self.seed = seed
 
     def get_params(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "lr": self.lr, "max_len": self.max_len}
+        return {"epochs": self.epochs, "lr": self.lr, "max_len": self.max_len, "freeze_layers": self.freeze_layers}
 
     def _tokenizer(self) -> Any:
         from transformers import AutoTokenizer
@@ -57,22 +58,25 @@ class MiniLMFineTuneClassifier:
         self.n_labels_ = Y.shape[1]
         self.tokenizer_ = self._tokenizer()
         model = AutoModelForSequenceClassification.from_pretrained(minilm.model_path(), num_labels=self.n_labels_)
-        opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=0.01)
+        if self.freeze_layers:  # the embeddings and the lowest layers stay as pretrained: a cheaper backward pass
+            frozen = [model.bert.embeddings, *model.bert.encoder.layer[: self.freeze_layers]]
+            for module in frozen:
+                for p in module.parameters():
+                    p.requires_grad_(False)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=self.lr, weight_decay=0.01)
         n = len(texts)
         total = max(1, math.ceil(self.epochs * n / self.batch_size))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, total // 10)) * max(0.0, 1 - s / total))
         rng = np.random.default_rng(self.seed)
+        lengths = np.array([len(t) for t in texts])
         model.train()
         step = 0
         while step < total:
-            for start in range(0, n, self.batch_size):
+            for idx in self._batches(rng, lengths):
                 if step >= total or (deadline is not None and deadline.expired() and step >= self.min_steps):
                     break
                 if deadline is not None and deadline.expired():
                     raise BudgetExhausted("the budget ran out before MiniLM fine-tuning made progress")
-                if start == 0:
-                    order = rng.permutation(n)
-                idx = order[start:start + self.batch_size]
                 batch = self.tokenizer_([texts[i] for i in idx], padding=True, truncation=True,
                                         max_length=self.max_len, return_tensors="pt")
                 logits = model(**batch).logits
@@ -94,6 +98,18 @@ class MiniLMFineTuneClassifier:
         self.model_ = model
         self.steps_ = step
         return self
+
+    def _batches(self, rng: np.random.Generator, lengths: np.ndarray) -> list[np.ndarray]:
+        """Shuffled batches of similar lengths (less padding), in a shuffled order."""
+        perm = rng.permutation(len(lengths))
+        chunk = self.batch_size * 50
+        batches = []
+        for start in range(0, len(perm), chunk):
+            part = perm[start:start + chunk]
+            part = part[np.argsort(lengths[part], kind="stable")]
+            batches.extend(part[i:i + self.batch_size] for i in range(0, len(part), self.batch_size))
+        rng.shuffle(batches)  # type: ignore[arg-type]
+        return batches
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if not hasattr(self, "model_"):
