@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from automill.core.errors import InvalidArgument
 
+T = TypeVar("T")
+R = TypeVar("R")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
@@ -29,10 +33,28 @@ def decode_token(token: str | None, scope: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
-        after, tok_scope = int(data["a"]), str(data["s"])
-    except (ValueError, KeyError, TypeError):
+        after, tok_scope = data["a"], str(data["s"])
+        if type(after) is not int or not 0 <= after < 2**62:
+            raise ValueError(after)
+    except (ValueError, KeyError, TypeError, OverflowError):
         raise InvalidArgument("page_token is not a token this server issued", field="page_token") from None
     if tok_scope != scope:
         raise InvalidArgument("page_token belongs to a different list call (parent or filter changed)",
                               field="page_token")
     return after
+
+
+def paginate(rows: Iterable[T], *, keep: Callable[[T], bool], render: Callable[[T], R], seq: Callable[[T], int],
+             size: int, scope: str) -> tuple[list[R], str]:
+    """One page of ``rows`` (already ordered by ``seq`` and starting after the token's position):
+    the kept items, and the token of the next page ('' on the last page)."""
+    out: list[R] = []
+    last: int | None = None
+    for row in rows:
+        if not keep(row):
+            continue
+        if len(out) == size:
+            return out, encode_token(last if last is not None else seq(row) - 1, scope)
+        out.append(render(row))
+        last = seq(row)
+    return out, ""

@@ -12,11 +12,10 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion
 
 from automill.core.deadline import BudgetExhausted, Deadline
+from automill.learners.linear_head import LinearHead
 
 #: The search space, as data: the engine tries these configurations in order of expected value.
 SEARCH_SPACE: list[dict[str, Any]] = [
@@ -30,7 +29,9 @@ SEARCH_SPACE: list[dict[str, Any]] = [
 ]
 
 
-class TfidfLinearClassifier:
+class TfidfLinearClassifier(LinearHead):
+    family = "tfidf_linear"
+
     def __init__(self, *, word_ngrams: tuple[int, int] = (1, 2), char_ngrams: tuple[int, int] | None = None,
                  C: float = 10.0, sublinear_tf: bool = False, multilabel: bool = False,
                  max_features: int = 200_000) -> None:
@@ -61,33 +62,13 @@ class TfidfLinearClassifier:
             raise ValueError(f"Y must be (n_texts, n_labels), got {Y.shape} for {len(texts)} texts")
         if deadline is not None and deadline.expired():
             raise BudgetExhausted("no time left to fit TF-IDF + linear")
-        self.n_labels_ = Y.shape[1]
-        self.features_ = self._features()
-        X = self.features_.fit_transform(list(texts))
-        lr = LogisticRegression(C=self.C, max_iter=2000, class_weight="balanced")
-        if self.multilabel:
-            self.present_ = Y.sum(axis=0) > 0
-            self.constant_ = (Y.mean(axis=0) > 0.5).astype(float)
-            varying = self.present_ & (Y.sum(axis=0) < Y.shape[0])
-            self.varying_ = varying
-            self.model_ = OneVsRestClassifier(lr).fit(X, Y[:, varying]) if varying.any() else None
-        else:
-            y = Y.argmax(axis=1)
-            self.classes_ = np.unique(y)
-            self.model_ = lr.fit(X, y) if len(self.classes_) > 1 else None
+        features = self._features()
+        X = features.fit_transform(list(texts))
+        self._fit_head(X, Y, C=self.C, class_weight="balanced")
+        self.features_ = features
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if not hasattr(self, "features_"):
             raise NotFittedError("TfidfLinearClassifier is not fitted yet")
-        X = self.features_.transform(list(texts))
-        out = np.zeros((len(texts), self.n_labels_), dtype=float)
-        if self.multilabel:
-            out[:, :] = self.constant_
-            if self.model_ is not None:
-                out[:, self.varying_] = self.model_.predict_proba(X)
-        elif self.model_ is None:
-            out[:, self.classes_[0]] = 1.0
-        else:
-            out[:, self.model_.classes_] = self.model_.predict_proba(X)
-        return out
+        return self._predict_head(self.features_.transform(list(texts)), len(texts))

@@ -115,23 +115,18 @@ class DatasetService:
         terms = filters.parse_filter(filter_, DATASET_FILTER_FIELDS)
         scope = f"datasets|{parent}|{filter_}"
         after, size = paging.decode_token(page_token, scope), paging.page_size(page_size)
-        out: list[dict[str, Any]] = []
+
+        def keep(row: DatasetRow) -> bool:
+            key = next(k for k, v in DATASET_KEYS.items() if v == row.problem_type)
+            snake = "".join("_" + c.lower() if c.isupper() else c for c in key)
+            record = {"display_name": row.display_name, "displayName": row.display_name}
+            return filters.matches(terms, record, exists=lambda f: f in (key, snake) or bool(record.get(f)))
+
         with self.sv.db.tx() as s:
             q = select(DatasetRow).where(DatasetRow.project == project, DatasetRow.location == location,
                                          DatasetRow.seq > after).order_by(DatasetRow.seq)
-            last = after
-            for row in s.execute(q).scalars():
-                key = next(k for k, v in DATASET_KEYS.items() if v == row.problem_type)
-                snake = "".join("_" + c.lower() if c.isupper() else c for c in key)
-                record = {"display_name": row.display_name, "displayName": row.display_name}
-                if not filters.matches(terms, record, exists=lambda f: f in (key, snake) or
-                                       (f in record and bool(record[f]))):
-                    continue
-                if len(out) == size:
-                    return out, paging.encode_token(last, scope)
-                out.append(self._json(s, row))
-                last = row.seq
-        return out, ""
+            return paging.paginate(s.execute(q).scalars(), keep=keep, render=lambda r: self._json(s, r),
+                                   seq=lambda r: r.seq, size=size, scope=scope)
 
     def update(self, dataset: dict[str, Any], update_mask: str | list[str] | None) -> dict[str, Any]:
         mask = normalize_mask(update_mask, MUTABLE, "dataset")

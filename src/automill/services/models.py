@@ -134,22 +134,18 @@ class ModelService:
         terms = filters.parse_filter(filter_, MODEL_FILTER_FIELDS)
         scope = f"models|{parent}|{filter_}"
         after, size = paging.decode_token(page_token, scope), paging.page_size(page_size)
-        out: list[dict[str, Any]] = []
+
+        def keep(row: ModelRow) -> bool:
+            key = next(k for k, v in MODEL_KEYS.items() if v == row.problem_type)
+            record = {"display_name": row.display_name, "displayName": row.display_name,
+                      "dataset_id": row.dataset_id, "datasetId": row.dataset_id}
+            return filters.matches(terms, record, exists=lambda f: f in (key, _snake(key)) or bool(record.get(f)))
+
         with self.sv.db.tx() as s:
             q = select(ModelRow).where(ModelRow.project == project, ModelRow.location == location,
                                        ModelRow.seq > after).order_by(ModelRow.seq)
-            last = after
-            for row in s.execute(q).scalars():
-                key = next(k for k, v in MODEL_KEYS.items() if v == row.problem_type)
-                record = {"display_name": row.display_name, "displayName": row.display_name,
-                          "dataset_id": row.dataset_id, "datasetId": row.dataset_id}
-                if not filters.matches(terms, record, exists=lambda f: f in (key, _snake(key)) or bool(record.get(f))):
-                    continue
-                if len(out) == size:
-                    return out, paging.encode_token(last, scope)
-                out.append(model_json(row, extensions=True))
-                last = row.seq
-        return out, ""
+            return paging.paginate(s.execute(q).scalars(), keep=keep, render=lambda r: model_json(r, extensions=True),
+                                   seq=lambda r: r.seq, size=size, scope=scope)
 
     def update(self, model: dict[str, Any], update_mask: str | list[str] | None) -> dict[str, Any]:
         mask = normalize_mask(update_mask, MUTABLE, "model")
@@ -237,20 +233,14 @@ class ModelService:
         terms = filters.parse_filter(filter_, EVAL_FILTER_FIELDS)
         scope = f"evals|{parent}|{filter_}"
         after, size = paging.decode_token(page_token, scope), paging.page_size(page_size)
-        out: list[dict[str, Any]] = []
         with self.sv.db.tx() as s:
             q = select(EvaluationRow).join(ModelRow, ModelRow.id == EvaluationRow.model_id).where(
                 ModelRow.project == project, ModelRow.location == location, EvaluationRow.seq > after)
             if model_id != "-":
                 self.row(s, parent)
                 q = q.where(EvaluationRow.model_id == model_id)
-            last = after
-            for ev in s.execute(q.order_by(EvaluationRow.seq)).scalars():
-                rec = {"annotation_spec_id": ev.annotation_spec_id, "annotationSpecId": ev.annotation_spec_id}
-                if not filters.matches(terms, rec):
-                    continue
-                if len(out) == size:
-                    return out, paging.encode_token(last, scope)
-                out.append(evaluation_json(ev, project, location))
-                last = ev.seq
-        return out, ""
+            return paging.paginate(
+                s.execute(q.order_by(EvaluationRow.seq)).scalars(),
+                keep=lambda ev: filters.matches(terms, {"annotation_spec_id": ev.annotation_spec_id,
+                                                        "annotationSpecId": ev.annotation_spec_id}),
+                render=lambda ev: evaluation_json(ev, project, location), seq=lambda ev: ev.seq, size=size, scope=scope)

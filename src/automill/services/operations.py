@@ -61,23 +61,16 @@ class OperationService:
         terms = filters.parse_filter(filter_, OPERATION_FILTER_FIELDS)
         scope = f"ops|{parent}|{filter_}"
         after = paging.decode_token(page_token, scope)
-        size = paging.page_size(page_size)
-        out: list[OperationView] = []
-        last = after
+
+        def keep(row: OperationRow) -> bool:
+            return _match_ops(terms, {"done": JobState(row.state).done, "operationId": row.id, "operation_id": row.id,
+                                      "worksOn": row.works_on, "works_on": row.works_on})
+
         with self.sv.db.tx() as s:
             q = (select(OperationRow).where(OperationRow.project == project, OperationRow.location == location,
                                             OperationRow.seq > after).order_by(OperationRow.seq))
-            for row in s.execute(q).scalars():
-                view = operation_view(row)
-                record = {"done": view.done, "operationId": row.id, "operation_id": row.id,
-                          "worksOn": row.works_on, "works_on": row.works_on}
-                if not _match_ops(terms, record):
-                    continue
-                if len(out) == size:
-                    return out, paging.encode_token(last, scope)
-                out.append(view)
-                last = row.seq
-        return out, ""
+            return paging.paginate(s.execute(q).scalars(), keep=keep, render=operation_view, seq=lambda r: r.seq,
+                                   size=paging.page_size(page_size), scope=scope)
 
     def cancel(self, name: str) -> None:
         with self.sv.db.tx() as s:
