@@ -214,3 +214,24 @@ def test_expand_refuses_escaping_patterns(store: BlobStore) -> None:
         store.expand("gs://b/../*.csv")
     with pytest.raises(PermissionDenied):
         store.expand("gs://b//etc/*")
+
+
+def test_bucket_mapped_to_an_fsspec_url(tmp_path) -> None:
+    """The object-store path (s3://, gs:// through s3fs/gcsfs) is the same code as this memory:// one."""
+    from automill.store.blobs import BlobStore
+
+    store = BlobStore(tmp_path / "data", {"remote": "memory://automill-test-bucket/prefix"})
+    store.write_text("gs://remote/dir/a.csv", "TRAIN,hello,x\n")
+    store.write_text("gs://remote/dir/b.csv", "TEST,bye,y\n")
+    assert store.read_text("gs://remote/dir/a.csv") == "TRAIN,hello,x\n"
+    assert store.expand("gs://remote/dir/*.csv") == ["gs://remote/dir/a.csv", "gs://remote/dir/b.csv"]
+    assert store.exists("gs://remote/dir/b.csv") and not store.exists("gs://remote/dir/c.csv")
+    import pytest
+
+    from automill.core.errors import NotFound, PermissionDenied
+
+    with pytest.raises(NotFound):
+        store.read_text("gs://remote/dir/c.csv")
+    with pytest.raises(PermissionDenied):
+        store.read_text("gs://remote/../other/x.csv")
+    assert not (tmp_path / "data").exists()  # nothing landed on the local disk
