@@ -48,9 +48,13 @@ def datasets_list(endpoint: str = ENDPOINT, parent: str = PARENT, filter: str = 
 
 @datasets.command("create")
 def datasets_create(display_name: str, endpoint: str = ENDPOINT, parent: str = PARENT,
-                    multilabel: bool = typer.Option(False, help="MULTILABEL instead of MULTICLASS.")) -> None:
-    body = {"displayName": display_name,
-            "textClassificationDatasetMetadata": {"classificationType": "MULTILABEL" if multilabel else "MULTICLASS"}}
+                    multilabel: bool = typer.Option(False, help="MULTILABEL instead of MULTICLASS."),
+                    sentiment_max: int = typer.Option(0, help="Create a text sentiment dataset with values 0..N.")) -> None:
+    body: dict[str, Any] = {"displayName": display_name}
+    if sentiment_max:
+        body["textSentimentDatasetMetadata"] = {"sentimentMax": sentiment_max}
+    else:
+        body["textClassificationDatasetMetadata"] = {"classificationType": "MULTILABEL" if multilabel else "MULTICLASS"}
     _print(_call("POST", endpoint, f"{parent}/datasets", body))
 
 
@@ -77,12 +81,20 @@ def models_list(endpoint: str = ENDPOINT, parent: str = PARENT) -> None:
 @models.command("create")
 def models_create(display_name: str, dataset: str, endpoint: str = ENDPOINT, parent: str = PARENT,
                   train_budget_milli_node_hours: int = typer.Option(0, help="Training budget; 0 = server default."),
+                  model_type: str = typer.Option("", help="mobile-low-latency-1 | mobile-versatile-1 (default) | "
+                                                          "mobile-high-accuracy-1"),
+                  base_model_id: str = typer.Option("", help="Resume from this model (same type and labels)."),
                   wait: bool = True) -> None:
     meta: dict[str, Any] = {}
     if train_budget_milli_node_hours:
         meta["trainBudgetMilliNodeHours"] = str(train_budget_milli_node_hours)
-    op = _call("POST", endpoint, f"{parent}/models",
-               {"displayName": display_name, "datasetId": dataset, "textClassificationModelMetadata": meta})
+    if model_type:
+        meta["modelType"] = model_type
+    if base_model_id:
+        meta["baseModelId"] = base_model_id
+    ds = _call("GET", endpoint, f"{parent}/datasets/{dataset}")
+    key = next(k for k in ds if k.endswith("DatasetMetadata")).replace("DatasetMetadata", "ModelMetadata")
+    op = _call("POST", endpoint, f"{parent}/models", {"displayName": display_name, "datasetId": dataset, key: meta})
     _print(_wait(endpoint, op) if wait else op)
 
 
