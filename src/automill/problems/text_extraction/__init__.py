@@ -1,0 +1,1 @@
+"""Text entity extraction (AutoML Natural Language ``TextExtractionDatasetMetadata``)."""
