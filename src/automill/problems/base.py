@@ -104,4 +104,5 @@ def problem_for_dataset_key(key: str) -> str:
 
 def _load_builtin() -> None:
     import automill.problems.text_classification  # noqa: F401
+    import automill.problems.text_extraction  # noqa: F401
     import automill.problems.text_sentiment  # noqa: F401

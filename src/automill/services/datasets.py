@@ -184,8 +184,8 @@ class DatasetService:
     def _spec_counts(s: Session, dataset_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}
         for (ann,) in s.execute(select(ExampleRow.annotations).where(ExampleRow.dataset_id == dataset_id)):
-            if isinstance(ann, list):
-                for sid in ann:
+            if isinstance(ann, list):  # classification: spec ids; extraction: {"spec": id, ...} per entity
+                for sid in {a["spec"] if isinstance(a, dict) else a for a in ann}:
                     counts[sid] = counts.get(sid, 0) + 1
         return counts
 

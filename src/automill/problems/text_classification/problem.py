@@ -56,6 +56,18 @@ class TextClassification:
                      dataset_meta: dict[str, Any]) -> ParseResult:
         return parse_import_csv(data, uri=uri, read_text=read_text, multilabel=self.kind(dataset_meta) == "multilabel")
 
+    # -- storing imported examples ------------------------------------------------------------------
+    def labels_of(self, ex: Any) -> list[str]:
+        return list(ex.labels)
+
+    def annotations_of(self, ex: Any, spec_of: dict[str, str]) -> Any:
+        return sorted(spec_of[label] for label in ex.labels)
+
+    def merge_annotations(self, old: Any, new: Any, dataset_meta: dict[str, Any]) -> Any | None:
+        """Labels of a duplicate text are merged; None when a single-label text would get two."""
+        merged = sorted(set(old or []) | set(new or []))
+        return None if self.kind(dataset_meta) != "multilabel" and len(merged) > 1 else merged
+
     def order_specs(self, specs: Sequence[tuple[str, str]], dataset_meta: dict[str, Any]) -> list[tuple[str, str]]:
         return list(specs)
 

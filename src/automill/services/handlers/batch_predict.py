@@ -32,6 +32,9 @@ def batch_predict(ctx: JobContext) -> JobResult:
     inputs: list[tuple[dict[str, Any], str | None, AutomillError | None]] = []
     for uri in [u for p in req["input_uris"] for u in (sv.blobs.expand(p) or [p])]:
         text = sv.blobs.read_text(uri)
+        if uri.endswith(".jsonl"):
+            inputs.extend(_jsonl_inputs(uri, text))
+            continue
         try:
             records = list(csv.reader(io.StringIO(text), strict=True))
         except csv.Error as exc:
@@ -69,6 +72,29 @@ def batch_predict(ctx: JobContext) -> JobResult:
     _write_numbered(sv, out_dir, "errors", errors)
     return JobResult(result_type="BatchPredictResult", result={},
                      details={"outputInfo": {"gcsOutputDirectory": out_dir}})
+
+
+def _jsonl_inputs(uri: str, text: str) -> list[tuple[dict[str, Any], str | None, AutomillError | None]]:
+    """Lines ``{"id": ..., "text_snippet": {"content": ...}}`` (snake or camel case)."""
+    out: list[tuple[dict[str, Any], str | None, AutomillError | None]] = []
+    for n, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+            snippet = doc.get("text_snippet", doc.get("textSnippet")) if isinstance(doc, dict) else None
+            content = snippet.get("content") if isinstance(snippet, dict) else None
+        except json.JSONDecodeError as exc:
+            out.append(({"id": f"{uri}#{n}"}, None, InvalidArgument(f"{uri} line {n}: invalid JSON: {exc}")))
+            continue
+        key = {"id": str(doc.get("id", f"{uri}#{n}")), "textSnippet": {"content": content}}
+        if not isinstance(content, str) or not content.strip():
+            out.append((key, None, InvalidArgument(f"{uri} line {n}: text_snippet.content is missing")))
+        elif len(content) > MAX_PREDICT_CHARS:
+            out.append((key, None, InvalidArgument(f"{uri} line {n}: content over {MAX_PREDICT_CHARS} characters")))
+        else:
+            out.append((key, content, None))
+    return out
 
 
 def _write_numbered(sv: Any, out_dir: str, stem: str, lines: list[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,27 +70,25 @@ def import_data(ctx: JobContext) -> JobResult:
             select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == dataset_id)).scalars()}
         existing = {r.content_hash: r for r in s.execute(
             select(ExampleRow).where(ExampleRow.dataset_id == dataset_id)).scalars()}
-        multilabel = meta.get("classificationType") == "MULTILABEL"
         for ex in examples:
-            spec_ids = []
-            for label in ex.labels:
+            for label in problem.labels_of(ex):
                 if label not in specs:
                     n = next_number(s, "annotation_spec")
                     specs[label] = make_id("", n)
                     s.add(AnnotationSpecRow(id=specs[label], dataset_id=dataset_id, display_name=label, seq=n))
-                spec_ids.append(specs[label])
+            annotations = problem.annotations_of(ex, specs)
             h = content_hash(ex.content)
             old = existing.get(h)
             if old is None:
                 row = ExampleRow(dataset_id=dataset_id, content_hash=h, content=ex.content, source_uri=ex.source_uri,
-                                 ml_use=ex.ml_use, annotations=sorted(spec_ids))
+                                 ml_use=ex.ml_use, annotations=annotations)
                 s.add(row)
                 existing[h] = row
                 continue
-            merged = sorted(set(old.annotations or []) | set(spec_ids))
-            if not multilabel and len(merged) > 1:
+            merged = problem.merge_annotations(old.annotations, annotations, meta)
+            if merged is None:
                 ctx.add_partial_failure(3, f"{ex.source_uri or 'a row'}: the text {ex.content[:40]!r} is already in "
-                                           "the dataset with a different label (MULTICLASS allows one); row skipped")
+                                           "the dataset with different annotations; skipped")
                 continue
             old.annotations = merged
             if old.ml_use == "UNASSIGNED" and ex.ml_use != "UNASSIGNED":
@@ -114,6 +113,8 @@ def export_data(ctx: JobContext) -> JobResult:
     if not rows:
         raise NotFound(f"dataset {req['dataset']} has no examples to export")
     out_dir = f"{req['output_uri_prefix'].rstrip('/')}/export_data-{display_name}-{gcs_timestamp()}"
+    if problem_type == "text_extraction":
+        return _export_extraction(ctx, out_dir, specs, rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     for i, (ex_id, content, ml_use, annotations) in enumerate(rows):
@@ -123,4 +124,22 @@ def export_data(ctx: JobContext) -> JobResult:
         if i % 500 == 0:
             ctx.progress(90.0 * i / max(1, len(rows)))
     sv.blobs.write_text(f"{out_dir}/{problem_type}_1.csv", buf.getvalue())
+    return JobResult(details={"outputInfo": {"gcsOutputDirectory": out_dir}})
+
+
+def _export_extraction(ctx: JobContext, out_dir: str, specs: dict[str, str], rows: list[Any]) -> JobResult:
+    """The import format: an index CSV of ``ML_USE,gs://…jsonl`` and one JSONL file per ML_USE."""
+    sv = ctx.services
+    by_use: dict[str, list[str]] = {}
+    for _, content, ml_use, annotations in rows:
+        doc = {"text_snippet": {"content": content}, "annotations": [
+            {"display_name": specs[a["spec"]], "text_extraction": {"text_segment": {
+                "start_offset": a["start"], "end_offset": a["end"]}}} for a in annotations or [] if a["spec"] in specs]}
+        by_use.setdefault(ml_use, []).append(json.dumps(doc, ensure_ascii=False))
+    index = []
+    for ml_use, lines in sorted(by_use.items()):
+        uri = f"{out_dir}/{ml_use.lower()}.jsonl"
+        sv.blobs.write_text(uri, "\n".join(lines) + "\n")
+        index.append(f"{ml_use},{uri}")
+    sv.blobs.write_text(f"{out_dir}/text_extraction_1.csv", "\n".join(index) + "\n")
     return JobResult(details={"outputInfo": {"gcsOutputDirectory": out_dir}})

@@ -1,0 +1,79 @@
+"""Entity extraction on a conll2003 subset through the official client (v1)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import DATASETS
+from tests.e2e.clients import PARENT, clients
+
+
+def subset(server, name: str, n: int) -> str:
+    lines = (DATASETS / "conll2003" / f"{name}.jsonl").read_text().splitlines()[:n]
+    path = server.bucket_path("ner") / f"{name}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return f"gs://ner/{name}.jsonl"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_entity_extraction_conll_subset(server) -> None:
+    mod, client, predictor = clients("v1", server.endpoint)
+    index = server.bucket_path("ner") / "index.csv"
+    uris = {use: subset(server, f, n) for use, f, n in (("TRAIN", "train", 2000), ("VALIDATE", "validation", 300),
+                                                          ("TEST", "test", 300))}
+    index.write_text("".join(f"{use},{uri}\n" for use, uri in uris.items()))
+    dataset = client.create_dataset(parent=PARENT, dataset={
+        "display_name": "conll", "text_extraction_dataset_metadata": {}}).result(timeout=30)
+    assert dataset.name.rsplit("/", 1)[-1].startswith("TEN")
+    client.import_data(name=dataset.name, input_config={"gcs_source": {"input_uris": ["gs://ner/index.csv"]}}).result(timeout=120)
+    assert client.get_dataset(name=dataset.name).example_count > 2400
+
+    model = client.create_model(parent=PARENT, model={
+        "display_name": "ner", "dataset_id": dataset.name.rsplit("/", 1)[-1],
+        "text_extraction_model_metadata": {}}).result(timeout=600)
+    evals = list(client.list_model_evaluations(request={"parent": model.name, "filter": ""}))
+    by_type = {e.display_name: e for e in evals if e.annotation_spec_id}
+    assert sorted(by_type) == ["LOC", "MISC", "ORG", "PER"]
+    overall = next(e for e in evals if not e.annotation_spec_id).text_extraction_evaluation_metrics
+    assert overall.au_prc > 0.4 and len(overall.confidence_metrics_entries) == 20
+    at_half = next(c for c in overall.confidence_metrics_entries if abs(c.confidence_threshold - 0.5) < 1e-6)
+    assert at_half.f1_score > 0.4 and 0 < at_half.precision <= 1
+    assert by_type["PER"].text_extraction_evaluation_metrics.au_prc > 0.3
+
+    client.deploy_model(name=model.name).result(timeout=60)
+    text = "Peter Blackburn met officials of the European Union in Brussels on Monday ."
+    resp = predictor.predict(name=model.name, payload={"text_snippet": {"content": text, "mime_type": "text/plain"}})
+    assert resp.payload, "no entity found"
+    for p in resp.payload:
+        seg = p.text_extraction.text_segment
+        assert text[seg.start_offset:seg.end_offset] == seg.content and seg.content
+        assert 0.5 <= p.text_extraction.score <= 1 and p.display_name in by_type
+    assert any(p.display_name == "LOC" and "Brussels" in p.text_extraction.text_segment.content for p in resp.payload)
+
+    work = server.bucket_path("ner")
+    (work / "batch.jsonl").write_text(json.dumps({"id": "doc1", "text_snippet": {"content": text}}) + "\n"
+                                      + json.dumps({"id": "doc2", "text_snippet": {}}) + "\n")
+    bp = predictor.batch_predict(name=model.name, input_config={"gcs_source": {"input_uris": ["gs://ner/batch.jsonl"]}},
+                                 output_config={"gcs_destination": {"output_uri_prefix": "gs://ner/out"}})
+    bp.result(timeout=120)
+    out = work / bp.metadata.batch_predict_details.output_info.gcs_output_directory[len("gs://ner/"):]
+    lines = [json.loads(x) for x in (out / "text_extraction_1.jsonl").read_text().splitlines()]
+    assert [ln["id"] for ln in lines] == ["doc1"] and lines[0]["annotations"]
+    seg = lines[0]["annotations"][0]["textExtraction"]["textSegment"]
+    assert text[int(seg["startOffset"]):int(seg["endOffset"])] == seg["content"]
+    errors = [json.loads(x) for x in (out / "errors_1.jsonl").read_text().splitlines()]
+    assert errors[0]["id"] == "doc2" and errors[0]["error"]["code"] == 3
+
+    ex = client.export_data(name=dataset.name, output_config={"gcs_destination": {"output_uri_prefix": "gs://ner/ex"}})
+    ex.result(timeout=120)
+    exdir = work / ex.metadata.export_data_details.output_info.gcs_output_directory[len("gs://ner/"):]
+    index_rows = (exdir / "text_extraction_1.csv").read_text().split()
+    assert {r.split(",")[0] for r in index_rows} == {"TRAIN", "VALIDATE", "TEST"}
+    first = json.loads((exdir / "train.jsonl").read_text().splitlines()[0])
+    content = first["text_snippet"]["content"]
+    for a in first["annotations"]:
+        seg = a["text_extraction"]["text_segment"]
+        assert content[seg["start_offset"]:seg["end_offset"]]
