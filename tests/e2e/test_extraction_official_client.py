@@ -10,6 +10,25 @@ from tests.conftest import DATASETS
 from tests.e2e.clients import PARENT, clients
 
 
+def make_pdfs(folder) -> None:
+    """One PDF with a text layer, one without (only a drawing, like a scan)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=14)
+    pdf.cell(text="Peter Blackburn met officials in Brussels .")
+    pdf.output(str(folder / "good.pdf"))
+    scan = FPDF()
+    scan.add_page()
+    scan.rect(20, 20, 100, 50, style="F")
+    scan.output(str(folder / "scan.pdf"))
+
+
+def pdf_line(uri: str, annotations: list) -> str:
+    return json.dumps({"document": {"input_config": {"gcs_source": {"input_uris": [uri]}}}, "annotations": annotations})
+
+
 def subset(server, name: str, n: int) -> str:
     lines = (DATASETS / "conll2003" / f"{name}.jsonl").read_text().splitlines()[:n]
     path = server.bucket_path("ner") / f"{name}.jsonl"
@@ -24,12 +43,19 @@ def test_entity_extraction_conll_subset(server) -> None:
     index = server.bucket_path("ner") / "index.csv"
     uris = {use: subset(server, f, n) for use, f, n in (("TRAIN", "train", 2000), ("VALIDATE", "validation", 300),
                                                           ("TEST", "test", 300))}
-    index.write_text("".join(f"{use},{uri}\n" for use, uri in uris.items()))
+    make_pdfs(index.parent)
+    per = [{"display_name": "PER", "text_extraction": {"text_segment": {"start_offset": 0, "end_offset": 15}}}]
+    (index.parent / "pdfs.jsonl").write_text(pdf_line("gs://ner/good.pdf", per) + "\n" + pdf_line("gs://ner/scan.pdf", []) + "\n")
+    index.write_text("".join(f"{use},{uri}\n" for use, uri in uris.items()) + "TRAIN,gs://ner/pdfs.jsonl\n")
     dataset = client.create_dataset(parent=PARENT, dataset={
         "display_name": "conll", "text_extraction_dataset_metadata": {}}).result(timeout=30)
     assert dataset.name.rsplit("/", 1)[-1].startswith("TEN")
-    client.import_data(name=dataset.name, input_config={"gcs_source": {"input_uris": ["gs://ner/index.csv"]}}).result(timeout=120)
+    imp = client.import_data(name=dataset.name, input_config={"gcs_source": {"input_uris": ["gs://ner/index.csv"]}})
+    imp.result(timeout=120)
     assert client.get_dataset(name=dataset.name).example_count > 2400
+    failures = [f.message for f in imp.metadata.partial_failures]
+    pdf_failures = [f for f in failures if "pdfs.jsonl" in f]
+    assert len(pdf_failures) == 1 and "gs://ner/pdfs.jsonl line 2" in pdf_failures[0] and "no text layer" in pdf_failures[0]
 
     model = client.create_model(parent=PARENT, model={
         "display_name": "ner", "dataset_id": dataset.name.rsplit("/", 1)[-1],
@@ -51,7 +77,17 @@ def test_entity_extraction_conll_subset(server) -> None:
         seg = p.text_extraction.text_segment
         assert text[seg.start_offset:seg.end_offset] == seg.content and seg.content
         assert 0.5 <= p.text_extraction.score <= 1 and p.display_name in by_type
-    assert any(p.display_name == "LOC" and "Brussels" in p.text_extraction.text_segment.content for p in resp.payload)
+    found = {p.text_extraction.text_segment.content for p in resp.payload}
+    assert found & {"Peter Blackburn", "European Union", "Brussels"}, found
+
+    doc = predictor.predict(name=model.name, payload={"document": {"input_config": {"gcs_source": {
+        "input_uris": ["gs://ner/good.pdf"]}}}})
+    document_text = doc.preprocessed_input.document.document_text.content
+    assert "Brussels" in document_text and doc.preprocessed_input.document.page_count == 1
+    assert doc.preprocessed_input.document.layout[0].page_number == 1
+    for p in doc.payload:
+        seg = p.text_extraction.text_segment
+        assert document_text[seg.start_offset:seg.end_offset] == seg.content
 
     work = server.bucket_path("ner")
     (work / "batch.jsonl").write_text(json.dumps({"id": "doc1", "text_snippet": {"content": text}}) + "\n"

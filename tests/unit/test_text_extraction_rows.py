@@ -107,7 +107,7 @@ def test_blank_lines_keep_their_number_and_are_skipped():
         (json.dumps({"text_snippet": {"content": "a"}, "annotations": ["X"]}), "not an object"),
         (json.dumps({"text_snippet": {"content": "a"}, "annotations": {}}), "not a list"),
         ('{"document": {"input_config": {"gcs_source": {"input_uris": ["gs://b/x.pdf"]}}}}',
-         "PDF documents are not supported yet"),
+         "PDF documents are not supported here"),
     ],
 )
 def test_each_failure_kind_names_file_and_line(line, needle):

@@ -35,6 +35,11 @@ class PredictionService:
             if row.deployment_state != "DEPLOYED":
                 raise FailedPrecondition(f"model {name} is not deployed: deploy it before calling predict")
             model_id, problem_type, model_dir = row.id, row.problem_type, Path(row.artifact_dir)
+        document, payload_input = None, None
+        if "document" in payload and problem_type == "text_extraction":
+            payload_input = payload["document"].get("inputConfig", {})
+            document = self._document(payload["document"])
+            payload = {"textSnippet": {"content": document["documentText"]["content"]}}
         snippet = payload.get("textSnippet")
         if snippet is None:
             raise InvalidArgument("payload.text_snippet is required for a text model",
@@ -48,7 +53,22 @@ class PredictionService:
         loaded = self.sv.serving.load(model_id, problem_type, model_dir)
         from automill.problems.base import get_problem
 
-        return get_problem(problem_type).predict_one(loaded, content, params)
+        response = get_problem(problem_type).predict_one(loaded, content, params)
+        if document is not None:
+            response["preprocessedInput"] = {"document": {**document, "inputConfig": payload_input}}
+        return response
+
+    def _document(self, document: dict[str, Any]) -> dict[str, Any]:
+        """A ``document`` payload: the PDF named by input_config, or the given document_text."""
+        from automill.problems.text_extraction.pdf import MAX_PDF_BYTES, extract_document
+
+        if (document.get("documentText") or {}).get("content"):
+            return {"documentText": {"content": document["documentText"]["content"], "mimeType": "text/plain"}}
+        uris = (document.get("inputConfig", {}).get("gcsSource") or {}).get("inputUris") or []
+        if len(uris) != 1:
+            raise InvalidArgument("payload.document.input_config.gcs_source.input_uris must hold one gs:// PDF path",
+                                  field="payload.document.input_config")
+        return extract_document(self.sv.blobs.read_bytes(uris[0], max_bytes=MAX_PDF_BYTES), uris[0])
 
     def batch_predict(self, name: str, input_config: dict[str, Any], output_config: dict[str, Any],
                       params: dict[str, str]) -> OperationView:

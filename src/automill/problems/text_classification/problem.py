@@ -53,7 +53,7 @@ class TextClassification:
         return "multilabel" if dataset_meta.get("classificationType") == "MULTILABEL" else "multiclass"
 
     def parse_import(self, data: str, *, uri: str, read_text: Callable[[str], str],
-                     dataset_meta: dict[str, Any]) -> ParseResult:
+                     dataset_meta: dict[str, Any], read_bytes: Callable[[str], bytes] | None = None) -> ParseResult:
         return parse_import_csv(data, uri=uri, read_text=read_text, multilabel=self.kind(dataset_meta) == "multilabel")
 
     # -- storing imported examples ------------------------------------------------------------------

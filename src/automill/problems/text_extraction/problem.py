@@ -20,6 +20,7 @@ from automill.learners.spacy_ner import SpacyNER
 from automill.metrics.extraction import extraction_metrics
 from automill.problems.base import Evaluation, StoredExample, TrainOutcome
 from automill.problems.text_classification.problem import score_threshold, to_json
+from automill.problems.text_extraction.pdf import extract_document
 from automill.problems.text_extraction.rows import ExtractionExample, ExtractionParseResult, parse_index_csv, split_extraction
 
 MAX_PREDICT_CHARS = 10_000  # v1 entity extraction limit (API.md 3d)
@@ -40,8 +41,10 @@ class TextExtraction:
         return {}
 
     def parse_import(self, data: str, *, uri: str, read_text: Callable[[str], str],
-                     dataset_meta: dict[str, Any]) -> ExtractionParseResult:
-        return parse_index_csv(data, uri=uri, read_text=read_text)
+                     dataset_meta: dict[str, Any], read_bytes: Callable[[str], bytes] | None = None
+                     ) -> ExtractionParseResult:
+        read_document = (lambda u: extract_document(read_bytes(u), u)["documentText"]["content"]) if read_bytes else None
+        return parse_index_csv(data, uri=uri, read_text=read_text, read_document=read_document)
 
     # -- storing imported examples ------------------------------------------------------------------
     def labels_of(self, ex: ExtractionExample) -> list[str]:

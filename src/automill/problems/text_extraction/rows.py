@@ -102,7 +102,23 @@ def _span(ann: Any, n: int, length: int) -> Span:
     return Span(label, start, end)
 
 
-def _document(line: str, max_chars: int) -> tuple[str, list[Span]]:
+def _pdf_text(doc: dict[str, Any], read_document: Callable[[str], str] | None) -> str:
+    if read_document is None:
+        raise _LineError("PDF documents are not supported here")
+    document = _get(doc, "document", "document") or {}
+    config = _get(document, "input_config", "inputConfig") or {}
+    uris = (_get(config, "gcs_source", "gcsSource") or {}).get("input_uris") or \
+        (_get(config, "gcs_source", "gcsSource") or {}).get("inputUris") or []
+    if len(uris) != 1 or not str(uris[0]).startswith("gs://"):
+        raise _LineError("document.input_config.gcs_source.input_uris must hold exactly one gs:// PDF path")
+    try:
+        return read_document(str(uris[0]))
+    except Exception as exc:  # storage, not-a-PDF, no text layer: this line's problem
+        raise _LineError(getattr(exc, "message", None) or str(exc)) from exc
+
+
+def _document(line: str, max_chars: int,
+              read_document: Callable[[str], str] | None = None) -> tuple[str, list[Span]]:
     try:
         doc = json.loads(line)
     except ValueError as exc:
@@ -110,12 +126,13 @@ def _document(line: str, max_chars: int) -> tuple[str, list[Span]]:
     if not isinstance(doc, dict):
         raise _LineError("not a JSON object")
     if "document" in doc:
-        raise _LineError("PDF documents are not supported yet")
-    snippet = _get(doc, "text_snippet", "textSnippet")
-    content = snippet.get("content") if isinstance(snippet, dict) else None
+        content = _pdf_text(doc, read_document)
+    else:
+        snippet = _get(doc, "text_snippet", "textSnippet")
+        content = snippet.get("content") if isinstance(snippet, dict) else None
     if not isinstance(content, str) or not content.strip():
         raise _LineError("text_snippet.content is missing or empty")
-    if len(content) > max_chars:
+    if len(content) > max_chars and "document" not in doc:
         raise _LineError(f"content is too long: {len(content)} characters (at most {max_chars})")
     if not unicodedata.is_normalized("NFC", content):
         raise _LineError("content is not in Unicode NFC form")
@@ -135,7 +152,8 @@ def _document(line: str, max_chars: int) -> tuple[str, list[Span]]:
 
 
 def parse_jsonl(
-    text: str, *, uri: str, ml_use: str, max_chars: int = MAX_CHARS
+    text: str, *, uri: str, ml_use: str, max_chars: int = MAX_CHARS,
+    read_document: Callable[[str], str] | None = None,
 ) -> ExtractionParseResult:
     """Parse one JSONL file of documents; every example gets ``ml_use`` and ``source_uri=uri``."""
     result = ExtractionParseResult()
@@ -146,7 +164,7 @@ def parse_jsonl(
             continue
         result.rows += 1
         try:
-            content, spans = _document(line, max_chars)
+            content, spans = _document(line, max_chars, read_document)
         except _LineError as exc:
             result.failures.append(RowFailure(uri, line_no, f"{uri} line {line_no}: {exc}"))
             continue
@@ -172,9 +190,11 @@ def _index_row(cells: list[str]) -> tuple[str, str]:
 
 
 def parse_index_csv(
-    data: str, *, uri: str, read_text: Callable[[str], str], max_chars: int = MAX_CHARS
+    data: str, *, uri: str, read_text: Callable[[str], str], max_chars: int = MAX_CHARS,
+    read_document: Callable[[str], str] | None = None,
 ) -> ExtractionParseResult:
-    """Parse an index CSV; ``read_text(gs_uri)`` fetches each JSONL file."""
+    """Parse an index CSV; ``read_text(gs_uri)`` fetches each JSONL file, ``read_document(gs_uri)``
+    the text layer of a PDF document line (None: PDF lines are row failures)."""
     if data.startswith("\ufeff"):
         data = data[1:]
     result = ExtractionParseResult()
@@ -205,7 +225,7 @@ def parse_index_csv(
             result.rows += 1
             result.failures.append(RowFailure(uri, row_no, f"{uri} row {row_no}: {exc}"))
             continue
-        part = parse_jsonl(text, uri=path, ml_use=ml_use, max_chars=max_chars)
+        part = parse_jsonl(text, uri=path, ml_use=ml_use, max_chars=max_chars, read_document=read_document)
         result.examples += part.examples
         result.failures += part.failures
         result.rows += part.rows

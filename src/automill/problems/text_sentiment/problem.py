@@ -47,7 +47,7 @@ class TextSentiment(TextClassification):
         return "ordinal"
 
     def parse_import(self, data: str, *, uri: str, read_text: Callable[[str], str],
-                     dataset_meta: dict[str, Any]) -> ParseResult:
+                     dataset_meta: dict[str, Any], read_bytes: Callable[[str], bytes] | None = None) -> ParseResult:
         top = int(dataset_meta["sentimentMax"])
 
         def check(label: str) -> str | None:

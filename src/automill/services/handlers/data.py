@@ -21,6 +21,7 @@ from automill.store.tables import AnnotationSpecRow, ExampleRow
 
 MAX_CSV_BYTES = 100 * 1024 * 1024
 MAX_TEXT_BYTES = 10 * 1024 * 1024
+MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 #: An import fails whole when more than this share of its rows is bad.
 MAX_BAD_ROW_FRACTION = 0.1
 
@@ -50,6 +51,7 @@ def import_data(ctx: JobContext) -> JobResult:
     for i, uri in enumerate(uris):
         text = sv.blobs.read_text(uri, max_bytes=MAX_CSV_BYTES)  # a missing CSV fails the whole import
         parsed = problem.parse_import(text, uri=uri, read_text=lambda u: sv.blobs.read_text(u, max_bytes=MAX_TEXT_BYTES),
+                                      read_bytes=lambda u: sv.blobs.read_bytes(u, max_bytes=MAX_DOCUMENT_BYTES),
                                       dataset_meta=meta)
         examples.extend(parsed.examples)
         failures.extend(parsed.failures)
