@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session
 
 from automill.core import filters, paging
 from automill.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
-from automill.core.ids import PREFIXES, make_id, parent_of, split_name, split_parent
+from automill.core.ids import PREFIXES, make_id, parent_of, split_parent
 from automill.problems.base import DATASET_KEYS, get_problem
 from automill.services import validation
+from automill.services.lookup import find
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, annotation_spec_json, dataset_json, operation_view
 from automill.store.blobs import split_gs
@@ -53,11 +54,7 @@ class DatasetService:
 
     # -- helpers ------------------------------------------------------------------------------------
     def row(self, s: Session, name: str) -> DatasetRow:
-        project, location, dataset_id = split_name(name, "datasets")
-        row = s.get(DatasetRow, dataset_id)
-        if row is None or row.project != project or row.location != location:
-            raise NotFound(f"dataset {name} not found")
-        return row
+        return find(s, DatasetRow, name, "datasets", "dataset")
 
     def _json(self, s: Session, row: DatasetRow) -> dict[str, Any]:
         count = s.execute(select(func.count()).select_from(ExampleRow).where(ExampleRow.dataset_id == row.id)).scalar_one()

@@ -17,6 +17,7 @@ from automill.core.ids import split_name, split_parent
 from automill.problems.base import MODEL_KEYS, get_problem
 from automill.services import validation
 from automill.services.datasets import normalize_mask
+from automill.services.lookup import find
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, evaluation_json, model_json, operation_view
 from automill.store.db import new_etag, utcnow
@@ -43,11 +44,7 @@ class ModelService:
         self.sv = services
 
     def row(self, s: Session, name: str) -> ModelRow:
-        project, location, model_id = split_name(name, "models")
-        row = s.get(ModelRow, model_id)
-        if row is None or row.project != project or row.location != location:
-            raise NotFound(f"model {name} not found")
-        return row
+        return find(s, ModelRow, name, "models", "model")
 
     # -- create = train -----------------------------------------------------------------------------
     def create(self, parent: str, model: dict[str, Any], extensions: dict[str, Any]) -> OperationView:

@@ -8,10 +8,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from automill.core import filters, paging
-from automill.core.errors import FailedPrecondition, NotFound
-from automill.core.ids import make_id, split_name, split_parent
+from automill.core.errors import FailedPrecondition
+from automill.core.ids import make_id, split_parent
 from automill.jobs import queue
 from automill.jobs.states import JobState
+from automill.services.lookup import find
 from automill.services.render import OperationView, operation_view
 from automill.store.db import next_number, utcnow
 from automill.store.tables import OperationRow
@@ -46,11 +47,7 @@ class OperationService:
         self.sv = services
 
     def _row(self, s: Session, name: str) -> OperationRow:
-        project, location, op_id = split_name(name, "operations")
-        row = s.get(OperationRow, op_id)
-        if row is None or row.project != project or row.location != location:
-            raise NotFound(f"operation {name} not found")
-        return row
+        return find(s, OperationRow, name, "operations", "operation")
 
     def get(self, name: str) -> OperationView:
         with self.sv.db.tx() as s:

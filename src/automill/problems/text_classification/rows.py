@@ -82,6 +82,21 @@ def _parse_labels(cells: list[str], *, multilabel: bool, max_labels: int) -> tup
     return tuple(sorted(labels))
 
 
+def read_row_file(path: str, read_text: Callable[[str], str], error: type[Exception]) -> str:
+    """Fetch a gs:// file named in a row; any storage or decoding problem becomes ``error`` for
+    that row, with a message that names the path."""
+    try:
+        text = read_text(path)
+    except Exception as exc:  # noqa: BLE001 - the row fails, the import goes on
+        detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        raise error(detail if path in detail else f"{path}: {detail}") from exc
+    if not isinstance(text, str):
+        raise error(f"{path}: not text")
+    if not text.strip():
+        raise error(f"{path} is empty")
+    return text
+
+
 def _read_content(
     cell: str, read_text: Callable[[str], str], max_chars: int
 ) -> tuple[str, str | None]:
@@ -89,15 +104,7 @@ def _read_content(
     source: str | None = None
     if value.lower().startswith("gs://"):
         source = value
-        try:
-            text = read_text(value)
-        except Exception as exc:  # any storage / decoding problem is this row's problem
-            detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            raise _RowError(detail if value in detail else f"{value}: {detail}") from exc
-        if not isinstance(text, str):
-            raise _RowError(f"{value}: not text")
-        if not text.strip():
-            raise _RowError(f"{value} is empty")
+        text = read_row_file(value, read_text, _RowError)
     else:
         text = value
         if not text:

@@ -27,6 +27,7 @@ from automill.problems.text_classification.rows import (
     ML_USES,
     RowFailure,
     assign_split,
+    read_row_file,
 )
 
 MAX_CHARS = 30_000
@@ -212,15 +213,7 @@ def parse_index_csv(
             continue
         try:
             ml_use, path = _index_row(cells)
-            try:
-                text = read_text(path)
-            except Exception as exc:  # any storage / decoding problem is this row's problem
-                detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-                raise _LineError(detail if path in detail else f"{path}: {detail}") from exc
-            if not isinstance(text, str):
-                raise _LineError(f"{path}: not text")
-            if not text.strip():
-                raise _LineError(f"{path} is empty")
+            text = read_row_file(path, read_text, _LineError)
         except _LineError as exc:
             result.rows += 1
             result.failures.append(RowFailure(uri, row_no, f"{uri} row {row_no}: {exc}"))

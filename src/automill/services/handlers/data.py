@@ -119,10 +119,10 @@ def export_data(ctx: JobContext) -> JobResult:
         return _export_extraction(ctx, out_dir, specs, rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    for i, (ex_id, content, ml_use, annotations) in enumerate(rows):
+    for i, (ex_id, content, ml_use, anns) in enumerate(rows):
         doc = f"{out_dir}/documents/{ex_id}.txt"
         sv.blobs.write_text(doc, content)
-        writer.writerow([ml_use, doc, *[specs[a] for a in (annotations or []) if a in specs]])
+        writer.writerow([ml_use, doc, *[specs[a] for a in (anns or []) if a in specs]])
         if i % 500 == 0:
             ctx.progress(90.0 * i / max(1, len(rows)))
     sv.blobs.write_text(f"{out_dir}/{problem_type}_1.csv", buf.getvalue())
@@ -133,10 +133,10 @@ def _export_extraction(ctx: JobContext, out_dir: str, specs: dict[str, str], row
     """The import format: an index CSV of ``ML_USE,gs://…jsonl`` and one JSONL file per ML_USE."""
     sv = ctx.services
     by_use: dict[str, list[str]] = {}
-    for _, content, ml_use, annotations in rows:
+    for _, content, ml_use, anns in rows:
         doc = {"text_snippet": {"content": content}, "annotations": [
             {"display_name": specs[a["spec"]], "text_extraction": {"text_segment": {
-                "start_offset": a["start"], "end_offset": a["end"]}}} for a in annotations or [] if a["spec"] in specs]}
+                "start_offset": a["start"], "end_offset": a["end"]}}} for a in anns or [] if a["spec"] in specs]}
         by_use.setdefault(ml_use, []).append(json.dumps(doc, ensure_ascii=False))
     index = []
     for ml_use, lines in sorted(by_use.items()):
