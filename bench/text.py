@@ -242,9 +242,11 @@ def main() -> None:
     (out / f"text-{stamp}.json").write_text(json.dumps({"budget_s": args.budget, "results": results}, indent=1))
     (out / f"text-{stamp}.md").write_text(header + "\n\n" + md + "\n")
     if not args.no_docs:
-        (ROOT / "docs" / "benchmarks.md").write_text(
-            "# Benchmarks\n\nWritten by `python -m bench.text` (do not edit by hand).\n\n## Text\n\n"
-            + header + "\n\n" + md + "\n")
+        docs = ROOT / "docs" / "benchmarks.md"
+        rest = docs.read_text().split("\n## Entity extraction\n", 1) if docs.exists() else [""]
+        tail = "\n## Entity extraction\n" + rest[1] if len(rest) == 2 else ""
+        docs.write_text("# Benchmarks\n\nWritten by `python -m bench.text` and `python -m bench.extraction` "
+                        "(do not edit by hand).\n\n## Text\n\n" + header + "\n\n" + md + "\n" + tail)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,118 @@
+"""bench/extraction: Automill's entity extraction engine against spaCy's default NER trained from
+blank, on conll2003 (same split, same wall-clock budget, one run).
+
+    .venv/bin/python -m bench.extraction --budget 600
+
+Systems:
+- spacy_default: `spacy.blank("en")` + the default `ner` component, spaCy's usual loop
+  (compounding batch sizes 4..32, dropout 0.1) until the budget ends; the last epoch is kept
+- automill/default: `automill.learners.spacy_ner.SpacyNER` as the service trains it (dropout 0.2,
+  early stopping on VALIDATE F1, best epoch kept)
+
+Metric: entity-level micro precision, recall and F1 on TEST, exact span-and-type match (spans
+with score >= 0.5 for Automill). Prints a table, writes bench/results/extraction-<timestamp>.{json,md}
+and the extraction section of docs/benchmarks.md. Measures only; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from automill.core.deadline import Deadline
+from automill.learners.spacy_ner import SpacyNER
+from automill.metrics.extraction import entity_counts
+from automill.problems.text_extraction.rows import parse_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "datasets" / "conll2003"
+Docs = tuple[list[str], list[list[tuple[int, int, str]]]]
+
+
+def load(split: str) -> Docs:
+    parsed = parse_jsonl((DATA / f"{split}.jsonl").read_text(encoding="utf-8"), uri=split, ml_use="TRAIN")
+    return [e.content for e in parsed.examples], [[(s.start, s.end, s.label) for s in e.spans] for e in parsed.examples]
+
+
+def spacy_default(train: Docs, valid: Docs, budget: float) -> Any:
+    import spacy
+    from spacy.training import Example
+    from spacy.util import compounding, minibatch
+
+    random.seed(0)
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("ner")
+    for doc in train[1]:
+        for _, _, label in doc:
+            ner.add_label(label)
+    examples = [Example.from_dict(nlp.make_doc(t), {"entities": s}) for t, s in zip(*train)]
+    optimizer = nlp.initialize(lambda: examples)
+    deadline = Deadline(budget)
+    while not deadline.expired():
+        random.shuffle(examples)
+        for batch in minibatch(examples, size=compounding(4.0, 32.0, 1.001)):
+            if deadline.expired():
+                break
+            nlp.update(batch, drop=0.1, sgd=optimizer)
+
+    def predict(texts: list[str]) -> list[list[tuple[int, int, str, float]]]:
+        return [[(e.start_char, e.end_char, e.label_, 1.0) for e in d.ents] for d in nlp.pipe(texts, batch_size=256)]
+
+    return predict
+
+
+def automill_default(train: Docs, valid: Docs, budget: float) -> Any:
+    learner = SpacyNER().fit(train[0], train[1], deadline=Deadline(budget), valid=valid)
+    return lambda texts: learner.predict(texts, min_score=0.5)
+
+
+SYSTEMS = {"spacy_default": spacy_default, "automill/default": automill_default}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--budget", type=float, default=600)
+    ap.add_argument("--no-docs", action="store_true")
+    args = ap.parse_args()
+    train, valid, test = load("train"), load("validation"), load("test")
+    started = datetime.now(UTC)
+    rows = []
+    for name, system in SYSTEMS.items():
+        t0 = time.monotonic()
+        predict = system(train, valid, args.budget)
+        train_s = time.monotonic() - t0
+        t1 = time.monotonic()
+        predicted = predict(test[0])
+        ms = 1000 * (time.monotonic() - t1) / len(test[0])
+        tp, fp, fn = entity_counts(test[1], predicted, threshold=0.5)
+        p, r = tp / max(1, tp + fp), tp / max(1, tp + fn)
+        row = {"system": name, "precision": round(p, 4), "recall": round(r, 4),
+               "f1": round(2 * p * r / max(1e-9, p + r), 4), "train_s": round(train_s, 1), "latency_ms_batch": round(ms, 3)}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    cols = ["precision", "recall", "f1", "train_s", "latency_ms_batch"]
+    md = "\n".join(["| system | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+                   + [f"| {r['system']} | " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows])
+    header = (f"conll2003 TEST ({len(test[0])} sentences), entity-level micro scores, exact match. Budget "
+              f"{args.budget:.0f} s per system; run {started:%Y-%m-%d %H:%M} UTC on 2 cores.")
+    print(md)
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = f"{started:%Y%m%dT%H%M%S}"
+    (out / f"extraction-{stamp}.json").write_text(json.dumps({"budget_s": args.budget, "results": rows}, indent=1))
+    (out / f"extraction-{stamp}.md").write_text(header + "\n\n" + md + "\n")
+    if not args.no_docs:
+        docs = ROOT / "docs" / "benchmarks.md"
+        text = docs.read_text() if docs.exists() else "# Benchmarks\n"
+        text = text.split("\n## Entity extraction\n")[0].rstrip("\n")
+        docs.write_text(text + "\n\n## Entity extraction\n\nWritten by `python -m bench.extraction`.\n\n"
+                        + header + "\n\n" + md + "\n")
+
+
+if __name__ == "__main__":
+    main()
