@@ -86,3 +86,10 @@ def test_resumable_training(server: Server) -> None:
     # Nothing was created by the refused requests.
     names = sorted(m["displayName"] for m in api.call("GET", f"{P1}/models")["model"])
     assert names == ["base", "resumed"]
+
+    # A model whose files are gone cannot be deployed, and stays UNDEPLOYED.
+    broken = resumed["response"]["name"]
+    model_dir.rename(model_dir.with_name(model_dir.name + ".moved"))
+    err = api.call("POST", f"{broken}:deploy", {}, expect=400)
+    assert err["error"]["status"] == "FAILED_PRECONDITION" and "missing" in err["error"]["message"]
+    assert api.call("GET", broken)["deploymentState"] == "UNDEPLOYED"
