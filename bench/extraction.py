@@ -28,6 +28,7 @@ from automill.core.deadline import Deadline
 from automill.learners.spacy_ner import SpacyNER
 from automill.metrics.extraction import entity_counts
 from automill.problems.text_extraction.rows import parse_jsonl
+from bench import report
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets" / "conll2003"
@@ -101,17 +102,9 @@ def main() -> None:
     header = (f"conll2003 TEST ({len(test[0])} sentences), entity-level micro scores, exact match. Budget "
               f"{args.budget:.0f} s per system; run {started:%Y-%m-%d %H:%M} UTC on 2 cores.")
     print(md)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = f"{started:%Y%m%dT%H%M%S}"
-    (out / f"extraction-{stamp}.json").write_text(json.dumps({"budget_s": args.budget, "results": rows}, indent=1))
-    (out / f"extraction-{stamp}.md").write_text(header + "\n\n" + md + "\n")
+    report.save("extraction", started, {"budget_s": args.budget, "results": rows}, header, md)
     if not args.no_docs:
-        docs = ROOT / "docs" / "benchmarks.md"
-        text = docs.read_text() if docs.exists() else "# Benchmarks\n"
-        text = text.split("\n## Entity extraction\n")[0].rstrip("\n")
-        docs.write_text(text + "\n\n## Entity extraction\n\nWritten by `python -m bench.extraction`.\n\n"
-                        + header + "\n\n" + md + "\n")
+        report.update_docs("Entity extraction", "Written by `python -m bench.extraction`.\n\n" + header + "\n\n" + md)
 
 
 if __name__ == "__main__":

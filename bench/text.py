@@ -36,6 +36,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from automill.core.deadline import Deadline
 from automill.engine.text import fit_text
 from automill.learners import minilm
+from bench import report
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -236,17 +237,9 @@ def main() -> None:
               f"{platform.python_version()}; run {started:%Y-%m-%d %H:%M} UTC. Metrics on each dataset's TEST rows; "
               "latency = ms per text, batch of the whole TEST split and one text at a time.")
     print(md)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = f"{started:%Y%m%dT%H%M%S}"
-    (out / f"text-{stamp}.json").write_text(json.dumps({"budget_s": args.budget, "results": results}, indent=1))
-    (out / f"text-{stamp}.md").write_text(header + "\n\n" + md + "\n")
+    report.save("text", started, {"budget_s": args.budget, "results": results}, header, md)
     if not args.no_docs:
-        docs = ROOT / "docs" / "benchmarks.md"
-        rest = docs.read_text().split("\n## Entity extraction\n", 1) if docs.exists() else [""]
-        tail = "\n## Entity extraction\n" + rest[1] if len(rest) == 2 else ""
-        docs.write_text("# Benchmarks\n\nWritten by `python -m bench.text` and `python -m bench.extraction` "
-                        "(do not edit by hand).\n\n## Text\n\n" + header + "\n\n" + md + "\n" + tail)
+        report.update_docs("Text", "Written by `python -m bench.text`.\n\n" + header + "\n\n" + md)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,6 @@ from sqlalchemy import delete, func, inspect, select, text
 from automill.store.db import Database, next_number
 from automill.store.tables import IdSequence
 
-POSTGRES_ADMIN_URL = os.environ.get("AUTOMILL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _take(db: Database, kind: str, count: int) -> list[int]:
@@ -141,27 +137,10 @@ def test_sqlite_creates_missing_parent_folders(tmp_path: Path) -> None:
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
 
-@pytest.fixture
-def fresh_postgres_url() -> Iterator[str]:
-    import psycopg
-
-    name = f"automill_unit_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}")
-    try:
-        yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.mark.postgres
-def test_postgres_numbers_increase_and_are_never_reused(fresh_postgres_url: str) -> None:
-    _check_never_reused(fresh_postgres_url)
-    db = Database(fresh_postgres_url)
+def test_postgres_numbers_increase_and_are_never_reused(postgres_url: str) -> None:
+    _check_never_reused(postgres_url)
+    db = Database(postgres_url)
     try:
         assert db.is_postgres
         rev = _revision(db)

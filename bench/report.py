@@ -1,0 +1,33 @@
+"""Where benchmark results go: bench/results/<kind>-<timestamp>.{json,md} and one named section of
+docs/benchmarks.md (other sections are kept as they are)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+TITLE = "# Benchmarks\n\nWritten by the scripts in `bench/` (do not edit by hand).\n"
+
+
+def save(kind: str, started: datetime, payload: dict[str, Any], header: str, table: str) -> Path:
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = f"{started:%Y%m%dT%H%M%S}"
+    (out / f"{kind}-{stamp}.json").write_text(json.dumps(payload, indent=1))
+    md = out / f"{kind}-{stamp}.md"
+    md.write_text(header + "\n\n" + table + "\n")
+    return md
+
+
+def update_docs(section: str, body: str) -> None:
+    """Replace (or append) the ``## <section>`` part of docs/benchmarks.md."""
+    text = DOCS.read_text() if DOCS.exists() else TITLE
+    parts = re.split(r"(?m)^(?=## )", text)
+    head, sections = parts[0], {p.splitlines()[0][3:].strip(): p for p in parts[1:]}
+    sections[section] = f"## {section}\n\n{body.strip()}\n\n"
+    DOCS.write_text(head.rstrip("\n") + "\n\n" + "".join(sections.values()).rstrip("\n") + "\n")
