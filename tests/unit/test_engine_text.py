@@ -32,7 +32,8 @@ def test_low_latency_converges_and_predicts() -> None:
 
 
 def test_tiny_budget_stops_with_budget_reached() -> None:
-    texts, Y = data(300, 0)
+    # Enough texts that embedding them alone takes longer than the budget, even with warm caches.
+    texts, Y = data(3000, 7)
     result = fit_text("multiclass", texts, Y, deadline=Deadline(2.0), model_type="mobile-versatile-1")
     assert result.stop_reason == BUDGET_REACHED
     assert result.model.members  # at least the first model is kept

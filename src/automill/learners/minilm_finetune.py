@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,15 +66,17 @@ class MiniLMFineTuneClassifier:
                     p.requires_grad_(False)
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=self.lr, weight_decay=0.01)
         n = len(texts)
-        total = max(1, math.ceil(self.epochs * n / self.batch_size))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, total // 10)) * max(0.0, 1 - s / total))
+        plan = [max(1, math.ceil(self.epochs * n / self.batch_size))]  # planned steps; shrinks to fit the deadline
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / max(1, plan[0] // 10)) * max(0.0, 1 - s / plan[0]))
+        started = time.monotonic()
         rng = np.random.default_rng(self.seed)
         lengths = np.array([len(t) for t in texts])
         model.train()
         step = 0
-        while step < total:
+        while step < plan[0]:
             for idx in self._batches(rng, lengths):
-                if step >= total or (deadline is not None and deadline.expired() and step >= self.min_steps):
+                if step >= plan[0] or (deadline is not None and deadline.expired() and step >= self.min_steps):
                     break
                 if deadline is not None and deadline.expired():
                     raise BudgetExhausted("the budget ran out before MiniLM fine-tuning made progress")
@@ -91,6 +94,12 @@ class MiniLMFineTuneClassifier:
                 sched.step()
                 opt.zero_grad()
                 step += 1
+                if deadline is not None and step in (5, 20, 100):
+                    # Fit the schedule to the time left, so the learning rate decays to zero by the
+                    # deadline instead of being cut off at its peak.
+                    per_step = (time.monotonic() - started) / step
+                    fits = step + int(0.95 * deadline.remaining() / per_step)
+                    plan[0] = max(step + 1, min(plan[0], fits))
             else:
                 continue
             break
