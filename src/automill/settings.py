@@ -45,6 +45,9 @@ class Settings:
     #: Default training budget for text models, which have no budget field in Google's API.
     #: 1000 = one worker for one hour; 50 = 3 minutes.
     text_train_budget_milli_node_hours: int = 50
+    #: Default training budget for image models when a request sets none. Google's default (24,000,
+    #: a day of its accelerators) would be a day of CPU here; early stopping usually ends sooner.
+    image_train_budget_milli_node_hours: int = 1000
     #: A job lease; a worker renews it every ``heartbeat_seconds``. An expired lease means the
     #: worker died: the job is retried (up to ``max_attempts``) or failed.
     lease_seconds: float = 10.0
@@ -68,7 +71,8 @@ class Settings:
         if "AUTOMILL_BUCKETS" in env:
             values["buckets"] = parse_buckets(env["AUTOMILL_BUCKETS"])
         for key, conv in (("host", str), ("port", int), ("workers", int), ("max_attempts", int),
-                          ("text_train_budget_milli_node_hours", int), ("lease_seconds", float),
+                          ("text_train_budget_milli_node_hours", int), ("image_train_budget_milli_node_hours", int),
+                          ("lease_seconds", float),
                           ("heartbeat_seconds", float)):
             name = f"AUTOMILL_{key.upper()}"
             if name in env:
@@ -91,6 +95,7 @@ class Settings:
             "AUTOMILL_DATABASE_URL": self.database_url,
             "AUTOMILL_BUCKETS": ",".join(f"{k}={v}" for k, v in self.buckets.items()),
             "AUTOMILL_TEXT_TRAIN_BUDGET_MILLI_NODE_HOURS": str(self.text_train_budget_milli_node_hours),
+            "AUTOMILL_IMAGE_TRAIN_BUDGET_MILLI_NODE_HOURS": str(self.image_train_budget_milli_node_hours),
             "AUTOMILL_LEASE_SECONDS": str(self.lease_seconds),
             "AUTOMILL_HEARTBEAT_SECONDS": str(self.heartbeat_seconds),
             "AUTOMILL_MAX_ATTEMPTS": str(self.max_attempts),

@@ -10,6 +10,7 @@ from automill.serving.cache import ModelCache
 from automill.settings import Settings
 from automill.store.blobs import BlobStore
 from automill.store.db import Database
+from automill.store.media import MediaStore
 
 
 class Services:
@@ -17,6 +18,7 @@ class Services:
         self.settings = settings
         self.db = db or Database(settings.db_url)
         self.blobs = BlobStore(settings.data_dir, settings.buckets)
+        self.media = MediaStore(settings.data_dir)
         self.serving = ModelCache()
         self.datasets = DatasetService(self)
         self.models = ModelService(self)

@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from automill.core import filters, paging
-from automill.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from automill.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
 from automill.core.ids import split_name, split_parent
 from automill.problems.base import MODEL_KEYS, get_problem
 from automill.services import validation
@@ -20,6 +20,7 @@ from automill.services.datasets import normalize_mask
 from automill.services.lookup import find
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, evaluation_json, model_json, operation_view
+from automill.store.blobs import split_gs
 from automill.store.db import new_etag, utcnow
 from automill.engine.model_types import text_preset
 from automill.store.tables import AnnotationSpecRow, DatasetRow, EvaluationRow, ExampleRow, ModelRow
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from automill.services.container import Services
 
 MAX_TEXT_BUDGET = 100_000
+MAX_IMAGE_BUDGET = 800_000  # Google's limit for `cloud` image models
 MODEL_FILTER_FIELDS = {"display_name", "displayName", "dataset_id", "datasetId"} | {
     "".join("_" + c.lower() if c.isupper() else c for c in k) for k in MODEL_KEYS} | set(MODEL_KEYS)
 EVAL_FILTER_FIELDS = {"annotation_spec_id", "annotationSpecId"}
@@ -69,10 +71,17 @@ class ModelService:
             count = s.execute(select(func.count()).select_from(ExampleRow).where(ExampleRow.dataset_id == ds.id)).scalar_one()
             if not count:
                 raise FailedPrecondition(f"dataset {dataset_id} has no examples: import data before training")
-            budget = self._budget(extensions.get("trainBudgetMilliNodeHours"))
-            meta = problem.model_metadata(dict(ds.problem_metadata), dict(model[keys[0]] or {}))
-            model_type = text_preset(str(extensions.get("modelType", "")))[0] if ds.problem_type.startswith("text_") else ""
-            base_id = str(extensions.get("baseModelId", "") or "")
+            request_meta = dict(model[keys[0]] or {})
+            if ds.problem_type.startswith("text_"):
+                source = extensions  # Automill's extension fields for text models
+                model_type = text_preset(str(extensions.get("modelType", "")))[0]
+                meta = problem.model_metadata(dict(ds.problem_metadata), request_meta)
+            else:  # image models carry budget, model type and base model in their metadata
+                source = request_meta
+                meta = problem.model_metadata(dict(ds.problem_metadata), request_meta)
+                model_type = meta.get("modelType", "")
+            budget = self._budget(source.get("trainBudgetMilliNodeHours"), ds.problem_type)
+            base_id = str(source.get("baseModelId", "") or "")
             if base_id:
                 self._check_base(s, project, location, base_id, ds, model_type)
             op = new_operation(
@@ -108,16 +117,19 @@ class ModelService:
                                      f"(base: {sorted(base_meta.get('display_names', []))}, now: {sorted(specs.values())})",
                                      field="model.base_model_id")
 
-    def _budget(self, raw: Any) -> int:
+    def _budget(self, raw: Any, problem_type: str) -> int:
         if raw in (None, "", 0, "0"):
+            if problem_type.startswith("image_"):
+                return self.sv.settings.image_train_budget_milli_node_hours
             return self.sv.settings.text_train_budget_milli_node_hours
         try:
             value = int(raw)
         except (TypeError, ValueError):
             raise InvalidArgument(f"trainBudgetMilliNodeHours must be an integer, got {raw!r}",
                                   field="model.train_budget_milli_node_hours") from None
-        if not 1 <= value <= MAX_TEXT_BUDGET:
-            raise InvalidArgument(f"trainBudgetMilliNodeHours must be in 1..{MAX_TEXT_BUDGET}, got {value}",
+        limit = MAX_IMAGE_BUDGET if problem_type.startswith("image_") else MAX_TEXT_BUDGET
+        if not 1 <= value <= limit:
+            raise InvalidArgument(f"trainBudgetMilliNodeHours must be in 1..{limit}, got {value}",
                                   field="model.train_budget_milli_node_hours")
         return value
 
@@ -187,6 +199,12 @@ class ModelService:
         with self.sv.db.tx() as s:
             row = self.row(s, name)
             state = "DEPLOYED" if deployed else "UNDEPLOYED"
+            if deployed and row.problem_type.startswith("image_"):
+                count = str(int(node_count or row.problem_metadata.get("nodeCount") or 1))
+                if row.problem_metadata.get("nodeCount") != count:
+                    row.problem_metadata = {**row.problem_metadata, "nodeCount": count}
+                    row.update_time = utcnow()
+                    row.etag = new_etag(row.id, row.update_time, state, count)
             if row.deployment_state != state:
                 row.deployment_state = state
                 row.update_time = utcnow()
@@ -202,15 +220,43 @@ class ModelService:
         return view
 
     def export(self, name: str, output_config: dict[str, Any]) -> OperationView:
+        from automill.engine.edge_export import FORMATS, QUANTIZATIONS
+        from automill.engine.image import EXPORT_QUANTIZATION
+
         fmt = output_config.get("modelFormat", "") or "tflite"
+        params = {k: str(v) for k, v in (output_config.get("params") or {}).items()}
         with self.sv.db.tx() as s:
             row = self.row(s, name)
-            if fmt not in EXPORT_FORMATS:
-                raise InvalidArgument(f"model_format {fmt!r} is unknown; formats: {sorted(EXPORT_FORMATS)}",
+            if fmt not in EXPORT_FORMATS | set(FORMATS):
+                raise InvalidArgument(f"model_format {fmt!r} is unknown; formats: {sorted(EXPORT_FORMATS | set(FORMATS))}",
                                       field="output_config.model_format")
-            raise FailedPrecondition(
-                f"model {row.display_name} ({row.problem_type}) cannot be exported as {fmt!r}: only image edge models "
-                "(mobile-* model types) are exportable, as in Google AutoML")
+            if not row.problem_type.startswith("image_"):
+                raise FailedPrecondition(
+                    f"model {row.display_name} ({row.problem_type}) cannot be exported as {fmt!r}: only image models "
+                    "are exportable, as in Google AutoML")
+            if fmt not in FORMATS:
+                raise Unimplemented(f"model_format {fmt!r} cannot be produced by Automill; supported formats: "
+                                    f"{', '.join(FORMATS)} (onnx is an Automill extension)")
+            quantization = params.pop("quantization", "") or EXPORT_QUANTIZATION.get(row.model_type, "float32")
+            if quantization not in QUANTIZATIONS or (fmt == "onnx" and quantization != "float32"):
+                allowed = QUANTIZATIONS if fmt == "tflite" else ("float32",)
+                raise InvalidArgument(f"params.quantization {quantization!r} is not available for {fmt}; use one of "
+                                      f"{list(allowed)}", field="output_config.params.quantization")
+            if params:
+                raise InvalidArgument(f"unknown export params {sorted(params)}; the only one is quantization",
+                                      field="output_config.params")
+            prefix = (output_config.get("gcsDestination") or {}).get("outputUriPrefix", "")
+            if not prefix:
+                raise InvalidArgument("output_config.gcs_destination.output_uri_prefix is required",
+                                      field="output_config.gcs_destination.output_uri_prefix")
+            split_gs(prefix)
+            self.sv.blobs.resolve(prefix)
+            op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="export_model",
+                               details_key="exportModelDetails", works_on=name, result_type="Empty",
+                               max_attempts=self.sv.settings.max_attempts,
+                               request={"model": name, "format": fmt, "quantization": quantization,
+                                        "output_uri_prefix": prefix})
+            return operation_view(op)
 
     # -- evaluations --------------------------------------------------------------------------------
     def get_evaluation(self, name: str) -> dict[str, Any]:

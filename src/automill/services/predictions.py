@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
@@ -35,6 +37,8 @@ class PredictionService:
             if row.deployment_state != "DEPLOYED":
                 raise FailedPrecondition(f"model {name} is not deployed: deploy it before calling predict")
             model_id, problem_type, model_dir = row.id, row.problem_type, Path(row.artifact_dir)
+        if problem_type.startswith("image_"):
+            return self._predict_image(model_id, problem_type, model_dir, payload, params)
         document, payload_input = None, None
         if "document" in payload and problem_type == "text_extraction":
             payload_input = payload["document"].get("inputConfig", {})
@@ -57,6 +61,26 @@ class PredictionService:
         if document is not None:
             response["preprocessedInput"] = {"document": {**document, "inputConfig": payload_input}}
         return response
+
+    def _predict_image(self, model_id: str, problem_type: str, model_dir: Path, payload: dict[str, Any],
+                       params: dict[str, str]) -> dict[str, Any]:
+        from automill.problems.base import get_problem
+        from automill.problems.image_classification.images import MAX_IMAGE_BYTES
+
+        raw = (payload.get("image") or {}).get("imageBytes")
+        if not raw:
+            raise InvalidArgument("payload.image.image_bytes is required for an image model", field="payload.image.image_bytes")
+        if len(raw) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+            raise InvalidArgument(f"payload.image.image_bytes is over the limit of {MAX_IMAGE_BYTES} bytes (30 MB)",
+                                  field="payload.image.image_bytes")
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidArgument("payload.image.image_bytes is not valid base64", field="payload.image.image_bytes") from None
+        problem = get_problem(problem_type)
+        problem.check_input(data, "payload.image.image_bytes")
+        loaded = self.sv.serving.load(model_id, problem_type, model_dir)
+        return problem.predict_one(loaded, data, params)  # type: ignore[arg-type]
 
     def _document(self, document: dict[str, Any]) -> dict[str, Any]:
         """A ``document`` payload: the PDF named by input_config, or the given document_text."""

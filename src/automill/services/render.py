@@ -66,6 +66,12 @@ def model_json(row: ModelRow, *, extensions: bool = False) -> dict[str, Any]:
                      "stopReason": row.stop_reason, "modelType": row.model_type})
         if row.base_model_id:
             meta["baseModelId"] = row.base_model_id
+    if row.problem_type.startswith("image_"):  # real fields of the image model metadata messages
+        meta.update({"trainBudgetMilliNodeHours": str(row.train_budget_milli_node_hours),
+                     "trainCostMilliNodeHours": str(row.train_cost_milli_node_hours),
+                     "stopReason": row.stop_reason, "modelType": row.model_type})
+        if row.base_model_id and row.problem_type == "image_classification":
+            meta["baseModelId"] = row.base_model_id
     out: dict[str, Any] = {
         "name": dataset_name(row, "models", row.id),
         "displayName": row.display_name,

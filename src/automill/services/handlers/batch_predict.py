@@ -29,6 +29,8 @@ def batch_predict(ctx: JobContext) -> JobResult:
         display_name, problem_type, model_dir = row.display_name, row.problem_type, Path(row.artifact_dir)
     problem = get_problem(problem_type)
     loaded = problem.load(model_dir)
+    if getattr(problem, "uses_media", False):
+        return _batch_predict_images(ctx, problem, loaded, display_name)
     inputs: list[tuple[dict[str, Any], str | None, AutomillError | None]] = []
     for uri in [u for p in req["input_uris"] for u in (sv.blobs.expand(p) or [p])]:
         text = sv.blobs.read_text(uri)
@@ -69,6 +71,44 @@ def batch_predict(ctx: JobContext) -> JobResult:
         if err is not None:
             errors.append(json.dumps({**key, "error": {"code": err.code, "message": err.message}}))
     _write_numbered(sv, out_dir, f"{problem.name}", results)
+    _write_numbered(sv, out_dir, "errors", errors)
+    return JobResult(result_type="BatchPredictResult", result={},
+                     details={"outputInfo": {"gcsOutputDirectory": out_dir}})
+
+
+def _batch_predict_images(ctx: JobContext, problem: Any, loaded: Any, display_name: str) -> JobResult:
+    """A CSV with one column of gs:// image paths -> ``{"ID": path, "annotations": [...]}`` lines."""
+    from automill.problems.image_classification.images import MAX_IMAGE_BYTES
+
+    sv, req = ctx.services, ctx.request
+    paths: list[str] = []
+    for uri in [u for p in req["input_uris"] for u in (sv.blobs.expand(p) or [p])]:
+        try:
+            records = list(csv.reader(io.StringIO(sv.blobs.read_text(uri)), strict=True))
+        except csv.Error as exc:
+            raise InvalidArgument(f"{uri}: cannot parse the CSV: {exc}") from None
+        paths.extend(cell for r in records if (cell := next((c.strip() for c in r if c.strip()), "")))
+    if not paths:
+        raise InvalidArgument("the batch prediction input files list no images")
+    out_dir = f"{req['output_uri_prefix'].rstrip('/')}/prediction-{display_name}-{gcs_timestamp()}"
+    results: list[str] = []
+    errors: list[str] = []
+    for start in range(0, len(paths), 32):
+        chunk: list[tuple[str, bytes]] = []
+        for path in paths[start:start + 32]:
+            try:
+                if not path.lower().startswith("gs://"):
+                    raise InvalidArgument(f"{path!r} is not a gs:// path to an image")
+                data = sv.blobs.read_bytes(path, max_bytes=MAX_IMAGE_BYTES)
+                problem.check_input(data, path)
+                chunk.append((path, data))
+            except AutomillError as exc:
+                errors.append(json.dumps({"ID": path, "error": {"code": exc.code, "message": exc.message}}))
+        if chunk:
+            preds = problem.predict(loaded, [d for _, d in chunk], req.get("params", {}))
+            results.extend(json.dumps({"ID": p, "annotations": a}) for (p, _), a in zip(chunk, preds))
+        ctx.progress(95.0 * min(len(paths), start + 32) / len(paths))
+    _write_numbered(sv, out_dir, problem.name, results)
     _write_numbered(sv, out_dir, "errors", errors)
     return JobResult(result_type="BatchPredictResult", result={},
                      details={"outputInfo": {"gcsOutputDirectory": out_dir}})

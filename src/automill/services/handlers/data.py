@@ -50,9 +50,11 @@ def import_data(ctx: JobContext) -> JobResult:
     uris = [u for pattern in req["input_uris"] for u in (sv.blobs.expand(pattern) or [pattern])]
     for i, uri in enumerate(uris):
         text = sv.blobs.read_text(uri, max_bytes=MAX_CSV_BYTES)  # a missing CSV fails the whole import
+        media = {"put_media": sv.media.put} if getattr(problem, "uses_media", False) else {}
         parsed = problem.parse_import(text, uri=uri, read_text=lambda u: sv.blobs.read_text(u, max_bytes=MAX_TEXT_BYTES),
-                                      read_bytes=lambda u: sv.blobs.read_bytes(u, max_bytes=MAX_DOCUMENT_BYTES),
-                                      dataset_meta=meta)
+                                      read_bytes=lambda u, max_bytes=MAX_DOCUMENT_BYTES: sv.blobs.read_bytes(
+                                          u, max_bytes=max_bytes),
+                                      dataset_meta=meta, **media)
         examples.extend(parsed.examples)
         failures.extend(parsed.failures)
         rows += parsed.rows
@@ -117,6 +119,8 @@ def export_data(ctx: JobContext) -> JobResult:
     out_dir = f"{req['output_uri_prefix'].rstrip('/')}/export_data-{display_name}-{gcs_timestamp()}"
     if problem_type == "text_extraction":
         return _export_extraction(ctx, out_dir, specs, rows)
+    if getattr(get_problem(problem_type), "uses_media", False):
+        return _export_images(ctx, out_dir, problem_type, specs, rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     for i, (ex_id, content, ml_use, anns) in enumerate(rows):
@@ -144,4 +148,20 @@ def _export_extraction(ctx: JobContext, out_dir: str, specs: dict[str, str], row
         sv.blobs.write_text(uri, "\n".join(lines) + "\n")
         index.append(f"{ml_use},{uri}")
     sv.blobs.write_text(f"{out_dir}/text_extraction_1.csv", "\n".join(index) + "\n")
+    return JobResult(details={"outputInfo": {"gcsOutputDirectory": out_dir}})
+
+
+def _export_images(ctx: JobContext, out_dir: str, problem_type: str, specs: dict[str, str], rows: list[Any]) -> JobResult:
+    """``ML_USE,gs://…/images/<file>,LABEL,...`` with the images copied beside the CSV (re-importable)."""
+    sv = ctx.services
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for i, (_, key, ml_use, anns) in enumerate(rows):
+        uri = f"{out_dir}/images/{key}"
+        with sv.blobs.open_write(uri) as fh:
+            fh.write(sv.media.read(key))
+        writer.writerow([ml_use, uri, *[specs[a] for a in (anns or []) if a in specs]])
+        if i % 200 == 0:
+            ctx.progress(90.0 * i / max(1, len(rows)))
+    sv.blobs.write_text(f"{out_dir}/{problem_type}_1.csv", buf.getvalue())
     return JobResult(details={"outputInfo": {"gcsOutputDirectory": out_dir}})

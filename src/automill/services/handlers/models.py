@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from automill.core.deadline import Deadline, seconds_to_milli_node_hours
+from automill.core.deadline import BudgetExhausted, Deadline, seconds_to_milli_node_hours
+from automill.core.errors import FailedPrecondition
 from automill.core.ids import make_id
 from automill.jobs.context import JobContext
 from automill.jobs.registry import JobResult, register
@@ -41,8 +42,18 @@ def create_model(ctx: JobContext) -> JobResult:
     if req.get("base_model_id"):
         with sv.db.tx() as s:
             base_dir = Path(sv.models.row(s, f"{req['parent']}/models/{req['base_model_id']}").artifact_dir)
-    outcome = problem.train(examples, specs, meta, deadline=deadline, out_dir=tmp, progress=ctx.progress,
-                            model_type=req.get("model_type", ""), base_dir=base_dir)
+    media = {"read_media": sv.media.read} if getattr(problem, "uses_media", False) else {}
+    try:
+        outcome = problem.train(examples, specs, meta, deadline=deadline, out_dir=tmp, progress=ctx.progress,
+                                model_type=req.get("model_type", ""), base_dir=base_dir, **media)
+    except BudgetExhausted as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FailedPrecondition(f"the training budget of {req['budget']} milli node hours "
+                                 f"({deadline.seconds:.0f} s) ran out before a model was trained ({exc}): "
+                                 "raise train_budget_milli_node_hours") from None
+    model_metadata = dict(req["model_metadata"])
+    if "node_qps" in outcome.info:
+        model_metadata["nodeQps"] = outcome.info["node_qps"]
     cost = seconds_to_milli_node_hours(deadline.elapsed())
 
     def commit(s: Any) -> dict[str, Any]:
@@ -52,7 +63,7 @@ def create_model(ctx: JobContext) -> JobResult:
         now = utcnow()
         row = ModelRow(id=model_id, project=ctx.project, location=ctx.location, display_name=req["display_name"],
                        dataset_id=req["dataset_id"], problem_type=req["problem_type"],
-                       problem_metadata=req["model_metadata"], labels=req["labels"], etag=new_etag(model_id, now),
+                       problem_metadata=model_metadata, labels=req["labels"], etag=new_etag(model_id, now),
                        deployment_state="UNDEPLOYED", create_time=now, update_time=now, artifact_dir=str(final),
                        train_budget_milli_node_hours=int(req["budget"]), train_cost_milli_node_hours=cost,
                        stop_reason=outcome.stop_reason, model_type=req.get("model_type", ""),

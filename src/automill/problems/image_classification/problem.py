@@ -1,0 +1,178 @@
+"""Image classification (Vision Edge) as a problem plug-in: import, train, evaluate, predict, export.
+
+Examples are images in the media store (``content`` is the media key). Labels, annotations,
+evaluation metrics and payloads are those of classification, shared with text classification.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automill.core.deadline import Deadline
+from automill.core.errors import FailedPrecondition, InvalidArgument
+from automill.engine.image import ImageFitResult, fit_image, image_preset
+from automill.engine.text import holdout_mask
+from automill.learners.efficientnet import EfficientNetClassifier, OnnxScorer, export_onnx
+from automill.problems.base import StoredExample, TrainOutcome
+from automill.problems.image_classification.images import check_image, decode_batch
+from automill.problems.image_classification.rows import parse_image_csv
+from automill.problems.text_classification.problem import TextClassification, score_threshold
+from automill.problems.text_classification.rows import ParseResult, assign_split
+
+ARTIFACT_VERSION = 1
+TEST_FRACTION, VALIDATION_FRACTION = 0.1, 0.1  # UNASSIGNED images: 80/10/10
+
+
+class ImageClassification(TextClassification):
+    name = "image_classification"
+    prefix = "ICN"
+    dataset_key = "imageClassificationDatasetMetadata"
+    model_key = "imageClassificationModelMetadata"
+    uses_media = True
+
+    def validate_dataset_metadata(self, meta: dict[str, Any]) -> dict[str, Any]:
+        ctype = meta.get("classificationType", "CLASSIFICATION_TYPE_UNSPECIFIED")
+        if ctype not in ("MULTICLASS", "MULTILABEL"):
+            raise InvalidArgument("imageClassificationDatasetMetadata.classificationType must be MULTICLASS or MULTILABEL",
+                                  field="dataset.image_classification_dataset_metadata.classification_type")
+        return {"classificationType": ctype}
+
+    def model_metadata(self, dataset_meta: dict[str, Any], request_meta: dict[str, Any]) -> dict[str, Any]:
+        return {"modelType": image_preset(str(request_meta.get("modelType", "") or ""))[0]}
+
+    def parse_import(self, data: str, *, uri: str, read_text: Callable[[str], str], dataset_meta: dict[str, Any],
+                     read_bytes: Callable[..., bytes] | None = None,
+                     put_media: Callable[[bytes, str], str] | None = None) -> ParseResult:
+        if read_bytes is None or put_media is None:
+            raise InvalidArgument("image import needs storage for the images")
+        return parse_image_csv(data, uri=uri, read_bytes=read_bytes, put_media=put_media,
+                               multilabel=self.kind(dataset_meta) == "multilabel")
+
+    # -- training -----------------------------------------------------------------------------------
+    def train(self, examples: Sequence[StoredExample], specs: Sequence[tuple[str, str]], dataset_meta: dict[str, Any],
+              *, deadline: Deadline, out_dir: Path, progress: Callable[[float], None], model_type: str = "",
+              base_dir: Path | None = None, read_media: Callable[[str], bytes] | None = None) -> TrainOutcome:
+        if read_media is None:
+            raise FailedPrecondition("image training needs the media store")
+        kind = self.kind(dataset_meta)
+        spec_ids, names = [s for s, _ in specs], [n for _, n in specs]
+        index = {s: i for i, s in enumerate(spec_ids)}
+        parts: dict[str, list[StoredExample]] = {"TRAIN": [], "VALIDATE": [], "TEST": []}
+        for e in examples:
+            if e.annotations:
+                parts[assign_split(e.content, e.ml_use, test_fraction=TEST_FRACTION,
+                                   validation_fraction=VALIDATION_FRACTION)].append(e)
+        train, valid, test = parts["TRAIN"], parts["VALIDATE"], parts["TEST"]
+        if len(train) < 2 or not test:
+            raise FailedPrecondition(
+                f"the dataset needs labelled TRAIN and TEST images to train a model; it has {len(train)} TRAIN, "
+                f"{len(valid)} VALIDATE and {len(test)} TEST (UNASSIGNED images are split 80/10/10)")
+        if not valid:  # hold out part of TRAIN for early stopping
+            mask = holdout_mask([e.content for e in train])
+            if 0 < mask.sum() < len(train):
+                valid = [e for e, m in zip(train, mask) if m]
+                train = [e for e, m in zip(train, mask) if not m]
+
+        def indicator(rows: list[StoredExample]) -> np.ndarray:
+            Y = np.zeros((len(rows), len(spec_ids)))
+            for i, e in enumerate(rows):
+                for s in e.annotations:
+                    if s in index:
+                        Y[i, index[s]] = 1
+            return Y
+
+        def load(keys: Sequence[str], size: int) -> np.ndarray:
+            return decode_batch([read_media(k) for k in keys], size)
+
+        Y_train = indicator(train)
+        self.check_trainable(Y_train, specs, dataset_meta)
+        name, _ = image_preset(model_type)
+        base_state = self._load_base(base_dir, spec_ids, name) if base_dir else None
+        result = fit_image(kind, load, [e.content for e in train], Y_train, [e.content for e in valid],
+                           indicator(valid), deadline=deadline, model_type=name, base_state=base_state,
+                           progress=lambda f: progress(2 + 85 * f))
+        model = result.model
+        Y_test = indicator(test)
+        scores = np.concatenate([model.predict_proba(load([e.content for e in test[i:i + 64]], model.size))
+                                 for i in range(0, len(test), 64)])
+        evaluations = self.evaluate(Y_test, scores, spec_ids, names, dataset_meta, result)  # type: ignore[arg-type]
+        self.save(out_dir, model, result, kind, spec_ids, names)
+        served = self.load(out_dir)["model"]
+        qps = self._node_qps(served, load([e.content for e in test[:16]], model.size))
+        meta_path = out_dir / "model.json"
+        meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "node_qps": qps}))
+        progress(99.0)
+        return TrainOutcome(evaluations=evaluations, stop_reason=result.stop_reason,
+                            info={"model_type": name, "node_qps": qps, **result.info})
+
+    @staticmethod
+    def _node_qps(model: Any, images: np.ndarray) -> float:
+        """Images per second that one node (this process) serves, one request of one image at a time."""
+        model.predict_proba(images[:1])  # warm up
+        started = time.perf_counter()
+        for i in range(len(images)):
+            model.predict_proba(images[i:i + 1])
+        return round(len(images) / max(time.perf_counter() - started, 1e-6), 2)
+
+    def save(self, out_dir: Path, model: EfficientNetClassifier, result: ImageFitResult, kind: str,
+             spec_ids: list[str], names: list[str]) -> None:
+        """``model.pt`` (weights: export, resumable training) and ``model.onnx`` (serving)."""
+        import torch
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), out_dir / "model.pt")
+        export_onnx(model, str(out_dir / "model.onnx"))
+        (out_dir / "model.json").write_text(json.dumps({
+            "version": ARTIFACT_VERSION, "problem": self.name, "kind": kind, "model_type": result.model_type,
+            "params": model.get_params(), "annotation_spec_ids": spec_ids, "display_names": names,
+            "training": result.info}))
+
+    def _load_base(self, base_dir: Path, spec_ids: list[str], model_type: str) -> dict[str, Any]:
+        import torch
+
+        meta = json.loads((base_dir / "model.json").read_text())
+        if meta.get("annotation_spec_ids") != spec_ids:
+            raise FailedPrecondition("the base model's labels differ from the dataset's current labels: "
+                                     "train a new model without baseModelId")
+        if meta.get("model_type") != model_type:
+            raise FailedPrecondition(f"the base model has model type {meta.get('model_type')!r}, not {model_type!r}")
+        return torch.load(base_dir / "model.pt", weights_only=True)
+
+    # -- serving ------------------------------------------------------------------------------------
+    def load(self, model_dir: Path) -> Any:
+        """The served model: the ONNX scorer in onnxruntime."""
+        meta = json.loads((model_dir / "model.json").read_text())
+        model = OnnxScorer(str(model_dir / "model.onnx"), meta["params"]["size"], len(meta["annotation_spec_ids"]))
+        return {"model": model, "thresholds": None, **meta}
+
+    def load_weights(self, model_dir: Path) -> EfficientNetClassifier:
+        """The trained network in torch (for edge export)."""
+        import torch
+
+        meta = json.loads((model_dir / "model.json").read_text())
+        state = torch.load(model_dir / "model.pt", weights_only=True)
+        return EfficientNetClassifier.from_state(state, meta["params"], len(meta["annotation_spec_ids"]),
+                                                 meta["kind"] == "multilabel")
+
+    def check_input(self, data: bytes, where: str) -> None:
+        check_image(data, where)
+
+    def predict(self, loaded: Any, images: Sequence[bytes], params: dict[str, str]) -> list[list[dict[str, Any]]]:
+        """Labels scoring at least ``score_threshold`` (default 0.5), best first."""
+        model: OnnxScorer = loaded["model"]
+        threshold = score_threshold({"score_threshold": params.get("score_threshold") or "0.5"})
+        scores = model.predict_proba(decode_batch(list(images), model.size))
+        out = []
+        for row in scores:
+            order = np.argsort(-row, kind="stable")
+            out.append([
+                {"annotationSpecId": loaded["annotation_spec_ids"][j], "displayName": loaded["display_names"][j],
+                 "classification": {"score": float(row[j])}}
+                for j in order if row[j] >= threshold])
+        return out

@@ -1,0 +1,52 @@
+"""The ExportModel job: an edge package (TF Lite or ONNX) of an image model, with a parity check."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from automill.engine.edge_export import export_package
+from automill.jobs.context import JobContext
+from automill.jobs.registry import JobResult, register
+from automill.problems.base import get_problem
+from automill.problems.image_classification.images import decode_batch
+from automill.problems.text_classification.rows import assign_split
+from automill.services.handlers.data import gcs_timestamp
+from automill.store.tables import ExampleRow
+
+#: Held-out images the exported file is checked on against the in-process model.
+PARITY_IMAGES = 64
+
+
+@register("export_model")
+def export_model(ctx: JobContext) -> JobResult:
+    sv, req = ctx.services, ctx.request
+    with sv.db.tx() as s:
+        row = sv.models.row(s, req["model"])
+        display_name, problem_type, model_dir, dataset_id = row.display_name, row.problem_type, Path(row.artifact_dir), row.dataset_id
+        keys = [e.content for e in s.execute(select(ExampleRow).where(
+            ExampleRow.dataset_id == dataset_id).order_by(ExampleRow.id)).scalars()
+            if assign_split(e.content, e.ml_use, test_fraction=0.1, validation_fraction=0.1) == "TEST"][:PARITY_IMAGES]
+    problem = get_problem(problem_type)
+    labels = problem.load(model_dir)["display_names"]
+    model = problem.load_weights(model_dir)  # type: ignore[attr-defined]
+    images = []
+    for key in keys:
+        try:
+            images.append(sv.media.read(key))
+        except Exception:  # noqa: BLE001 - a missing image only shrinks the parity set
+            continue
+    check = decode_batch(images, model.size) if images else np.zeros((0, model.size, model.size, 3), dtype=np.uint8)
+    ctx.progress(10)
+    out_dir = f"{req['output_uri_prefix'].rstrip('/')}/model-export-{display_name}-{gcs_timestamp()}"
+    with tempfile.TemporaryDirectory(prefix="automill-export-") as tmp:
+        export_package(model, labels, req["format"], req["quantization"], Path(tmp), check)
+        ctx.progress(90)
+        for path in sorted(Path(tmp).iterdir()):
+            with sv.blobs.open_write(f"{out_dir}/{path.name}") as fh, open(path, "rb") as src:
+                shutil.copyfileobj(src, fh)
+    return JobResult(details={"outputInfo": {"gcsOutputDirectory": out_dir}})
