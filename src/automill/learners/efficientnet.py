@@ -156,18 +156,35 @@ class EfficientNetClassifier:
     # -- the frozen part ----------------------------------------------------------------------------
     def _cache(self, trunk: Any, load: Callable[[Sequence[Any], int], np.ndarray], items: Sequence[Any],
                deadline: Deadline | None, flip: bool = False) -> Any:
+        """The frozen part's outputs for ``items`` (float16), computed with onnxruntime (several times
+        faster than torch eager on a CPU) from a one-off ONNX export of the frozen part."""
+        import tempfile
+
+        import onnxruntime as ort
         import torch
 
+        run: Callable[[Any], Any]
+        if self.cut == 0:
+            run = lambda x: x  # noqa: E731 - the cached "activations" are the images themselves
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = f"{tmp}/trunk.onnx"
+                torch.onnx.export(trunk, (torch.zeros(1, 3, self.size, self.size),), path, dynamo=False,
+                                  opset_version=17, input_names=["x"], output_names=["h"],
+                                  dynamic_axes={"x": {0: "n"}, "h": {0: "n"}})
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = torch.get_num_threads()
+                session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+            run = lambda x: torch.from_numpy(session.run(None, {"x": x.contiguous().numpy()})[0])  # noqa: E731
         out = []
-        with torch.inference_mode():
-            for start in range(0, len(items), 32):
-                if deadline is not None and deadline.expired():
-                    raise BudgetExhausted("the budget ran out while computing image features")
-                images = load(items[start:start + 32], self.size)
-                if flip:
-                    images = images[:, :, ::-1]
-                out.append(trunk(normalise(images)).to(torch.float16))
-        return torch.cat(out)
+        for start in range(0, len(items), 32):
+            if deadline is not None and deadline.expired():
+                raise BudgetExhausted("the budget ran out while computing image features")
+            images = load(items[start:start + 32], self.size)
+            if flip:
+                images = images[:, :, ::-1]
+            out.append(run(normalise(images)).to(torch.float16))
+        return torch.cat(out).contiguous(memory_format=torch.channels_last) if out[0].dim() == 4 else torch.cat(out)
 
     def fit(self, load: Callable[[Sequence[Any], int], np.ndarray], items: Sequence[Any], Y: np.ndarray,
             valid_items: Sequence[Any], Y_valid: np.ndarray, *, deadline: Deadline | None = None,
@@ -203,7 +220,7 @@ class EfficientNetClassifier:
             p.requires_grad_(True)
         head = [p for n, p in top.named_parameters() if n.startswith("net._fc")]
         body = [p for n, p in top.named_parameters() if self._trainable(n) and not n.startswith("net._fc")]
-        groups = [{"params": head, "lr": self.lr * (10 if body and init is None else 1)}]
+        groups = [{"params": head, "lr": self.lr * (3 if body and init is None else 1)}]
         if body:
             groups.append({"params": body, "lr": self.lr})
         opt = torch.optim.AdamW(groups, weight_decay=1e-4)
