@@ -85,13 +85,16 @@ def test_google_doc_curl_bodies(server: Server) -> None:
     assert api.call("POST", f"{train['name']}:cancel", raw="") == {}
     assert "response" in api.call("GET", train["name"])
 
-    # Vision Edge how-to body on v1: "trainBudget": "1" and modelType parse; the problem type answers 501.
+    # Vision Edge how-to body on v1: "trainBudget": "1" and modelType parse; the empty dataset is refused.
     img = api.wait(api.call("POST", f"{PARENT}/datasets", {
         "displayName": "flowers", "imageClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}}))
     body = {"displayName": "display_name", "datasetId": img["response"]["name"].rsplit("/", 1)[-1],
             "imageClassificationModelMetadata": {"trainBudget": "1", "modelType": "mobile-low-latency-1"}}
-    err = api.call("POST", f"{PARENT}/models", body, expect=501)
-    assert err["error"]["status"] == "UNIMPLEMENTED" and "image_classification" in err["error"]["message"]
+    err = api.call("POST", f"{PARENT}/models", body, expect=400)
+    assert err["error"]["status"] == "FAILED_PRECONDITION" and "no examples" in err["error"]["message"]
+    body["imageClassificationModelMetadata"]["modelType"] = "mobile-core-ml-low-latency-1"
+    err = api.call("POST", f"{PARENT}/models", body, expect=400)
+    assert "Core ML" in err["error"]["message"]
 
     # Errors: google.rpc.Status JSON, never 401, unknown fields named.
     err = api.call("POST", f"{PARENT}/datasets", {"displayName": "x", "textClassificationDatasetMetadata": {},

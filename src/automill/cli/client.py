@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 import requests
@@ -49,9 +51,12 @@ def datasets_list(endpoint: str = ENDPOINT, parent: str = PARENT, filter: str = 
 @datasets.command("create")
 def datasets_create(display_name: str, endpoint: str = ENDPOINT, parent: str = PARENT,
                     multilabel: bool = typer.Option(False, help="MULTILABEL instead of MULTICLASS."),
-                    sentiment_max: int = typer.Option(0, help="Create a text sentiment dataset with values 0..N.")) -> None:
+                    sentiment_max: int = typer.Option(0, help="Create a text sentiment dataset with values 0..N."),
+                    images: bool = typer.Option(False, help="An image classification dataset.")) -> None:
     body: dict[str, Any] = {"displayName": display_name}
-    if sentiment_max:
+    if images:
+        body["imageClassificationDatasetMetadata"] = {"classificationType": "MULTILABEL" if multilabel else "MULTICLASS"}
+    elif sentiment_max:
         body["textSentimentDatasetMetadata"] = {"sentimentMax": sentiment_max}
     else:
         body["textClassificationDatasetMetadata"] = {"classificationType": "MULTILABEL" if multilabel else "MULTICLASS"}
@@ -81,8 +86,8 @@ def models_list(endpoint: str = ENDPOINT, parent: str = PARENT) -> None:
 @models.command("create")
 def models_create(display_name: str, dataset: str, endpoint: str = ENDPOINT, parent: str = PARENT,
                   train_budget_milli_node_hours: int = typer.Option(0, help="Training budget; 0 = server default."),
-                  model_type: str = typer.Option("", help="mobile-low-latency-1 | mobile-versatile-1 (default) | "
-                                                          "mobile-high-accuracy-1"),
+                  model_type: str = typer.Option("", help="mobile-low-latency-1 | mobile-versatile-1 (text default) | "
+                                                          "mobile-high-accuracy-1 | cloud (image default)"),
                   base_model_id: str = typer.Option("", help="Resume from this model (same type and labels)."),
                   wait: bool = True) -> None:
     meta: dict[str, Any] = {}
@@ -101,6 +106,19 @@ def models_create(display_name: str, dataset: str, endpoint: str = ENDPOINT, par
 @models.command("deploy")
 def models_deploy(model: str, endpoint: str = ENDPOINT, parent: str = PARENT) -> None:
     _print(_call("POST", endpoint, f"{parent}/models/{model}:deploy", {}))
+
+
+@models.command("export")
+def models_export(model: str, output_uri_prefix: str, endpoint: str = ENDPOINT, parent: str = PARENT,
+                  model_format: str = typer.Option("tflite", help="tflite | onnx"),
+                  quantization: str = typer.Option("", help="float32 | int8_weights (tflite); empty = the type's default"),
+                  wait: bool = True) -> None:
+    """Export an image model (model.tflite or model.onnx, dict.txt, metadata with a parity report)."""
+    config: dict[str, Any] = {"modelFormat": model_format, "gcsDestination": {"outputUriPrefix": output_uri_prefix}}
+    if quantization:
+        config["params"] = {"quantization": quantization}
+    op = _call("POST", endpoint, f"{parent}/models/{model}:export", {"outputConfig": config})
+    _print(_wait(endpoint, op) if wait else op)
 
 
 @models.command("undeploy")
@@ -130,10 +148,15 @@ def operations_cancel(operation: str, endpoint: str = ENDPOINT, parent: str = PA
     console.print("cancel requested")
 
 
-def predict(model: str, text: str, endpoint: str = ENDPOINT, parent: str = PARENT,
-            score_threshold: Optional[float] = None) -> None:
-    """Online prediction for one text snippet."""
-    body: dict[str, Any] = {"payload": {"textSnippet": {"content": text, "mimeType": "text/plain"}}}
+def predict(model: str, text: str = typer.Argument("", help="The text (text models)."), endpoint: str = ENDPOINT,
+            parent: str = PARENT, score_threshold: Optional[float] = None,
+            image: Optional[Path] = typer.Option(None, help="An image file (image models).")) -> None:
+    """Online prediction for one text snippet or one image."""
+    if image is not None:
+        payload: dict[str, Any] = {"image": {"imageBytes": base64.b64encode(image.read_bytes()).decode()}}
+    else:
+        payload = {"textSnippet": {"content": text, "mimeType": "text/plain"}}
+    body: dict[str, Any] = {"payload": payload}
     if score_threshold is not None:
         body["params"] = {"score_threshold": str(score_threshold)}
     _print(_call("POST", endpoint, f"{parent}/models/{model}:predict", body))

@@ -66,10 +66,11 @@ class MiniLMFineTuneClassifier:
                     p.requires_grad_(False)
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=self.lr, weight_decay=0.01)
         n = len(texts)
-        plan = [max(1, math.ceil(self.epochs * n / self.batch_size))]  # planned steps; shrinks to fit the deadline
+        full = max(1, math.ceil(self.epochs * n / self.batch_size))
+        plan = [full]  # planned steps: re-fitted to the deadline as step times are measured
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / max(1, plan[0] // 10)) * max(0.0, 1 - s / plan[0]))
-        started = time.monotonic()
+        started, measured_from = time.monotonic(), 0
         rng = np.random.default_rng(self.seed)
         lengths = np.array([len(t) for t in texts])
         model.train()
@@ -94,12 +95,14 @@ class MiniLMFineTuneClassifier:
                 sched.step()
                 opt.zero_grad()
                 step += 1
-                if deadline is not None and step in (5, 20, 100):
+                if step == 3:
+                    started, measured_from = time.monotonic(), step  # the first steps are slower (warm-up)
+                if deadline is not None and step in (10, 40, 150):
                     # Fit the schedule to the time left, so the learning rate decays to zero by the
-                    # deadline instead of being cut off at its peak.
-                    per_step = (time.monotonic() - started) / step
+                    # deadline instead of being cut off at its peak (it may grow back as estimates improve).
+                    per_step = (time.monotonic() - started) / (step - measured_from)
                     fits = step + int(0.95 * deadline.remaining() / per_step)
-                    plan[0] = max(step + 1, min(plan[0], fits))
+                    plan[0] = max(step + 1, min(full, fits))
             else:
                 continue
             break

@@ -68,9 +68,6 @@ class ModelService:
                 raise InvalidArgument(f"model.{_snake(keys[0])} does not match the dataset's problem type "
                                       f"{ds.problem_type}", field="model.model_metadata")
             problem = get_problem(ds.problem_type)
-            count = s.execute(select(func.count()).select_from(ExampleRow).where(ExampleRow.dataset_id == ds.id)).scalar_one()
-            if not count:
-                raise FailedPrecondition(f"dataset {dataset_id} has no examples: import data before training")
             request_meta = dict(model[keys[0]] or {})
             if ds.problem_type.startswith("text_"):
                 source = extensions  # Automill's extension fields for text models
@@ -82,6 +79,9 @@ class ModelService:
                 model_type = meta.get("modelType", "")
             budget = self._budget(source.get("trainBudgetMilliNodeHours"), ds.problem_type)
             base_id = str(source.get("baseModelId", "") or "")
+            count = s.execute(select(func.count()).select_from(ExampleRow).where(ExampleRow.dataset_id == ds.id)).scalar_one()
+            if not count:
+                raise FailedPrecondition(f"dataset {dataset_id} has no examples: import data before training")
             if base_id:
                 self._check_base(s, project, location, base_id, ds, model_type)
             op = new_operation(
