@@ -97,14 +97,11 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         rows.append(row)
     cols = ["precision", "recall", "f1", "train_s", "latency_ms_batch"]
-    md = "\n".join(["| system | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
-                   + [f"| {r['system']} | " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows])
+    md = report.markdown_table(rows, cols)
     header = (f"conll2003 TEST ({len(test[0])} sentences), entity-level micro scores, exact match. Budget "
               f"{args.budget:.0f} s per system; run {started:%Y-%m-%d %H:%M} UTC on 2 cores.")
-    print(md)
-    report.save("extraction", started, {"budget_s": args.budget, "results": rows}, header, md)
-    if not args.no_docs:
-        report.update_docs("Entity extraction", "Written by `python -m bench.extraction`.\n\n" + header + "\n\n" + md)
+    report.publish("extraction", "Entity extraction", started, {"budget_s": args.budget, "results": rows}, header, md,
+                   docs=not args.no_docs)
 
 
 if __name__ == "__main__":

@@ -161,18 +161,15 @@ def main() -> None:
                             {"stop": f"{result.stop_reason} ({result.info['epochs']} epochs)"}))
     cols = ["accuracy", "train_s", "input_px", "tflite_quantization", "tflite_mb", "tflite_ms_1_thread",
             "tflite_top1_agreement", "stop"]
-    md = "\n".join(["| system | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
-                   + [f"| {r['system']} | " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows])
+    md = report.markdown_table(rows, cols)
     n = {k: len(v[0]) for k, v in data.items()}
     header = (f"cifar10 ({n['TRAIN']} TRAIN / {n['VALIDATE']} VALIDATE / {n['TEST']} TEST images), TEST accuracy. "
               f"Budget {args.budget:.0f} s of training per system; {os.cpu_count()} CPU cores; Python "
               f"{platform.python_version()}; run {started:%Y-%m-%d %H:%M} UTC. TF Lite latency: one image, "
               "one thread, ai-edge-litert; top-1 agreement of the TF Lite file with the in-process model on 64 "
               "TEST images.")
-    print(md)
-    report.save("images", started, {"budget_s": args.budget, "results": rows}, header, md)
-    if not args.no_docs:
-        report.update_docs("Image classification", "Written by `python -m bench.images`.\n\n" + header + "\n\n" + md)
+    report.publish("images", "Image classification", started, {"budget_s": args.budget, "results": rows}, header, md,
+                   docs=not args.no_docs)
 
 
 if __name__ == "__main__":

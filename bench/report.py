@@ -31,3 +31,17 @@ def update_docs(section: str, body: str) -> None:
     head, sections = parts[0], {p.splitlines()[0][3:].strip(): p for p in parts[1:]}
     sections[section] = f"## {section}\n\n{body.strip()}\n\n"
     DOCS.write_text(head.rstrip("\n") + "\n\n" + "".join(sections.values()).rstrip("\n") + "\n")
+
+
+def markdown_table(rows: list[dict[str, Any]], cols: list[str], first: str = "system") -> str:
+    return "\n".join(["| " + first + " | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+                     + [f"| {r[first]} | " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows])
+
+
+def publish(kind: str, section: str, started: datetime, payload: dict[str, Any], header: str, table: str,
+            docs: bool = True) -> None:
+    """Print the table, save the result files and (unless ``docs`` is False) the docs section."""
+    print(table)
+    save(kind, started, payload, header, table)
+    if docs:
+        update_docs(section, f"Written by `python -m bench.{kind}`.\n\n" + header + "\n\n" + table)

@@ -236,10 +236,8 @@ def main() -> None:
     header = (f"Budget {args.budget:.0f} s per system and dataset; {os.cpu_count()} CPU cores; "
               f"{platform.python_version()}; run {started:%Y-%m-%d %H:%M} UTC. Metrics on each dataset's TEST rows; "
               "latency = ms per text, batch of the whole TEST split and one text at a time.")
-    print(md)
-    report.save("text", started, {"budget_s": args.budget, "results": results}, header, md)
-    if not args.no_docs:
-        report.update_docs("Text", "Written by `python -m bench.text`.\n\n" + header + "\n\n" + md)
+    report.publish("text", "Text", started, {"budget_s": args.budget, "results": results}, header, md,
+                   docs=not args.no_docs)
 
 
 if __name__ == "__main__":

@@ -208,12 +208,7 @@ class DatasetService:
             return operation_view(op)
 
     def export_data(self, name: str, output_config: dict[str, Any]) -> OperationView:
-        prefix = (output_config.get("gcsDestination") or {}).get("outputUriPrefix", "")
-        if not prefix:
-            raise InvalidArgument("output_config.gcs_destination.output_uri_prefix is required",
-                                  field="output_config.gcs_destination.output_uri_prefix")
-        split_gs(prefix)
-        self.sv.blobs.resolve(prefix)
+        prefix = validation.output_prefix(output_config, self.sv.blobs)
         with self.sv.db.tx() as s:
             ds = self.row(s, name)
             op = new_operation(s, project=ds.project, location=ds.location, prefix=ds.id[:3], kind="export_data",

@@ -20,7 +20,6 @@ from automill.services.datasets import normalize_mask
 from automill.services.lookup import find
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, evaluation_json, model_json, operation_view
-from automill.store.blobs import split_gs
 from automill.store.db import new_etag, utcnow
 from automill.engine.model_types import text_preset
 from automill.store.tables import AnnotationSpecRow, DatasetRow, EvaluationRow, ExampleRow, ModelRow
@@ -245,12 +244,7 @@ class ModelService:
             if params:
                 raise InvalidArgument(f"unknown export params {sorted(params)}; the only one is quantization",
                                       field="output_config.params")
-            prefix = (output_config.get("gcsDestination") or {}).get("outputUriPrefix", "")
-            if not prefix:
-                raise InvalidArgument("output_config.gcs_destination.output_uri_prefix is required",
-                                      field="output_config.gcs_destination.output_uri_prefix")
-            split_gs(prefix)
-            self.sv.blobs.resolve(prefix)
+            prefix = validation.output_prefix(output_config, self.sv.blobs)
             op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="export_model",
                                details_key="exportModelDetails", works_on=name, result_type="Empty",
                                max_attempts=self.sv.settings.max_attempts,

@@ -9,6 +9,7 @@ from typing import Any, TYPE_CHECKING
 
 from automill.core.errors import FailedPrecondition, InvalidArgument
 from automill.problems.text_classification.problem import MAX_PREDICT_CHARS
+from automill.services import validation
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, operation_view
 from automill.store.blobs import split_gs
@@ -98,15 +99,12 @@ class PredictionService:
                       params: dict[str, str]) -> OperationView:
         params = check_params(params)
         uris = list((input_config.get("gcsSource") or {}).get("inputUris") or [])
-        prefix = (output_config.get("gcsDestination") or {}).get("outputUriPrefix", "")
         if not uris:
             raise InvalidArgument("input_config.gcs_source.input_uris is required", field="input_config.gcs_source")
-        if not prefix:
-            raise InvalidArgument("output_config.gcs_destination.output_uri_prefix is required",
-                                  field="output_config.gcs_destination.output_uri_prefix")
-        for uri in [*uris, prefix]:
+        for uri in uris:
             split_gs(uri)
             self.sv.blobs.resolve(uri)
+        prefix = validation.output_prefix(output_config, self.sv.blobs)
         with self.sv.db.tx() as s:
             row = self.sv.models.row(s, name)
             op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="batch_predict",

@@ -43,3 +43,16 @@ def labels(values: dict[str, str], field: str) -> dict[str, str]:
             raise InvalidArgument(f"{field} value {value!r} for {key!r} is invalid: lowercase letters, digits, "
                                   "'_' and '-', at most 63 characters", field=field)
     return dict(values)
+
+
+def output_prefix(output_config: dict, blobs: object) -> str:  # type: ignore[type-arg]
+    """``output_config.gcs_destination.output_uri_prefix``: required, a gs:// URI the server may write."""
+    from automill.store.blobs import split_gs
+
+    prefix = (output_config.get("gcsDestination") or {}).get("outputUriPrefix", "")
+    if not prefix:
+        raise InvalidArgument("output_config.gcs_destination.output_uri_prefix is required",
+                              field="output_config.gcs_destination.output_uri_prefix")
+    split_gs(prefix)
+    blobs.resolve(prefix)  # type: ignore[attr-defined]
+    return prefix

@@ -22,7 +22,8 @@ from automill.learners.efficientnet import EfficientNetClassifier, OnnxScorer, e
 from automill.problems.base import StoredExample, TrainOutcome
 from automill.problems.image_classification.images import check_image, decode_batch
 from automill.problems.image_classification.rows import parse_image_csv
-from automill.problems.text_classification.problem import TextClassification, score_threshold
+from automill.problems.text_classification.problem import (TextClassification, classification_payloads,
+                                                           label_matrix, score_threshold)
 from automill.problems.text_classification.rows import ParseResult, assign_split
 
 ARTIFACT_VERSION = 1
@@ -80,12 +81,7 @@ class ImageClassification(TextClassification):
                 train = [e for e, m in zip(train, mask) if not m]
 
         def indicator(rows: list[StoredExample]) -> np.ndarray:
-            Y = np.zeros((len(rows), len(spec_ids)))
-            for i, e in enumerate(rows):
-                for s in e.annotations:
-                    if s in index:
-                        Y[i, index[s]] = 1
-            return Y
+            return label_matrix(rows, index)
 
         def load(keys: Sequence[str], size: int) -> np.ndarray:
             return decode_batch([read_media(k) for k in keys], size)
@@ -168,11 +164,4 @@ class ImageClassification(TextClassification):
         model: OnnxScorer = loaded["model"]
         threshold = score_threshold({"score_threshold": params.get("score_threshold") or "0.5"})
         scores = model.predict_proba(decode_batch(list(images), model.size))
-        out = []
-        for row in scores:
-            order = np.argsort(-row, kind="stable")
-            out.append([
-                {"annotationSpecId": loaded["annotation_spec_ids"][j], "displayName": loaded["display_names"][j],
-                 "classification": {"score": float(row[j])}}
-                for j in order if row[j] >= threshold])
-        return out
+        return classification_payloads(loaded, scores, np.full(scores.shape[1], threshold))

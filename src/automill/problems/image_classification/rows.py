@@ -7,14 +7,13 @@ images are copied into the media store (``put_media``) and referenced by key.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 
 from automill.core.errors import InvalidArgument
 from automill.problems.image_classification.images import FORMATS, MAX_IMAGE_BYTES, check_image
 from automill.problems.text_classification.rows import (ParseResult, RowFailure, TextExample, _parse_labels,
-                                                        _RowError, _split_ml_use)
+                                                        _RowError, _split_ml_use, csv_records,
+                                                        merge_duplicate)
 
 
 def parse_image_csv(data: str, *, uri: str, read_bytes: Callable[..., bytes], put_media: Callable[[bytes, str], str],
@@ -23,18 +22,7 @@ def parse_image_csv(data: str, *, uri: str, read_bytes: Callable[..., bytes], pu
         data = data[1:]
     result = ParseResult()
     by_key: dict[str, tuple[int, TextExample]] = {}
-    reader = csv.reader(io.StringIO(data, newline=""), strict=True)
-    row_no = 0
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as err:
-            raise InvalidArgument(f"{uri}: cannot parse CSV at row {row_no + 1}: {err}") from err
-        row_no += 1
-        if not any(c.strip() for c in cells):
-            continue
+    for row_no, cells in csv_records(data, uri):
         result.rows += 1
         try:
             ml_use, rest = _split_ml_use(cells)
@@ -52,14 +40,7 @@ def parse_image_csv(data: str, *, uri: str, read_bytes: Callable[..., bytes], pu
             except InvalidArgument as exc:
                 raise _RowError(exc.message) from None
             key = put_media(blob, ext)
-            if key in by_key:
-                first_row, ex = by_key[key]
-                merged = tuple(sorted(set(ex.labels) | set(labels)))
-                if not multilabel and len(merged) > 1:
-                    raise _RowError(f"the same image as row {first_row} with a different label")
-                ex.labels = merged
-                if ex.ml_use == "UNASSIGNED":
-                    ex.ml_use = ml_use
+            if merge_duplicate(by_key, key, labels, ml_use, multilabel, "the same image as row"):
                 continue
         except _RowError as exc:
             result.failures.append(RowFailure(uri, row_no, f"{uri} row {row_no}: {exc}"))

@@ -96,12 +96,7 @@ class TextClassification:
                 f"{len(valid)} VALIDATE and {len(test)} TEST (UNASSIGNED rows are split 80/20 into TRAIN/TEST)")
 
         def indicator(rows: list[StoredExample]) -> np.ndarray:
-            Y = np.zeros((len(rows), len(spec_ids)))
-            for i, e in enumerate(rows):
-                for s in e.annotations:
-                    if s in index:
-                        Y[i, index[s]] = 1
-            return Y
+            return label_matrix(rows, index)
 
         Y_train = indicator(train)
         self.check_trainable(Y_train, specs, dataset_meta)
@@ -162,19 +157,34 @@ class TextClassification:
             thresholds = np.asarray(loaded["thresholds"])
         else:
             thresholds = np.full(k, score_threshold(params))
-        out = []
-        for row in scores:
-            order = np.argsort(-row, kind="stable")
-            out.append([
-                {"annotationSpecId": loaded["annotation_spec_ids"][j], "displayName": loaded["display_names"][j],
-                 "classification": {"score": float(row[j])}}
-                for j in order if row[j] >= thresholds[j]
-            ])
-        return out
+        return classification_payloads(loaded, scores, thresholds)
 
     def predict_one(self, loaded: Any, text: str, params: dict[str, str]) -> dict[str, Any]:
         """The PredictResponse for one text (payload, and metadata where the type has some)."""
         return {"payload": self.predict(loaded, [text], params)[0]}
+
+
+def classification_payloads(loaded: dict[str, Any], scores: np.ndarray, thresholds: np.ndarray) -> list[list[dict[str, Any]]]:
+    """Per input, the labels scoring at least their threshold, best first, as AnnotationPayloads."""
+    out = []
+    for row in scores:
+        order = np.argsort(-row, kind="stable")
+        out.append([
+            {"annotationSpecId": loaded["annotation_spec_ids"][j], "displayName": loaded["display_names"][j],
+             "classification": {"score": float(row[j])}}
+            for j in order if row[j] >= thresholds[j]
+        ])
+    return out
+
+
+def label_matrix(rows: Sequence[StoredExample], index: dict[str, int]) -> np.ndarray:
+    """0/1 matrix: row i has a 1 in column index[spec] for each annotation spec of example i."""
+    Y = np.zeros((len(rows), len(index)))
+    for i, e in enumerate(rows):
+        for s in e.annotations:
+            if s in index:
+                Y[i, index[s]] = 1
+    return Y
 
 
 def score_threshold(params: dict[str, str]) -> float:

@@ -14,7 +14,7 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from automill.core.errors import InvalidArgument
 
@@ -137,18 +137,7 @@ def parse_import_csv(
 
     result = ParseResult()
     by_key: dict[str, tuple[int, TextExample]] = {}  # stripped text -> (first row, example)
-    reader = csv.reader(io.StringIO(data, newline=""), strict=True)
-    row_no = 0
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as err:
-            raise InvalidArgument(f"{uri}: cannot parse CSV at row {row_no + 1}: {err}") from err
-        row_no += 1
-        if not any(c.strip() for c in cells):
-            continue
+    for row_no, cells in csv_records(data, uri):
         result.rows += 1
         try:
             ml_use, rest = _split_ml_use(cells)
@@ -161,14 +150,7 @@ def parse_import_csv(
                     raise _RowError(problem)
             text, source = _read_content(rest[0], read_text, max_text_chars)
             key = text.strip()
-            if key in by_key:
-                first_row, ex = by_key[key]
-                merged = tuple(sorted(set(ex.labels) | set(labels)))
-                if not multilabel and len(merged) > 1:
-                    raise _RowError(f"duplicate of row {first_row} with a different label")
-                ex.labels = merged
-                if ex.ml_use == "UNASSIGNED":
-                    ex.ml_use = ml_use
+            if merge_duplicate(by_key, key, labels, ml_use, multilabel, "duplicate of row"):
                 continue
         except _RowError as exc:
             result.failures.append(RowFailure(uri, row_no, f"{uri} row {row_no}: {exc}"))
@@ -177,6 +159,39 @@ def parse_import_csv(
         by_key[key] = (row_no, ex)
         result.examples.append(ex)
     return result
+
+
+def csv_records(data: str, uri: str) -> Iterator[tuple[int, list[str]]]:
+    """(1-based record number, cells) of each non-blank CSV record; an unreadable CSV raises
+    InvalidArgument naming the file and the record."""
+    reader = csv.reader(io.StringIO(data, newline=""), strict=True)
+    row_no = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise InvalidArgument(f"{uri}: cannot parse CSV at row {row_no + 1}: {err}") from err
+        row_no += 1
+        if any(c.strip() for c in cells):
+            yield row_no, cells
+
+
+def merge_duplicate(by_key: dict[str, tuple[int, TextExample]], key: str, labels: tuple[str, ...], ml_use: str,
+                    multilabel: bool, what: str) -> bool:
+    """A row repeating an earlier example merges its labels (and a definite ML_USE) into it; True
+    when ``key`` was seen. A MULTICLASS example cannot get a second label: that row fails."""
+    if key not in by_key:
+        return False
+    first_row, ex = by_key[key]
+    merged = tuple(sorted(set(ex.labels) | set(labels)))
+    if not multilabel and len(merged) > 1:
+        raise _RowError(f"{what} {first_row} with a different label")
+    ex.labels = merged
+    if ex.ml_use == "UNASSIGNED":
+        ex.ml_use = ml_use
+    return True
 
 
 def assign_split(
