@@ -64,3 +64,15 @@ def test_unknown_image_model_type() -> None:
     with pytest.raises(InvalidArgument, match="Core ML"):
         image_preset("mobile-core-ml-versatile-1")
     assert image_preset("")[0] == "cloud"
+
+
+def test_multilabel_head() -> None:
+    X, Y = toy(40, 0)
+    Y = np.hstack([Y, np.ones((len(Y), 1))])  # a third label on every image
+    V, VY = toy(20, 1)
+    VY = np.hstack([VY, np.ones((len(VY), 1))])
+    m = EfficientNetClassifier(size=64, cut=HEAD_ONLY, max_epochs=8, lr=3e-3, multilabel=True).fit(
+        load, X, Y, V, VY, deadline=Deadline(120))
+    P = m.predict_proba(load(V, 64))
+    assert P.shape == (20, 3) and (P[:, 2] > 0.5).all()  # sigmoid scores, not a softmax
+    assert ((P[:, :2] > 0.5) == (VY[:, :2] > 0.5)).mean() >= 0.9

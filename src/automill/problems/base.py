@@ -104,6 +104,7 @@ def problem_for_dataset_key(key: str) -> str:
 
 def _load_builtin() -> None:
     import automill.problems.image_classification  # noqa: F401
+    import automill.problems.image_object_detection  # noqa: F401
     import automill.problems.text_classification  # noqa: F401
     import automill.problems.text_extraction  # noqa: F401
     import automill.problems.text_sentiment  # noqa: F401

@@ -73,7 +73,7 @@ class ModelService:
                 model_type = text_preset(str(extensions.get("modelType", "")))[0]
                 meta = problem.model_metadata(dict(ds.problem_metadata), request_meta)
             else:  # image models carry budget, model type and base model in their metadata
-                source = request_meta
+                source = {**extensions, **request_meta}  # a top-level baseModelId lands in extensions
                 meta = problem.model_metadata(dict(ds.problem_metadata), request_meta)
                 model_type = meta.get("modelType", "")
             budget = self._budget(source.get("trainBudgetMilliNodeHours"), ds.problem_type)
@@ -236,7 +236,8 @@ class ModelService:
             if fmt not in FORMATS:
                 raise Unimplemented(f"model_format {fmt!r} cannot be produced by Automill; supported formats: "
                                     f"{', '.join(FORMATS)} (onnx is an Automill extension)")
-            quantization = params.pop("quantization", "") or EXPORT_QUANTIZATION.get(row.model_type, "float32")
+            quantization = params.pop("quantization", "") or (
+                EXPORT_QUANTIZATION.get(row.model_type, "float32") if row.problem_type == "image_classification" else "float32")
             if quantization not in QUANTIZATIONS or (fmt == "onnx" and quantization != "float32"):
                 allowed = QUANTIZATIONS if fmt == "tflite" else ("float32",)
                 raise InvalidArgument(f"params.quantization {quantization!r} is not available for {fmt}; use one of "

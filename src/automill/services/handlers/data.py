@@ -152,16 +152,25 @@ def _export_extraction(ctx: JobContext, out_dir: str, specs: dict[str, str], row
 
 
 def _export_images(ctx: JobContext, out_dir: str, problem_type: str, specs: dict[str, str], rows: list[Any]) -> JobResult:
-    """``ML_USE,gs://…/images/<file>,LABEL,...`` with the images copied beside the CSV (re-importable)."""
+    """``ML_USE,gs://…/images/<file>,LABEL,...`` (object detection: one row per box) with the images
+    copied beside the CSV, so the export imports again."""
     sv = ctx.services
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     for i, (_, key, ml_use, anns) in enumerate(rows):
+        if i % 200 == 0:
+            ctx.progress(90.0 * i / max(1, len(rows)))
         uri = f"{out_dir}/images/{key}"
         with sv.blobs.open_write(uri) as fh:
             fh.write(sv.media.read(key))
+        if problem_type == "image_object_detection":  # one row per box: x_min,y_min,,,x_max,y_max,,
+            boxes = [a for a in anns or [] if a["spec"] in specs]
+            for a in boxes:
+                x0, y0, x1, y1 = (f"{v:.6f}" for v in a["box"])
+                writer.writerow([ml_use, uri, specs[a["spec"]], x0, y0, "", "", x1, y1, "", ""])
+            if not boxes:
+                writer.writerow([ml_use, uri, "", "", "", "", "", "", "", "", ""])
+            continue
         writer.writerow([ml_use, uri, *[specs[a] for a in (anns or []) if a in specs]])
-        if i % 200 == 0:
-            ctx.progress(90.0 * i / max(1, len(rows)))
     sv.blobs.write_text(f"{out_dir}/{problem_type}_1.csv", buf.getvalue())
     return JobResult(details={"outputInfo": {"gcsOutputDirectory": out_dir}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from automill.engine.edge_export import export_package
+from automill.engine.edge_export import export_detector_package, export_package
 from automill.jobs.context import JobContext
 from automill.jobs.registry import JobResult, register
 from automill.problems.base import get_problem
@@ -32,7 +33,7 @@ def export_model(ctx: JobContext) -> JobResult:
             ExampleRow.dataset_id == dataset_id).order_by(ExampleRow.id)).scalars()
             if assign_split(e.content, e.ml_use, test_fraction=0.1, validation_fraction=0.1) == "TEST"][:PARITY_IMAGES]
     problem = get_problem(problem_type)
-    labels = problem.load(model_dir)["display_names"]
+    labels = json.loads((model_dir / "model.json").read_text())["display_names"]
     model = problem.load_weights(model_dir)  # type: ignore[attr-defined]
     images = []
     for key in keys:
@@ -44,7 +45,8 @@ def export_model(ctx: JobContext) -> JobResult:
     ctx.progress(10)
     out_dir = f"{req['output_uri_prefix'].rstrip('/')}/model-export-{display_name}-{gcs_timestamp()}"
     with tempfile.TemporaryDirectory(prefix="automill-export-") as tmp:
-        export_package(model, labels, req["format"], req["quantization"], Path(tmp), check)
+        package = export_detector_package if problem_type == "image_object_detection" else export_package
+        package(model, labels, req["format"], req["quantization"], Path(tmp), check)
         ctx.progress(90)
         for path in sorted(Path(tmp).iterdir()):
             with sv.blobs.open_write(f"{out_dir}/{path.name}") as fh, open(path, "rb") as src:

@@ -1,0 +1,334 @@
+"""A CenterNet-style anchor-free detector on the ImageNet-pretrained EfficientNet-Lite0 backbone.
+
+No pretrained detector weights can be had offline, so the backbone stays as ImageNet trained and a
+light head is trained on top of it: the stride-32 features (upsampled) and the stride-16 features
+(block 10) are concatenated, two 3x3 convolutions follow, then three 1x1 outputs per cell of the
+stride-16 grid: a class heatmap (sigmoid), the box size (normalised width, height) and the sub-cell
+centre offset. As for the classifier, the frozen backbone runs once per image (and its mirror
+image, boxes mirrored with it) through onnxruntime and training runs on the cached features.
+With ``train_top`` the last backbone block is fine-tuned too.
+
+Decoding (shared by serving and the export parity check): 3x3 max-pool peaks of the heatmap, the
+best ``max_boxes`` above the score threshold, box = centre -/+ size / 2, clipped to 0..1.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from automill.core.deadline import BudgetExhausted, Deadline
+from automill.learners.efficientnet import build, normalise, set_threads
+
+Boxes = list[tuple[int, tuple[float, float, float, float]]]  # (label index, (x0, y0, x1, y1))
+S16_BLOCK = 11   # blocks[:11] -> stride 16, 112 channels
+TOP_BLOCK = 15   # blocks[11:15] -> stride 32, 192 channels; block 15 -> 320 channels
+
+
+def make_modules() -> tuple[Any, Any, Any]:
+    import torch
+    from torch import nn
+
+    class Backbone(nn.Module):
+        """Image -> (stride-16 features, stride-32 features below the trainable part)."""
+
+        def __init__(self, net: Any, train_top: bool) -> None:
+            super().__init__()
+            self.net, self.train_top = net, train_top
+
+        def forward(self, x: Any) -> tuple[Any, Any]:
+            net = self.net
+            x = net._swish(net._bn0(net._conv_stem(x)))
+            for block in net._blocks[:S16_BLOCK]:
+                x = block(x)
+            f16 = x
+            for block in net._blocks[S16_BLOCK:TOP_BLOCK if self.train_top else len(net._blocks)]:
+                x = block(x)
+            return f16, x
+
+    class Head(nn.Module):
+        def __init__(self, net: Any, n_labels: int, width: int, train_top: bool) -> None:
+            super().__init__()
+            self.top = net._blocks[TOP_BLOCK] if train_top else None
+            self.fuse = nn.Sequential(
+                nn.Conv2d(112 + 320, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+            self.heatmap = nn.Conv2d(width, n_labels, 1)
+            self.size = nn.Conv2d(width, 2, 1)
+            self.offset = nn.Conv2d(width, 2, 1)
+            nn.init.constant_(self.heatmap.bias, -2.19)  # prior 0.1, as CenterNet
+
+        def forward(self, f16: Any, f32: Any) -> Any:
+            if self.top is not None:
+                f32 = self.top(f32)
+            up = torch.nn.functional.interpolate(f32, size=f16.shape[-2:], mode="nearest")
+            h = self.fuse(torch.cat([f16, up], dim=1))
+            return torch.cat([torch.sigmoid(self.heatmap(h)), self.size(h), self.offset(h)], dim=1)
+
+    class DetectorNet(nn.Module):
+        """Normalised NCHW image -> [N, labels + 4, G, G]: heatmap, width, height, dx, dy."""
+
+        def __init__(self, backbone: Any, head: Any) -> None:
+            super().__init__()
+            self.backbone, self.head = backbone, head
+
+        def forward(self, x: Any) -> Any:
+            return self.head(*self.backbone(x))
+
+    return Backbone, Head, DetectorNet
+
+
+def gaussian_radius(h: float, w: float, min_overlap: float = 0.7) -> float:
+    """CenterNet's radius (in cells) within which a shifted box still overlaps ``min_overlap``."""
+    a1, b1, c1 = 1, h + w, w * h * (1 - min_overlap) / (1 + min_overlap)
+    r1 = (b1 + math.sqrt(b1 ** 2 - 4 * a1 * c1)) / 2
+    a2, b2, c2 = 4, 2 * (h + w), (1 - min_overlap) * w * h
+    r2 = (b2 + math.sqrt(b2 ** 2 - 4 * a2 * c2)) / 2
+    a3, b3, c3 = 4 * min_overlap, -2 * min_overlap * (h + w), (min_overlap - 1) * w * h
+    r3 = (b3 + math.sqrt(b3 ** 2 - 4 * a3 * c3)) / 2
+    return min(r1, r2, r3)
+
+
+def targets(boxes: Boxes, n_labels: int, grid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> heatmap [C, G, G], regression [4, G, G] (w, h, dx, dy), mask [G, G]."""
+    heat = np.zeros((n_labels, grid, grid), dtype=np.float32)
+    reg = np.zeros((4, grid, grid), dtype=np.float32)
+    mask = np.zeros((grid, grid), dtype=np.float32)
+    ys, xs = np.mgrid[0:grid, 0:grid]
+    for label, (x0, y0, x1, y1) in boxes:
+        cx, cy = (x0 + x1) / 2 * grid, (y0 + y1) / 2 * grid
+        ix, iy = min(int(cx), grid - 1), min(int(cy), grid - 1)
+        r = max(0.0, gaussian_radius((y1 - y0) * grid, (x1 - x0) * grid))
+        sigma = (2 * int(r) + 1) / 6
+        g = np.exp(-((xs - ix) ** 2 + (ys - iy) ** 2) / (2 * sigma ** 2))
+        heat[label] = np.maximum(heat[label], g)
+        reg[:, iy, ix] = (x1 - x0, y1 - y0, cx - ix, cy - iy)
+        mask[iy, ix] = 1.0
+    return heat, reg, mask
+
+
+def flip_boxes(boxes: Boxes) -> Boxes:
+    return [(k, (1 - x1, y0, 1 - x0, y1)) for k, (x0, y0, x1, y1) in boxes]
+
+
+def decode(out: np.ndarray, n_labels: int, threshold: float = 0.0, max_boxes: int = 100
+           ) -> list[list[tuple[int, float, tuple[float, float, float, float]]]]:
+    """Raw outputs [N, C+4, G, G] -> per image [(label, score, (x0, y0, x1, y1))], best first."""
+    from scipy.ndimage import maximum_filter
+
+    results = []
+    for o in out:
+        heat, reg = o[:n_labels], o[n_labels:]
+        grid = heat.shape[-1]
+        peaks = heat * (heat == maximum_filter(heat, size=(1, 3, 3), mode="constant"))
+        flat = peaks.reshape(-1)
+        order = np.argsort(-flat, kind="stable")[:max_boxes]
+        found = []
+        for idx in order:
+            score = float(flat[idx])
+            if score < threshold or score <= 0:
+                break
+            label, rest = divmod(int(idx), grid * grid)
+            iy, ix = divmod(rest, grid)
+            w, h, dx, dy = (float(v) for v in reg[:, iy, ix])
+            cx, cy = (ix + dx) / grid, (iy + dy) / grid
+            box = (max(0.0, cx - w / 2), max(0.0, cy - h / 2), min(1.0, cx + w / 2), min(1.0, cy + h / 2))
+            if box[2] > box[0] and box[3] > box[1]:
+                found.append((label, score, box))
+        results.append(found)
+    return results
+
+
+class CenterNetDetector:
+    """``fit(load, items, boxes, valid_items, valid_boxes, deadline)``; ``raw(images)``; ``detect(images)``."""
+
+    family = "centernet_lite0"
+
+    def __init__(self, *, size: int = 320, train_top: bool = False, width: int = 96, max_epochs: int = 60,
+                 lr: float = 2e-3, batch_size: int = 16, patience: int = 8, seed: int = 0) -> None:
+        self.size, self.train_top, self.width = size, train_top, width
+        self.max_epochs, self.lr, self.batch_size, self.patience, self.seed = max_epochs, lr, batch_size, patience, seed
+
+    def get_params(self) -> dict[str, Any]:
+        return {"size": self.size, "train_top": self.train_top, "width": self.width, "max_epochs": self.max_epochs,
+                "lr": self.lr}
+
+    @property
+    def grid(self) -> int:
+        return self.size // 16
+
+    def _network(self, n_labels: int, pretrained: bool) -> Any:
+        import torch
+
+        Backbone, Head, DetectorNet = make_modules()
+        net = build(self.size, 1000, pretrained=pretrained)
+        return DetectorNet(Backbone(net, self.train_top), Head(net, n_labels, self.width, self.train_top)).to(
+            memory_format=torch.channels_last)
+
+    def _cache(self, backbone: Any, load: Callable[[Sequence[Any], int], np.ndarray], items: Sequence[Any],
+               deadline: Deadline | None) -> tuple[Any, Any, Any, Any]:
+        """Backbone features of each image and of its mirror image, computed in onnxruntime."""
+        import onnxruntime as ort
+        import torch
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = f"{tmp}/backbone.onnx"
+            torch.onnx.export(backbone.eval(), (torch.zeros(1, 3, self.size, self.size),), path, dynamo=False,
+                              opset_version=17, input_names=["x"], output_names=["f16", "f32"],
+                              dynamic_axes={"x": {0: "n"}, "f16": {0: "n"}, "f32": {0: "n"}})
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = torch.get_num_threads()
+            session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        f16, f32, f16m, f32m = [], [], [], []
+        for start in range(0, len(items), 16):
+            if deadline is not None and deadline.expired():
+                raise BudgetExhausted("the budget ran out while computing image features")
+            images = load(items[start:start + 16], self.size)
+            for flip, (a, b) in ((False, (f16, f32)), (True, (f16m, f32m))):
+                x = normalise(images[:, :, ::-1] if flip else images).contiguous().numpy()
+                h16, h32 = session.run(None, {"x": x})
+                a.append(torch.from_numpy(h16).half())
+                b.append(torch.from_numpy(h32).half())
+        return torch.cat(f16), torch.cat(f32), torch.cat(f16m), torch.cat(f32m)
+
+    def fit(self, load: Callable[[Sequence[Any], int], np.ndarray], items: Sequence[Any], boxes: Sequence[Boxes],
+            valid_items: Sequence[Any], valid_boxes: Sequence[Boxes], n_labels: int, *,
+            deadline: Deadline | None = None, init: dict[str, Any] | None = None,
+            progress: Callable[[float], None] | None = None) -> "CenterNetDetector":
+        import torch
+
+        set_threads()
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        self.n_labels_ = n_labels
+        model = self._network(n_labels, pretrained=init is None)
+        if init is not None:
+            model.load_state_dict(init)
+        started = time.monotonic()
+        f16, f32, f16m, f32m = self._cache(model.backbone, load, items, deadline)
+        v16, v32, _, _ = self._cache(model.backbone, load, valid_items, deadline) if len(valid_items) else (None,) * 4
+        self.cache_seconds_ = time.monotonic() - started
+        F16, F32 = torch.cat([f16, f16m]), torch.cat([f32, f32m])
+        all_boxes = list(boxes) + [flip_boxes(b) for b in boxes]
+        T = [targets(b, n_labels, self.grid) for b in all_boxes]
+        heat = torch.from_numpy(np.stack([t[0] for t in T]))
+        reg = torch.from_numpy(np.stack([t[1] for t in T]))
+        mask = torch.from_numpy(np.stack([t[2] for t in T]))
+        VT = [targets(b, n_labels, self.grid) for b in valid_boxes]
+        head = model.head
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in head.parameters():
+            p.requires_grad_(True)
+        opt = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=self.lr, weight_decay=1e-4)
+        n = F16.shape[0]
+        steps_per_epoch = max(1, math.ceil(n / self.batch_size))
+        plan, stop = self.max_epochs, "MODEL_CONVERGED"
+        best: tuple[float, Any, int] = (float("inf"), None, 0)
+        stale, epoch, step = 0, 0, 0
+        train_started = time.monotonic()
+        while epoch < plan:
+            head.train()
+            perm = rng.permutation(n)
+            cut_short = False
+            for b in range(steps_per_epoch):
+                if deadline is not None and deadline.expired() and (epoch > 0 or step >= 5):
+                    cut_short = True
+                    break
+                scale = min(1.0, (step + 1) / steps_per_epoch) * 0.5 * (
+                    1 + math.cos(math.pi * min(1.0, step / max(1, plan * steps_per_epoch))))
+                for g in opt.param_groups:
+                    g["lr"] = self.lr * scale
+                idx = torch.from_numpy(perm[b * self.batch_size:(b + 1) * self.batch_size])
+                out = head(F16[idx].float(), F32[idx].float())
+                loss = self._loss(out, heat[idx], reg[idx], mask[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                step += 1
+            epoch += 1
+            val = self._valid_loss(head, v16, v32, VT) if v16 is not None else -epoch
+            if val < best[0] - 1e-4:
+                best, stale = (val, copy.deepcopy(model.state_dict()), epoch), 0
+            else:
+                stale += 1
+            if progress:
+                progress(0.2 + 0.8 * min(1.0, epoch / plan))
+            if cut_short:
+                stop = "BUDGET_REACHED"
+                break
+            if stale >= self.patience:
+                break
+            if epoch == 1 and deadline is not None:
+                per_epoch = time.monotonic() - train_started
+                fits = epoch + int(deadline.remaining() / max(per_epoch * 1.05, 1e-3))
+                if fits < plan:
+                    plan, stop = max(1, fits), "BUDGET_REACHED"
+        if best[1] is None:
+            raise BudgetExhausted("the budget ran out before the detector trained")
+        model.load_state_dict(best[1])
+        self.stop_reason_, self.epochs_, self.best_epoch_, self.valid_loss_ = stop, epoch, best[2], best[0]
+        self.model_ = model.eval()
+        return self
+
+    def _loss(self, out: Any, heat: Any, reg: Any, mask: Any) -> Any:
+        """Focal loss on the heatmap (CenterNet's alpha 2, beta 4) + L1 on size and offset at centres."""
+        import torch
+
+        c = self.n_labels_
+        pred = out[:, :c].clamp(1e-4, 1 - 1e-4)
+        pos = (heat == 1).float()
+        neg = 1 - pos
+        pos_loss = torch.log(pred) * (1 - pred) ** 2 * pos
+        neg_loss = torch.log(1 - pred) * pred ** 2 * (1 - heat) ** 4 * neg
+        n_pos = pos.sum().clamp(min=1)
+        focal = -(pos_loss.sum() + neg_loss.sum()) / n_pos
+        m = mask.unsqueeze(1)
+        size = (torch.abs(out[:, c:c + 2] - reg[:, :2]) * m).sum() / n_pos
+        offset = (torch.abs(out[:, c + 2:] - reg[:, 2:]) * m).sum() / n_pos
+        return focal + 5.0 * size + offset
+
+    def _valid_loss(self, head: Any, v16: Any, v32: Any, VT: list[Any]) -> float:
+        import torch
+
+        head.eval()
+        with torch.inference_mode():
+            out = torch.cat([head(v16[i:i + 32].float(), v32[i:i + 32].float()) for i in range(0, v16.shape[0], 32)])
+            heat = torch.from_numpy(np.stack([t[0] for t in VT]))
+            reg = torch.from_numpy(np.stack([t[1] for t in VT]))
+            mask = torch.from_numpy(np.stack([t[2] for t in VT]))
+            return float(self._loss(out, heat, reg, mask))
+
+    # -- serving ------------------------------------------------------------------------------------
+    def raw(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        set_threads()
+        with torch.inference_mode():
+            return np.concatenate([self.model_(normalise(images[i:i + 8])).numpy() for i in range(0, len(images), 8)]) \
+                if len(images) else np.zeros((0, self.n_labels_ + 4, self.grid, self.grid), dtype=np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.model_.state_dict()
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], params: dict[str, Any], n_labels: int) -> "CenterNetDetector":
+        self = cls(**params)
+        self.n_labels_ = n_labels
+        model = self._network(n_labels, pretrained=False)
+        model.load_state_dict(state)
+        self.model_ = model.eval()
+        return self
+
+    def export_onnx(self, path: str) -> None:
+        import torch
+
+        torch.onnx.export(self.model_.eval(), (torch.zeros(1, 3, self.size, self.size),), path, dynamo=False,
+                          opset_version=17, input_names=["image"], output_names=["outputs"],
+                          dynamic_axes={"image": {0: "batch"}, "outputs": {0: "batch"}})
