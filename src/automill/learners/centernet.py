@@ -253,7 +253,7 @@ class CenterNetDetector:
                 opt.step()
                 step += 1
             epoch += 1
-            val = self._valid_loss(head, v16, v32, VT) if v16 is not None else -epoch
+            val = self._valid_score(head, v16, v32, valid_boxes, VT) if v16 is not None else -epoch
             if val < best[0] - 1e-4:
                 best, stale = (val, copy.deepcopy(model.state_dict()), epoch), 0
             else:
@@ -273,7 +273,7 @@ class CenterNetDetector:
         if best[1] is None:
             raise BudgetExhausted("the budget ran out before the detector trained")
         model.load_state_dict(best[1])
-        self.stop_reason_, self.epochs_, self.best_epoch_, self.valid_loss_ = stop, epoch, best[2], best[0]
+        self.stop_reason_, self.epochs_, self.best_epoch_, self.valid_loss_ = stop, epoch, best[2], best[0]  # valid_loss_: the selection score
         self.model_ = model.eval()
         return self
 
@@ -294,8 +294,12 @@ class CenterNetDetector:
         offset = (torch.abs(out[:, c + 2:] - reg[:, 2:]) * m).sum() / n_pos
         return focal + 5.0 * size + offset
 
-    def _valid_loss(self, head: Any, v16: Any, v32: Any, VT: list[Any]) -> float:
+    def _valid_score(self, head: Any, v16: Any, v32: Any, valid_boxes: Sequence[Boxes], VT: list[Any]) -> float:
+        """Lower is better: minus the validation mAP (IoU 0.5 plus 0.5:0.95, COCO-style), the loss
+        as a small tie-breaker. Choosing epochs on mAP, not on the loss, is what the metric rewards."""
         import torch
+
+        from automill.metrics.detection import Box, detection_metrics
 
         head.eval()
         with torch.inference_mode():
@@ -303,7 +307,15 @@ class CenterNetDetector:
             heat = torch.from_numpy(np.stack([t[0] for t in VT]))
             reg = torch.from_numpy(np.stack([t[1] for t in VT]))
             mask = torch.from_numpy(np.stack([t[2] for t in VT]))
-            return float(self._loss(out, heat, reg, mask))
+            loss = float(self._loss(out, heat, reg, mask))
+        found = decode(out.numpy(), self.n_labels_, 0.0, 100)
+        truth = [Box(i, k, b) for i, boxes in enumerate(valid_boxes) for k, b in boxes]
+        if not truth:
+            return loss
+        preds = [Box(i, k, b, sc) for i, dets in enumerate(found) for k, sc, b in dets]
+        m = detection_metrics(truth, preds)
+        map50 = m["boundingBoxMetricsEntries"][0]["meanAveragePrecision"]
+        return -(map50 + m["boundingBoxMeanAveragePrecision"]) + 0.01 * loss
 
     # -- serving ------------------------------------------------------------------------------------
     def raw(self, images: np.ndarray) -> np.ndarray:
