@@ -118,3 +118,16 @@ def test_object_detection_raccoon(server) -> None:
     edir = work / ed.metadata.export_data_details.output_info.gcs_output_directory[len("gs://work/"):]
     exported = list(csv.reader(open(edir / "image_object_detection_1.csv")))
     assert len(exported) == sum(len(v) for v in by_bytes.values()) and all(len(r) == 11 for r in exported)
+
+    # Resumable training (the base model id top-level, as in Google's body: the OD metadata has no
+    # such field): accepted for the same model type and labels, refused for another type.
+    from tests.e2e.rest import Rest
+
+    api = Rest(server.endpoint)
+    body = {"displayName": "raccoon_edge_2", "datasetId": dataset_id, "baseModelId": model.name.rsplit("/", 1)[-1],
+            "imageObjectDetectionModelMetadata": {"modelType": "mobile-versatile-1", "trainBudgetMilliNodeHours": "20"}}
+    resumed = api.wait(api.call("POST", f"{PARENT}/models", body), timeout=600)
+    assert resumed["response"]["imageObjectDetectionModelMetadata"]["modelType"] == "mobile-versatile-1"
+    body["imageObjectDetectionModelMetadata"]["modelType"] = "mobile-low-latency-1"
+    err = api.call("POST", f"{PARENT}/models", body, expect=400)
+    assert err["error"]["status"] == "FAILED_PRECONDITION" and "model type" in err["error"]["message"]
