@@ -14,7 +14,6 @@ best ``max_boxes`` above the score threshold, box = centre -/+ size / 2, clipped
 
 from __future__ import annotations
 
-import copy
 import math
 import tempfile
 import time
@@ -25,6 +24,7 @@ import numpy as np
 
 from automill.core.deadline import BudgetExhausted, Deadline
 from automill.learners.efficientnet import build, normalise, set_threads
+from automill.learners.epochs import train_epochs
 
 Boxes = list[tuple[int, tuple[float, float, float, float]]]  # (label index, (x0, y0, x1, y1))
 S16_BLOCK = 11   # blocks[:11] -> stride 16, 112 channels
@@ -227,53 +227,21 @@ class CenterNetDetector:
         for p in head.parameters():
             p.requires_grad_(True)
         opt = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=self.lr, weight_decay=1e-4)
-        n = F16.shape[0]
-        steps_per_epoch = max(1, math.ceil(n / self.batch_size))
-        plan, stop = self.max_epochs, "MODEL_CONVERGED"
-        best: tuple[float, Any, int] = (float("inf"), None, 0)
-        stale, epoch, step = 0, 0, 0
-        train_started = time.monotonic()
-        while epoch < plan:
-            head.train()
-            perm = rng.permutation(n)
-            cut_short = False
-            for b in range(steps_per_epoch):
-                if deadline is not None and deadline.expired() and (epoch > 0 or step >= 5):
-                    cut_short = True
-                    break
-                scale = min(1.0, (step + 1) / steps_per_epoch) * 0.5 * (
-                    1 + math.cos(math.pi * min(1.0, step / max(1, plan * steps_per_epoch))))
-                for g in opt.param_groups:
-                    g["lr"] = self.lr * scale
-                idx = torch.from_numpy(perm[b * self.batch_size:(b + 1) * self.batch_size])
-                out = head(F16[idx].float(), F32[idx].float())
-                loss = self._loss(out, heat[idx], reg[idx], mask[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                step += 1
-            epoch += 1
-            val = self._valid_score(head, v16, v32, valid_boxes, VT) if v16 is not None else -epoch
-            if val < best[0] - 1e-4:
-                best, stale = (val, copy.deepcopy(model.state_dict()), epoch), 0
-            else:
-                stale += 1
-            if progress:
-                progress(0.2 + 0.8 * min(1.0, epoch / plan))
-            if cut_short:
-                stop = "BUDGET_REACHED"
-                break
-            if stale >= self.patience:
-                break
-            if epoch == 1 and deadline is not None:
-                per_epoch = time.monotonic() - train_started
-                fits = epoch + int(deadline.remaining() / max(per_epoch * 1.05, 1e-3))
-                if fits < plan:
-                    plan, stop = max(1, fits), "BUDGET_REACHED"
-        if best[1] is None:
-            raise BudgetExhausted("the budget ran out before the detector trained")
-        model.load_state_dict(best[1])
-        self.stop_reason_, self.epochs_, self.best_epoch_, self.valid_loss_ = stop, epoch, best[2], best[0]  # valid_loss_: the selection score
+        def step(idx: np.ndarray, scale: float) -> None:
+            for g in opt.param_groups:
+                g["lr"] = self.lr * scale
+            i = torch.from_numpy(idx)
+            loss = self._loss(head(F16[i].float(), F32[i].float()), heat[i], reg[i], mask[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        result = train_epochs(
+            model, n=F16.shape[0], batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
+            rng=rng, step=step, start_epoch=head.train, deadline=deadline, warmup_epochs=1.0, progress=progress,
+            validate=lambda epoch: self._valid_score(head, v16, v32, valid_boxes, VT) if v16 is not None else -epoch)
+        self.stop_reason_, self.epochs_, self.best_epoch_ = result.stop_reason, result.epochs, result.best_epoch
+        self.valid_loss_ = result.best_score  # the selection score (lower is better)
         self.model_ = model.eval()
         return self
 

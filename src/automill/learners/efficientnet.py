@@ -14,9 +14,7 @@ cosine decay) is fitted to the epochs that the deadline allows, measured after t
 
 from __future__ import annotations
 
-import copy
 import io
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from automill.core.deadline import BudgetExhausted, Deadline
+from automill.learners.epochs import train_epochs
 
 MEAN, STD = 127.0, 128.0  # EfficientNet-Lite's input normalisation: (x - 127) / 128, RGB
 N_BLOCKS = 16
@@ -225,57 +224,26 @@ class EfficientNetClassifier:
             groups.append({"params": body, "lr": self.lr})
         opt = torch.optim.AdamW(groups, weight_decay=1e-4)
         base_lrs = [g["lr"] for g in opt.param_groups]
-        n = H.shape[0]
-        steps_per_epoch = max(1, math.ceil(n / self.batch_size))
-        plan = self.max_epochs
-        best: tuple[float, Any, int] = (float("inf"), None, 0)
-        stale, epoch, step = 0, 0, 0
-        stop = "MODEL_CONVERGED"
-        train_started = time.monotonic()
-        while epoch < plan:
+
+        def step(idx: np.ndarray, scale: float) -> None:
+            for g, lr in zip(opt.param_groups, base_lrs):
+                g["lr"] = lr * scale
+            i = torch.from_numpy(idx)
+            loss = self._loss(top(augment(H[i].float(), rng)), targets[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        def start_epoch() -> None:
             top.train()
             self._freeze_bn_below_cut(net)
-            perm = rng.permutation(n)
-            cut_short = False
-            for b in range(steps_per_epoch):
-                if deadline is not None and deadline.expired() and (epoch > 0 or step >= 5):
-                    cut_short = True
-                    break
-                total = plan * steps_per_epoch
-                warm = max(1, steps_per_epoch // 2)
-                scale = min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total))))
-                for g, lr in zip(opt.param_groups, base_lrs):
-                    g["lr"] = lr * scale
-                idx = torch.from_numpy(perm[b * self.batch_size:(b + 1) * self.batch_size])
-                loss = self._loss(top(augment(H[idx].float(), rng)), targets[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                step += 1
-            epoch += 1
-            val = self._valid_loss(top, H_valid, Y_valid) if H_valid is not None else -epoch
-            if val < best[0] - 1e-4:
-                best, stale = (val, copy.deepcopy(net.state_dict()), epoch), 0
-            else:
-                stale += 1
-            if progress:
-                progress(0.2 + 0.8 * min(1.0, epoch / plan))
-            if cut_short:
-                stop = "BUDGET_REACHED"
-                break
-            if stale >= self.patience:
-                break  # more epochs stopped helping: converged
-            if epoch == 1 and deadline is not None:
-                # Fit the schedule to the epochs the deadline allows (measured on the first one).
-                per_epoch = time.monotonic() - train_started
-                fits = epoch + int(deadline.remaining() / max(per_epoch * 1.05, 1e-3))
-                if fits < plan:
-                    plan, stop = max(1, fits), "BUDGET_REACHED"
-        if best[1] is None:
-            raise BudgetExhausted("the budget ran out before the image model trained")
-        self.stop_reason_ = stop
-        net.load_state_dict(best[1])
-        self.epochs_, self.best_epoch_, self.valid_loss_ = epoch, best[2], best[0]
+
+        result = train_epochs(
+            net, n=H.shape[0], batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
+            rng=rng, step=step, start_epoch=start_epoch, deadline=deadline, progress=progress,
+            validate=lambda epoch: self._valid_loss(top, H_valid, Y_valid) if H_valid is not None else -epoch)
+        self.stop_reason_, self.epochs_ = result.stop_reason, result.epochs
+        self.best_epoch_, self.valid_loss_ = result.best_epoch, result.best_score
         self.net_ = net.eval()
         return self
 

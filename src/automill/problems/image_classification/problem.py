@@ -130,15 +130,7 @@ class ImageClassification(TextClassification):
             "training": result.info}))
 
     def _load_base(self, base_dir: Path, spec_ids: list[str], model_type: str) -> dict[str, Any]:
-        import torch
-
-        meta = json.loads((base_dir / "model.json").read_text())
-        if meta.get("annotation_spec_ids") != spec_ids:
-            raise FailedPrecondition("the base model's labels differ from the dataset's current labels: "
-                                     "train a new model without baseModelId")
-        if meta.get("model_type") != model_type:
-            raise FailedPrecondition(f"the base model has model type {meta.get('model_type')!r}, not {model_type!r}")
-        return torch.load(base_dir / "model.pt", weights_only=True)
+        return load_base_state(base_dir, spec_ids, model_type)
 
     # -- serving ------------------------------------------------------------------------------------
     def load(self, model_dir: Path) -> Any:
@@ -165,3 +157,16 @@ class ImageClassification(TextClassification):
         threshold = score_threshold({"score_threshold": params.get("score_threshold") or "0.5"})
         scores = model.predict_proba(decode_batch(list(images), model.size))
         return classification_payloads(loaded, scores, np.full(scores.shape[1], threshold))
+
+
+def load_base_state(base_dir: Path, spec_ids: list[str], model_type: str) -> dict[str, Any]:
+    """A base model's weights for resumable training, after checking its labels and model type."""
+    import torch
+
+    meta = json.loads((base_dir / "model.json").read_text())
+    if meta.get("annotation_spec_ids") != spec_ids:
+        raise FailedPrecondition("the base model's labels differ from the dataset's current labels: "
+                                 "train a new model without baseModelId")
+    if meta.get("model_type") != model_type:
+        raise FailedPrecondition(f"the base model has model type {meta.get('model_type')!r}, not {model_type!r}")
+    return torch.load(base_dir / "model.pt", weights_only=True)

@@ -26,20 +26,9 @@ def parse_image_csv(data: str, *, uri: str, read_bytes: Callable[..., bytes], pu
         result.rows += 1
         try:
             ml_use, rest = _split_ml_use(cells)
-            path = rest[0].strip() if rest else ""
-            if not path.lower().startswith("gs://"):
-                raise _RowError(f"GCS_FILE_PATH must be a gs:// path to an image, got {path[:80]!r}")
+            path = image_path(rest)
             labels = _parse_labels(rest[1:], multilabel=multilabel, max_labels=100)
-            try:
-                blob = read_bytes(path, max_bytes=MAX_IMAGE_BYTES)
-            except Exception as exc:  # noqa: BLE001 - the row fails, the import goes on
-                detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-                raise _RowError(detail if path in detail else f"{path}: {detail}") from exc
-            try:
-                ext = check_image(blob, path, formats)
-            except InvalidArgument as exc:
-                raise _RowError(exc.message) from None
-            key = put_media(blob, ext)
+            key = put_media(*read_image(path, read_bytes, formats))
             if merge_duplicate(by_key, key, labels, ml_use, multilabel, "the same image as row"):
                 continue
         except _RowError as exc:
@@ -49,3 +38,23 @@ def parse_image_csv(data: str, *, uri: str, read_bytes: Callable[..., bytes], pu
         by_key[key] = (row_no, ex)
         result.examples.append(ex)
     return result
+
+
+def image_path(rest: list[str]) -> str:
+    path = rest[0].strip() if rest else ""
+    if not path.lower().startswith("gs://"):
+        raise _RowError(f"GCS_FILE_PATH must be a gs:// path to an image, got {path[:80]!r}")
+    return path
+
+
+def read_image(path: str, read_bytes: Callable[..., bytes], formats: dict[str, str]) -> tuple[bytes, str]:
+    """The image's bytes and file extension, or a row error naming the path."""
+    try:
+        blob = read_bytes(path, max_bytes=MAX_IMAGE_BYTES)
+    except Exception as exc:  # noqa: BLE001 - the row fails, the import goes on
+        detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        raise _RowError(detail if path in detail else f"{path}: {detail}") from exc
+    try:
+        return blob, check_image(blob, path, formats)
+    except InvalidArgument as exc:
+        raise _RowError(exc.message) from None

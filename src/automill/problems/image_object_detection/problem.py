@@ -22,6 +22,7 @@ from automill.learners.centernet import CenterNetDetector, decode
 from automill.metrics.detection import Box, detection_metrics
 from automill.problems.base import Evaluation, StoredExample, TrainOutcome
 from automill.problems.image_classification.images import check_image, decode_batch
+from automill.problems.image_classification.problem import load_base_state
 from automill.problems.image_object_detection.rows import FORMATS, parse_detection_csv
 from automill.problems.text_classification.rows import ParseResult, assign_split
 
@@ -119,7 +120,7 @@ class ImageObjectDetection:
             return decode_batch([read_media(k) for k in keys], size)
 
         name, params = detection_preset(model_type)
-        init = self._load_base(base_dir, spec_ids, name) if base_dir else None
+        init = load_base_state(base_dir, spec_ids, name) if base_dir else None
         detector = CenterNetDetector(**params, lr=1e-3 if init is not None else 2e-3).fit(
             load, [e.content for e in train], [boxes(e) for e in train], [e.content for e in valid],
             [boxes(e) for e in valid], len(spec_ids), deadline=deadline, init=init,
@@ -151,17 +152,6 @@ class ImageObjectDetection:
         progress(99.0)
         return TrainOutcome(evaluations=evaluations, stop_reason=detector.stop_reason_,
                             info={"model_type": name, "node_qps": qps, **info})
-
-    def _load_base(self, base_dir: Path, spec_ids: list[str], model_type: str) -> dict[str, Any]:
-        import torch
-
-        meta = json.loads((base_dir / "model.json").read_text())
-        if meta.get("annotation_spec_ids") != spec_ids:
-            raise FailedPrecondition("the base model's labels differ from the dataset's current labels: "
-                                     "train a new model without baseModelId")
-        if meta.get("model_type") != model_type:
-            raise FailedPrecondition(f"the base model has model type {meta.get('model_type')!r}, not {model_type!r}")
-        return torch.load(base_dir / "model.pt", weights_only=True)
 
     # -- serving ------------------------------------------------------------------------------------
     def load(self, model_dir: Path) -> Any:

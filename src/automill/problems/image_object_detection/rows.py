@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from automill.core.errors import InvalidArgument
-from automill.problems.image_classification.images import MAX_IMAGE_BYTES, check_image
+from automill.problems.image_classification.rows import image_path, read_image
 from automill.problems.text_classification.rows import (LABEL_RE, LABEL_RULE, ParseResult, RowFailure, _RowError,
                                                         _split_ml_use, csv_records)
 
@@ -70,9 +69,7 @@ def parse_detection_csv(data: str, *, uri: str, read_bytes: Callable[..., bytes]
         result.rows += 1
         try:
             ml_use, rest = _split_ml_use(cells)
-            path = rest[0].strip() if rest else ""
-            if not path.lower().startswith("gs://"):
-                raise _RowError(f"GCS_FILE_PATH must be a gs:// path to an image, got {path[:80]!r}")
+            path = image_path(rest)
             label = rest[1].strip() if len(rest) > 1 else ""
             box = parse_box(rest[2:])
             if label and not LABEL_RE.match(label):
@@ -82,15 +79,7 @@ def parse_detection_csv(data: str, *, uri: str, read_bytes: Callable[..., bytes]
             if label and box is None:
                 raise _RowError(f'label "{label}" has no bounding box')
             if path not in keys:
-                try:
-                    blob = read_bytes(path, max_bytes=MAX_IMAGE_BYTES)
-                    ext = check_image(blob, path, FORMATS)
-                except InvalidArgument as exc:
-                    raise _RowError(exc.message) from None
-                except Exception as exc:  # noqa: BLE001 - the row fails, the import goes on
-                    detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-                    raise _RowError(detail if path in detail else f"{path}: {detail}") from exc
-                keys[path] = put_media(blob, ext)
+                keys[path] = put_media(*read_image(path, read_bytes, FORMATS))
             ex = by_path.get(path)
             if ex is None:
                 ex = by_path[path] = DetectionExample(keys[path], ml_use, [], path)
