@@ -25,7 +25,7 @@ from typing import Any
 
 
 from automill.core.deadline import Deadline
-from automill.engine.edge_export import export_detector_package
+from automill.export.edge import export_detector_package
 from automill.learners.centernet import CenterNetDetector, decode
 from automill.metrics.detection import Box, detection_metrics
 from automill.problems.image_classification.images import decode_batch

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from automill.core.deadline import Deadline
-from automill.engine.edge_export import export_package
+from automill.export.edge import export_package
 from automill.engine.image import EXPORT_QUANTIZATION, fit_image
 from automill.learners.efficientnet import EfficientNetClassifier, build, normalise, set_threads
 from automill.problems.image_classification.images import decode_batch

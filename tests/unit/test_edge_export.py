@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from automill.core.errors import InvalidArgument
-from automill.engine.edge_export import export_package
+from automill.export.edge import export_package
 from automill.learners.efficientnet import HEAD_ONLY, EfficientNetClassifier, OnnxScorer, build
 
 

@@ -219,7 +219,7 @@ class ModelService:
         return view
 
     def export(self, name: str, output_config: dict[str, Any]) -> OperationView:
-        from automill.engine.edge_export import FORMATS, QUANTIZATIONS
+        from automill.export.edge import FORMATS, QUANTIZATIONS
         from automill.engine.image import EXPORT_QUANTIZATION
 
         fmt = output_config.get("modelFormat", "") or "tflite"

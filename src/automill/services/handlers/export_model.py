@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from automill.engine.edge_export import export_detector_package, export_package
+from automill.export.edge import export_detector_package, export_package
 from automill.jobs.context import JobContext
 from automill.jobs.registry import JobResult, register
 from automill.problems.base import get_problem
