@@ -108,7 +108,7 @@ def test_object_detection_raccoon(server) -> None:
     bp = predictor.batch_predict(name=model.name, input_config={"gcs_source": {"input_uris": ["gs://work/batch.csv"]}},
                                  output_config={"gcs_destination": {"output_uri_prefix": "gs://work/preds"}},
                                  params={"score_threshold": "0.2"})
-    bp.result(timeout=120)
+    assert bp.result(timeout=120).metadata["max_bounding_box_count"] == "100"
     pdir = work / bp.metadata.batch_predict_details.output_info.gcs_output_directory[len("gs://work/"):]
     line = json.loads((pdir / "image_object_detection_1.jsonl").read_text().splitlines()[0])
     assert line["ID"].endswith(".jpg") and "imageObjectDetection" in line["annotations"][0]

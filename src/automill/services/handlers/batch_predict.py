@@ -110,7 +110,13 @@ def _batch_predict_images(ctx: JobContext, problem: Any, loaded: Any, display_na
         ctx.progress(95.0 * min(len(paths), start + 32) / len(paths))
     _write_numbered(sv, out_dir, problem.name, results)
     _write_numbered(sv, out_dir, "errors", errors)
-    return JobResult(result_type="BatchPredictResult", result={},
+    result: dict[str, Any] = {}
+    if problem.name == "image_object_detection":  # BatchPredictResult.metadata, as Google's API has it
+        from automill.problems.image_object_detection.problem import int_param
+
+        count = int_param(req.get("params", {}), "max_bounding_box_count", 100, 1, 500)
+        result = {"metadata": {"max_bounding_box_count": str(count)}}
+    return JobResult(result_type="BatchPredictResult", result=result,
                      details={"outputInfo": {"gcsOutputDirectory": out_dir}})
 
 
