@@ -164,3 +164,26 @@ def test_image_classification_low_latency_flow(server) -> None:
             "display_name": "cifar_more", "dataset_id": dataset_id,
             "image_classification_model_metadata": {"model_type": "mobile-low-latency-1",
                                                     "base_model_id": model.name.rsplit("/", 1)[-1]}})
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_image_classification_v1beta1_budget_in_hours(server) -> None:
+    """v1beta1 speaks node hours (trainBudget/trainCost); the stored budget is 1000 x that."""
+    from tests.e2e.rest import PARENT as P, Rest
+
+    api = Rest(server.endpoint, "v1beta1")
+    work = server.bucket_path("work")
+    work.mkdir(parents=True)
+    rows = subset({"TRAIN": 6, "VALIDATE": 2, "TEST": 2})
+    (work / "import.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
+    ds = api.call("POST", f"{P}/datasets", {"displayName": "cifar_tiny",
+                                            "imageClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}})
+    api.wait(api.call("POST", f"{ds['name']}:importData", {"inputConfig": {"gcsSource": {"inputUris": ["gs://work/import.csv"]}}}))
+    op = api.wait(api.call("POST", f"{P}/models", {
+        "displayName": "tiny", "datasetId": ds["name"].rsplit("/", 1)[-1],
+        "imageClassificationModelMetadata": {"modelType": "mobile-low-latency-1", "trainBudget": "1"}}), timeout=600)
+    meta = op["response"]["imageClassificationModelMetadata"]
+    assert meta["trainBudget"] == "1" and meta["trainCost"] == "1" and "trainBudgetMilliNodeHours" not in meta
+    assert meta["stopReason"] == "MODEL_CONVERGED"  # early stopping, long before the hour
+    v1 = Rest(server.endpoint, "v1").call("GET", op["response"]["name"])["imageClassificationModelMetadata"]
+    assert v1["trainBudgetMilliNodeHours"] == "1000" and 1 <= int(v1["trainCostMilliNodeHours"]) <= 100
