@@ -6,7 +6,6 @@ export data, and resumable training (accepted; refused for changed labels or ano
 from __future__ import annotations
 
 import csv
-import io
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from google.api_core import exceptions
 
 from tests.e2e.clients import PARENT, clients
+from tests.e2e.edge import tflite_outputs
 
 CIFAR = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "cifar10"
 
@@ -31,16 +31,7 @@ def subset(per_class: dict[str, int]) -> list[list[str]]:
 
 
 def tflite_scores(path: Path, image: bytes, size: int) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter
-    from PIL import Image
-
-    rgb = Image.open(io.BytesIO(image)).convert("RGB").resize((size, size), Image.BILINEAR)
-    x = ((np.asarray(rgb, dtype=np.float32) - 127.0) / 128.0)[None]
-    it = Interpreter(model_path=str(path), num_threads=1)
-    it.allocate_tensors()
-    it.set_tensor(it.get_input_details()[0]["index"], x)
-    it.invoke()
-    return it.get_tensor(it.get_output_details()[0]["index"])[0]
+    return tflite_outputs(path, image, size)[0]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 from pathlib import Path
 
@@ -14,24 +13,15 @@ import numpy as np
 import pytest
 
 from tests.e2e.clients import PARENT, clients
+from tests.e2e.edge import tflite_outputs
 
 RACCOON = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "raccoon"
 
 
 def tflite_boxes(path: Path, image: bytes, meta: dict) -> list[tuple[float, tuple[float, ...]]]:
-    from ai_edge_litert.interpreter import Interpreter
-    from PIL import Image
-
     from automill.learners.centernet import decode
 
-    size = meta["input"]["shape"][1]
-    rgb = Image.open(io.BytesIO(image)).convert("RGB").resize((size, size), Image.BILINEAR)
-    x = ((np.asarray(rgb, dtype=np.float32) - 127.0) / 128.0)[None]
-    it = Interpreter(model_path=str(path), num_threads=1)
-    it.allocate_tensors()
-    it.set_tensor(it.get_input_details()[0]["index"], x)
-    it.invoke()
-    out = it.get_tensor(it.get_output_details()[0]["index"])
+    out = tflite_outputs(path, image, meta["input"]["shape"][1])
     return [(s, b) for _, s, b in decode(out, len(meta["labels"]), 0.5, 100)[0]]
 
 

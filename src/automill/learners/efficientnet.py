@@ -335,8 +335,11 @@ class OnnxScorer:
         self.size, self.n_labels = size, n_labels
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """uint8 NHWC images at ``size`` -> the model's outputs (scores; a detector's raw grid)."""
         if not len(images):
             return np.zeros((0, self.n_labels), dtype=np.float32)
         x = ((images.astype(np.float32) - MEAN) / STD).transpose(0, 3, 1, 2)
         out = [self.session.run(None, {"image": np.ascontiguousarray(x[i:i + 16])})[0] for i in range(0, len(x), 16)]
         return np.concatenate(out)
+
+    run = predict_proba

@@ -64,57 +64,36 @@ class ImageClassification(TextClassification):
         kind = self.kind(dataset_meta)
         spec_ids, names = [s for s, _ in specs], [n for _, n in specs]
         index = {s: i for i, s in enumerate(spec_ids)}
-        parts: dict[str, list[StoredExample]] = {"TRAIN": [], "VALIDATE": [], "TEST": []}
-        for e in examples:
-            if e.annotations:
-                parts[assign_split(e.content, e.ml_use, test_fraction=TEST_FRACTION,
-                                   validation_fraction=VALIDATION_FRACTION)].append(e)
-        train, valid, test = parts["TRAIN"], parts["VALIDATE"], parts["TEST"]
+        train, valid, test = image_splits([e for e in examples if e.annotations])
         if len(train) < 2 or not test:
             raise FailedPrecondition(
                 f"the dataset needs labelled TRAIN and TEST images to train a model; it has {len(train)} TRAIN, "
                 f"{len(valid)} VALIDATE and {len(test)} TEST (UNASSIGNED images are split 80/10/10)")
-        if not valid:  # hold out part of TRAIN for early stopping
-            mask = holdout_mask([e.content for e in train])
-            if 0 < mask.sum() < len(train):
-                valid = [e for e, m in zip(train, mask) if m]
-                train = [e for e, m in zip(train, mask) if not m]
-
-        def indicator(rows: list[StoredExample]) -> np.ndarray:
-            return label_matrix(rows, index)
+        train, valid = hold_out(train, valid)
 
         def load(keys: Sequence[str], size: int) -> np.ndarray:
             return decode_batch([read_media(k) for k in keys], size)
 
-        Y_train = indicator(train)
+        Y_train = label_matrix(train, index)
         self.check_trainable(Y_train, specs, dataset_meta)
         name, _ = image_preset(model_type)
-        base_state = self._load_base(base_dir, spec_ids, name) if base_dir else None
+        base_state = load_base_state(base_dir, spec_ids, name) if base_dir else None
         result = fit_image(kind, load, [e.content for e in train], Y_train, [e.content for e in valid],
-                           indicator(valid), deadline=deadline, model_type=name, base_state=base_state,
+                           label_matrix(valid, index), deadline=deadline, model_type=name, base_state=base_state,
                            progress=lambda f: progress(2 + 85 * f))
         model = result.model
-        Y_test = indicator(test)
+        Y_test = label_matrix(test, index)
         scores = np.concatenate([model.predict_proba(load([e.content for e in test[i:i + 64]], model.size))
                                  for i in range(0, len(test), 64)])
         evaluations = self.evaluate(Y_test, scores, spec_ids, names, dataset_meta, result)  # type: ignore[arg-type]
         self.save(out_dir, model, result, kind, spec_ids, names)
         served = self.load(out_dir)["model"]
-        qps = self._node_qps(served, load([e.content for e in test[:16]], model.size))
+        qps = node_qps(served.run, load([e.content for e in test[:16]], model.size))
         meta_path = out_dir / "model.json"
         meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "node_qps": qps}))
         progress(99.0)
         return TrainOutcome(evaluations=evaluations, stop_reason=result.stop_reason,
                             info={"model_type": name, "node_qps": qps, **result.info})
-
-    @staticmethod
-    def _node_qps(model: Any, images: np.ndarray) -> float:
-        """Images per second that one node (this process) serves, one request of one image at a time."""
-        model.predict_proba(images[:1])  # warm up
-        started = time.perf_counter()
-        for i in range(len(images)):
-            model.predict_proba(images[i:i + 1])
-        return round(len(images) / max(time.perf_counter() - started, 1e-6), 2)
 
     def save(self, out_dir: Path, model: EfficientNetClassifier, result: ImageFitResult, kind: str,
              spec_ids: list[str], names: list[str]) -> None:
@@ -128,9 +107,6 @@ class ImageClassification(TextClassification):
             "version": ARTIFACT_VERSION, "problem": self.name, "kind": kind, "model_type": result.model_type,
             "params": model.get_params(), "annotation_spec_ids": spec_ids, "display_names": names,
             "training": result.info}))
-
-    def _load_base(self, base_dir: Path, spec_ids: list[str], model_type: str) -> dict[str, Any]:
-        return load_base_state(base_dir, spec_ids, model_type)
 
     # -- serving ------------------------------------------------------------------------------------
     def load(self, model_dir: Path) -> Any:
@@ -170,3 +146,31 @@ def load_base_state(base_dir: Path, spec_ids: list[str], model_type: str) -> dic
     if meta.get("model_type") != model_type:
         raise FailedPrecondition(f"the base model has model type {meta.get('model_type')!r}, not {model_type!r}")
     return torch.load(base_dir / "model.pt", weights_only=True)
+
+
+def image_splits(examples: Sequence[StoredExample]) -> tuple[list[StoredExample], list[StoredExample], list[StoredExample]]:
+    """TRAIN, VALIDATE, TEST; UNASSIGNED images are split 80/10/10 by content hash (stable)."""
+    parts: dict[str, list[StoredExample]] = {"TRAIN": [], "VALIDATE": [], "TEST": []}
+    for e in examples:
+        parts[assign_split(e.content, e.ml_use, test_fraction=TEST_FRACTION,
+                           validation_fraction=VALIDATION_FRACTION)].append(e)
+    return parts["TRAIN"], parts["VALIDATE"], parts["TEST"]
+
+
+def hold_out(train: list[StoredExample], valid: list[StoredExample]) -> tuple[list[StoredExample], list[StoredExample]]:
+    """Without VALIDATE images, part of TRAIN is held out for early stopping."""
+    if valid:
+        return train, valid
+    mask = holdout_mask([e.content for e in train])
+    if not 0 < mask.sum() < len(train):
+        return train, valid
+    return [e for e, m in zip(train, mask) if not m], [e for e, m in zip(train, mask) if m]
+
+
+def node_qps(run: Callable[[np.ndarray], Any], images: np.ndarray) -> float:
+    """Images per second that one node (this process) serves, one request of one image at a time."""
+    run(images[:1])  # warm up
+    started = time.perf_counter()
+    for i in range(len(images)):
+        run(images[i:i + 1])
+    return round(len(images) / max(time.perf_counter() - started, 1e-6), 2)

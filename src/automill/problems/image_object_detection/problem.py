@@ -8,7 +8,6 @@ Examples are images in the media store; annotations are ``[{"spec": id, "box": [
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,14 @@ import numpy as np
 
 from automill.core.deadline import Deadline
 from automill.core.errors import FailedPrecondition, InvalidArgument
-from automill.engine.text import holdout_mask
 from automill.learners.centernet import CenterNetDetector, decode
 from automill.metrics.detection import Box, detection_metrics
 from automill.problems.base import Evaluation, StoredExample, TrainOutcome
 from automill.problems.image_classification.images import check_image, decode_batch
-from automill.problems.image_classification.problem import load_base_state
+from automill.learners.efficientnet import OnnxScorer
+from automill.problems.image_classification.problem import hold_out, image_splits, load_base_state, node_qps
 from automill.problems.image_object_detection.rows import FORMATS, parse_detection_csv
-from automill.problems.text_classification.rows import ParseResult, assign_split
+from automill.problems.text_classification.rows import ParseResult
 
 ARTIFACT_VERSION = 1
 #: Model type -> detector parameters (input size, training depth, head width).
@@ -99,19 +98,12 @@ class ImageObjectDetection:
             raise FailedPrecondition("image training needs the media store")
         spec_ids, names = [s for s, _ in specs], [n for _, n in specs]
         index = {s: i for i, s in enumerate(spec_ids)}
-        parts: dict[str, list[StoredExample]] = {"TRAIN": [], "VALIDATE": [], "TEST": []}
-        for e in examples:
-            parts[assign_split(e.content, e.ml_use, test_fraction=0.1, validation_fraction=0.1)].append(e)
-        train, valid, test = parts["TRAIN"], parts["VALIDATE"], parts["TEST"]
+        train, valid, test = image_splits(examples)  # images without boxes are negatives, kept
         if sum(len(e.annotations or []) for e in train) < 2 or not test:
             raise FailedPrecondition(
                 f"the dataset needs TRAIN images with bounding boxes and TEST images to train a model; it has "
                 f"{len(train)} TRAIN, {len(valid)} VALIDATE and {len(test)} TEST images")
-        if not valid:
-            mask = holdout_mask([e.content for e in train])
-            if 0 < mask.sum() < len(train):
-                valid = [e for e, m in zip(train, mask) if m]
-                train = [e for e, m in zip(train, mask) if not m]
+        train, valid = hold_out(train, valid)
 
         def boxes(e: StoredExample) -> list[tuple[int, tuple[float, float, float, float]]]:
             return [(index[a["spec"]], tuple(a["box"])) for a in e.annotations or [] if a["spec"] in index]
@@ -147,7 +139,7 @@ class ImageObjectDetection:
                 "training": info}
         (out_dir / "model.json").write_text(json.dumps(meta))
         served = self.load(out_dir)
-        qps = _node_qps(served, load([e.content for e in test[:8]], detector.size))
+        qps = node_qps(served["model"].run, load([e.content for e in test[:8]], detector.size))
         (out_dir / "model.json").write_text(json.dumps({**meta, "node_qps": qps}))
         progress(99.0)
         return TrainOutcome(evaluations=evaluations, stop_reason=detector.stop_reason_,
@@ -155,13 +147,10 @@ class ImageObjectDetection:
 
     # -- serving ------------------------------------------------------------------------------------
     def load(self, model_dir: Path) -> Any:
-        import onnxruntime as ort
-
+        """The served model: the ONNX network in onnxruntime (raw grid; decoded per request)."""
         meta = json.loads((model_dir / "model.json").read_text())
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 2
-        session = ort.InferenceSession(str(model_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
-        return {"session": session, **meta}
+        n = len(meta["annotation_spec_ids"])
+        return {"model": OnnxScorer(str(model_dir / "model.onnx"), meta["params"]["size"], n + 4), **meta}
 
     def load_weights(self, model_dir: Path) -> CenterNetDetector:
         import torch
@@ -179,7 +168,7 @@ class ImageObjectDetection:
         threshold = score_threshold({"score_threshold": params.get("score_threshold") or "0.5"})
         max_boxes = int_param(params, "max_bounding_box_count", 100, 1, 500)
         size = loaded["params"]["size"]
-        raw = _run(loaded["session"], decode_batch(list(images), size))
+        raw = loaded["model"].run(decode_batch(list(images), size))
         out = []
         for dets in decode(raw, len(loaded["annotation_spec_ids"]), threshold, max_boxes):
             out.append([{"annotationSpecId": loaded["annotation_spec_ids"][k], "displayName": loaded["display_names"][k],
@@ -192,18 +181,3 @@ class ImageObjectDetection:
         return {"payload": self.predict(loaded, [data], params)[0],
                 "metadata": {"max_bounding_box_count": str(max_boxes)}}
 
-
-def _run(session: Any, images: np.ndarray) -> np.ndarray:
-    from automill.learners.efficientnet import MEAN, STD
-
-    x = ((images.astype(np.float32) - MEAN) / STD).transpose(0, 3, 1, 2)
-    return np.concatenate([session.run(None, {"image": np.ascontiguousarray(x[i:i + 8])})[0]
-                           for i in range(0, len(x), 8)])
-
-
-def _node_qps(loaded: Any, images: np.ndarray) -> float:
-    _run(loaded["session"], images[:1])
-    started = time.perf_counter()
-    for i in range(len(images)):
-        _run(loaded["session"], images[i:i + 1])
-    return round(len(images) / max(time.perf_counter() - started, 1e-6), 2)

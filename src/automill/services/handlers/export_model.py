@@ -13,9 +13,9 @@ from sqlalchemy import select
 from automill.export.edge import export_detector_package, export_package
 from automill.jobs.context import JobContext
 from automill.jobs.registry import JobResult, register
-from automill.problems.base import get_problem
+from automill.problems.base import StoredExample, get_problem
 from automill.problems.image_classification.images import decode_batch
-from automill.problems.text_classification.rows import assign_split
+from automill.problems.image_classification.problem import image_splits
 from automill.services.handlers.data import gcs_timestamp
 from automill.store.tables import ExampleRow
 
@@ -29,9 +29,9 @@ def export_model(ctx: JobContext) -> JobResult:
     with sv.db.tx() as s:
         row = sv.models.row(s, req["model"])
         display_name, problem_type, model_dir, dataset_id = row.display_name, row.problem_type, Path(row.artifact_dir), row.dataset_id
-        keys = [e.content for e in s.execute(select(ExampleRow).where(
-            ExampleRow.dataset_id == dataset_id).order_by(ExampleRow.id)).scalars()
-            if assign_split(e.content, e.ml_use, test_fraction=0.1, validation_fraction=0.1) == "TEST"][:PARITY_IMAGES]
+        examples = [StoredExample(e.content, e.ml_use, e.annotations) for e in s.execute(
+            select(ExampleRow).where(ExampleRow.dataset_id == dataset_id).order_by(ExampleRow.id)).scalars()]
+    keys = [e.content for e in image_splits(examples)[2]][:PARITY_IMAGES]  # the TEST images, as in training
     problem = get_problem(problem_type)
     labels = json.loads((model_dir / "model.json").read_text())["display_names"]
     model = problem.load_weights(model_dir)  # type: ignore[attr-defined]
