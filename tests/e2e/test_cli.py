@@ -44,3 +44,13 @@ def test_cli_flow(server: Server) -> None:
     pred = json.loads(cli(server, "predict", model_id, "a goal in the match"))
     assert pred["payload"][0]["displayName"] == "sport"
     assert trained["name"].rsplit("/", 1)[-1] in cli(server, "operations", "list", "--filter", "done=true")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_cli_creates_each_dataset_kind(server: Server) -> None:
+    kinds = {"--entities": ("TEN", "textExtractionDatasetMetadata"), "--objects": ("IOD", "imageObjectDetectionDatasetMetadata"),
+             "--images": ("ICN", "imageClassificationDatasetMetadata"), "--sentiment-max=4": ("TST", "textSentimentDatasetMetadata")}
+    for flag, (prefix, key) in kinds.items():
+        name = json.loads(cli(server, "datasets", "create", f"kind{prefix}", flag))["response"]["name"]
+        assert name.rsplit("/", 1)[-1].startswith(prefix), (flag, name)
+        assert key in requests.get(f"{server.endpoint}/v1/{name}", timeout=10).json()

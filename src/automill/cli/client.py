@@ -52,9 +52,15 @@ def datasets_list(endpoint: str = ENDPOINT, parent: str = PARENT, filter: str = 
 def datasets_create(display_name: str, endpoint: str = ENDPOINT, parent: str = PARENT,
                     multilabel: bool = typer.Option(False, help="MULTILABEL instead of MULTICLASS."),
                     sentiment_max: int = typer.Option(0, help="Create a text sentiment dataset with values 0..N."),
-                    images: bool = typer.Option(False, help="An image classification dataset.")) -> None:
+                    images: bool = typer.Option(False, help="An image classification dataset."),
+                    entities: bool = typer.Option(False, help="A text entity extraction dataset."),
+                    objects: bool = typer.Option(False, help="An image object detection dataset.")) -> None:
     body: dict[str, Any] = {"displayName": display_name}
-    if images:
+    if entities:
+        body["textExtractionDatasetMetadata"] = {}
+    elif objects:
+        body["imageObjectDetectionDatasetMetadata"] = {}
+    elif images:
         body["imageClassificationDatasetMetadata"] = {"classificationType": "MULTILABEL" if multilabel else "MULTICLASS"}
     elif sentiment_max:
         body["textSentimentDatasetMetadata"] = {"sentimentMax": sentiment_max}

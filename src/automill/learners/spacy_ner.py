@@ -30,7 +30,9 @@ class SpacyNER:
         self.seed = seed
 
     def fit(self, texts: Sequence[str], spans: Sequence[SpanList], *, deadline: Deadline,
-            valid: tuple[Sequence[str], Sequence[SpanList]] | None = None) -> "SpacyNER":
+            valid: tuple[Sequence[str], Sequence[SpanList]] | None = None,
+            init: "SpacyNER | None" = None) -> "SpacyNER":
+        """Train from blank; with ``init`` (a fitted model with the same labels), continue from its weights."""
         import spacy
         from spacy.training import Example
         from spacy.util import minibatch
@@ -40,11 +42,14 @@ class SpacyNER:
         random.seed(self.seed)
         nlp = spacy.blank("en")
         ner = nlp.add_pipe("ner")
-        for label in sorted({s[2] for doc in spans for s in doc}):
+        labels = sorted({s[2] for doc in spans for s in doc}) if init is None else list(init.nlp_.get_pipe("ner").labels)
+        for label in labels:
             ner.add_label(label)
         examples = [Example.from_dict(nlp.make_doc(t), {"entities": [(s, e, lab) for s, e, lab in doc]})
                     for t, doc in zip(texts, spans)]
         optimizer = nlp.initialize(lambda: examples[:2000])
+        if init is not None:
+            nlp.from_bytes(init.nlp_.to_bytes())
         best: tuple[float, bytes | None] = (-1.0, None)
         stale, epoch = 0, 0
         self.history_: list[dict[str, float]] = []
@@ -60,7 +65,7 @@ class SpacyNER:
             self.history_.append({"epoch": epoch, "valid_f1": round(f1, 4), "seconds": round(time.monotonic() - t0, 1)})
             if f1 > best[0]:
                 best, stale = (f1, nlp.to_bytes()), 0
-            else:
+            elif best[0] > 0:  # patience counts once something was learned (small data starts slowly)
                 stale += 1
             if deadline.expired() or stale >= self.patience:
                 break
@@ -69,14 +74,15 @@ class SpacyNER:
             nlp.from_bytes(best[1])
         self.nlp_ = nlp
         self.epochs_ = epoch
+        self.valid_f1_ = best[0] if valid else None
         return self
 
     def _f1(self, valid: tuple[Sequence[str], Sequence[SpanList]]) -> float:
+        """Entity F1 of the spans as served (beam scores, threshold 0.5), so the kept epoch is the best served."""
         tp = fp = fn = 0
-        for doc, gold in zip(self.nlp_.pipe(valid[0], batch_size=256), valid[1]):
-            pred = {(e.start_char, e.end_char, e.label_) for e in doc.ents}
-            g = set(gold)
-            tp, fp, fn = tp + len(pred & g), fp + len(pred - g), fn + len(g - pred)
+        for pred, gold in zip(self.predict(list(valid[0]), min_score=0.5), valid[1]):
+            p, g = {s[:3] for s in pred}, set(gold)
+            tp, fp, fn = tp + len(p & g), fp + len(p - g), fn + len(g - p)
         return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
     def predict(self, texts: Sequence[str], *, min_score: float = 0.0) -> list[list[tuple[int, int, str, float]]]:

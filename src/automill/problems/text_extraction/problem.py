@@ -1,4 +1,4 @@
-"""Entity extraction as a problem plug-in: JSONL import, spaCy NER, span metrics, predictions.
+"""Entity extraction as a problem plug-in: JSONL import, NER models (engine/extraction), span metrics, predictions.
 
 Stored annotations are ``[{"spec": annotation_spec_id, "start": S, "end": E}]`` (character
 offsets, end exclusive) on the document text.
@@ -16,7 +16,8 @@ from google.cloud import automl_v1
 
 from automill.core.deadline import Deadline
 from automill.core.errors import FailedPrecondition, InvalidArgument
-from automill.learners.spacy_ner import SpacyNER
+from automill.engine.extraction import fit_extraction
+from automill.engine.model_types import text_preset
 from automill.metrics.extraction import extraction_metrics
 from automill.problems.base import Evaluation, StoredExample, TrainOutcome
 from automill.problems.text_classification.problem import score_threshold, to_json
@@ -71,11 +72,12 @@ class TextExtraction:
         if not any(s for _, s in train) or not test:
             raise FailedPrecondition(f"the dataset needs annotated TRAIN documents and TEST documents; it has "
                                      f"{len(train)} TRAIN, {len(valid)} VALIDATE and {len(test)} TEST")
-        if base_dir is not None:
-            raise FailedPrecondition("resumable training (baseModelId) is not supported for entity extraction yet")
+        base = self._load_base(base_dir, [s for s, _ in specs], model_type) if base_dir is not None else None
         progress(2)
-        learner = SpacyNER().fit([t for t, _ in train], [s for _, s in train], deadline=deadline,
-                                 valid=([t for t, _ in valid], [s for _, s in valid]) if valid else None)
+        result = fit_extraction([t for t, _ in train], [s for _, s in train], [t for t, _ in valid],
+                                [s for _, s in valid], deadline=deadline, model_type=model_type, progress=progress,
+                                base=base)
+        learner = result.learner
         progress(85)
         predicted = learner.predict([t for t, _ in test], min_score=0.05)
         gold = [s for _, s in test]
@@ -90,12 +92,25 @@ class TextExtraction:
         with open(out_dir / "model.pkl", "wb") as fh:
             pickle.dump(learner, fh, protocol=pickle.HIGHEST_PROTOCOL)
         (out_dir / "model.json").write_text(json.dumps({
-            "problem": self.name, "learner": learner.family, "model_type": model_type,
+            "problem": self.name, "learner": learner.family, "model_type": result.model_type,
             "annotation_spec_ids": [s for s, _ in specs], "display_names": [n for _, n in specs],
-            "history": learner.history_}))
+            "history": learner.history_, "trials": result.trials}))
         progress(99)
-        return TrainOutcome(evaluations=evaluations, stop_reason=learner.stop_reason_,
-                            info={"epochs": learner.epochs_})
+        return TrainOutcome(evaluations=evaluations, stop_reason=result.stop_reason,
+                            info={"epochs": learner.epochs_, "learner": learner.family, "trials": result.trials})
+
+    @staticmethod
+    def _load_base(base_dir: Path, spec_ids: list[str], model_type: str) -> Any:
+        """The base model's learner, for resumable training (same labels and model type)."""
+        meta = json.loads((base_dir / "model.json").read_text())
+        if sorted(meta.get("annotation_spec_ids", [])) != sorted(spec_ids):
+            raise FailedPrecondition("the base model's labels differ from the dataset's current labels: "
+                                     "train a new model without baseModelId")
+        wanted = text_preset(model_type)[0]
+        if meta.get("model_type", wanted) != wanted:
+            raise FailedPrecondition(f"the base model has model type {meta.get('model_type')!r}, not {wanted!r}")
+        with open(base_dir / "model.pkl", "rb") as fh:
+            return pickle.load(fh)  # noqa: S301 - our own artefact
 
     # -- serving ------------------------------------------------------------------------------------
     def load(self, model_dir: Path) -> Any:
