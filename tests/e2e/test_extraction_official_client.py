@@ -6,8 +6,11 @@ import json
 
 import pytest
 
+from pathlib import Path
+
 from tests.conftest import DATASETS
 from tests.e2e.clients import PARENT, clients
+from tests.e2e.rest import Rest
 
 
 def make_pdfs(folder) -> None:
@@ -113,3 +116,24 @@ def test_entity_extraction_conll_subset(server) -> None:
     for a in first["annotations"]:
         seg = a["text_extraction"]["text_segment"]
         assert content[seg["start_offset"]:seg["end_offset"]]
+
+    # Resumable training: the new model continues the base model's learner from its weights.
+    api = Rest(server.endpoint)
+    base_id = model.name.rsplit("/", 1)[-1]
+    body = {"displayName": "ner_resumed", "datasetId": dataset.name.rsplit("/", 1)[-1],
+            "textExtractionModelMetadata": {"baseModelId": base_id}}
+    resumed = api.wait(api.call("POST", f"{PARENT}/models", body), timeout=600)
+    assert "error" not in resumed, resumed
+    got = api.call("GET", resumed["response"]["name"])
+    assert got["textExtractionModelMetadata"]["baseModelId"] == base_id
+    assert got["textExtractionModelMetadata"]["modelType"] == "mobile-versatile-1"
+    models_dir = Path(server.data_dir) / "models"
+    base_meta, new_meta = (json.loads((models_dir / m / "model.json").read_text())
+                           for m in (base_id, got["name"].rsplit("/", 1)[-1]))
+    assert new_meta["learner"] == base_meta["learner"] and len(new_meta["trials"]) == 1
+    base_f1 = max(h["valid_f1"] for h in base_meta["history"])
+    assert new_meta["history"][0]["valid_f1"] >= base_f1 - 0.05  # starts where the base ended, not from scratch
+    # Refused: another model type than the base model's.
+    body["textExtractionModelMetadata"]["modelType"] = "mobile-high-accuracy-1"
+    err = api.call("POST", f"{PARENT}/models", body, expect=400)
+    assert err["error"]["status"] == "FAILED_PRECONDITION" and "model type" in err["error"]["message"]

@@ -19,6 +19,7 @@ valid=None)`` returns self; ``predict(texts)`` returns, per text, non-overlappin
 
 from __future__ import annotations
 
+import bisect
 import io
 import math
 import os
@@ -148,11 +149,13 @@ class MiniLMTokenClassifier:
     def _word_tags(self, enc: _Encoded, spans: SpanList) -> np.ndarray:
         """BIO tag per word: 0 = outside, 2k+1 = begins label k, 2k+2 = inside label k."""
         tags = np.zeros(len(enc.word_spans), dtype=np.int64)
+        starts = [a for a, _ in enc.word_spans]
         for start, end, label in spans:
             k = self.labels_.index(label)
-            inside = [i for i, (a, b) in enumerate(enc.word_spans) if a >= start and b <= end]
-            for j, i in enumerate(inside):
-                tags[i] = 2 * k + (1 if j == 0 else 2)
+            i = first = bisect.bisect_left(starts, start)
+            while i < len(starts) and enc.word_spans[i][1] <= end:
+                tags[i] = 2 * k + (1 if i == first else 2)
+                i += 1
         return tags
 
     # -- training -----------------------------------------------------------------------------------
