@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 from collections.abc import Sequence
@@ -62,3 +63,55 @@ def embed(texts: Sequence[str], *, batch_size: int = 64, deadline: Deadline | No
             for i, v in zip(chunk, vecs):
                 _CACHE[keys[i]] = v.astype(np.float32)
     return np.stack([_CACHE[k] for k in keys]) if keys else np.zeros((0, 384), dtype=np.float32)
+
+
+def tokenizer() -> Any:
+    """The packaged MiniLM's (uncased WordPiece) tokenizer."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_path())
+
+
+def length_batches(rng: np.random.Generator, lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Shuffled batches of similar lengths (less padding), in a shuffled order."""
+    perm = rng.permutation(len(lengths))
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(perm), chunk):
+        part = perm[start:start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
+    rng.shuffle(batches)  # type: ignore[arg-type]
+    return batches
+
+
+class FineTunedPickle:
+    """Pickles a fine-tuned ``model_`` as its state dict; unpickling rebuilds it with ``_build()``
+    (from the packaged MiniLM) and reloads the tokenizer."""
+
+    def _build(self) -> Any:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("tokenizer_", None)
+        if "model_" in state:
+            import torch
+
+            buf = io.BytesIO()
+            torch.save(state.pop("model_").state_dict(), buf)
+            state["weights_"] = buf.getvalue()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        weights = state.pop("weights_", None)
+        self.__dict__.update(state)
+        if weights is not None:
+            import torch
+
+            model = self._build()
+            model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
+            model.eval()
+            self.model_ = model
+            self.tokenizer_ = tokenizer()

@@ -6,7 +6,6 @@ Estimator contract as the other learners. Training stops at the deadline (after 
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import time
@@ -25,7 +24,7 @@ SEARCH_SPACE: list[dict[str, Any]] = [
 ]
 
 
-class MiniLMFineTuneClassifier:
+class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
     family = "minilm_finetune"
 
     def __init__(self, *, epochs: float = 2.0, lr: float = 5e-5, max_len: int = 64, batch_size: int = 32,
@@ -42,23 +41,23 @@ class MiniLMFineTuneClassifier:
     def get_params(self) -> dict[str, Any]:
         return {"epochs": self.epochs, "lr": self.lr, "max_len": self.max_len, "freeze_layers": self.freeze_layers}
 
-    def _tokenizer(self) -> Any:
-        from transformers import AutoTokenizer
+    def _build(self) -> Any:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModelForSequenceClassification
 
-        return AutoTokenizer.from_pretrained(minilm.model_path())
+        return AutoModelForSequenceClassification.from_pretrained(minilm.model_path(), num_labels=self.n_labels_)
 
     def fit(self, texts: Sequence[str], Y: np.ndarray, *, deadline: Deadline | None = None) -> "MiniLMFineTuneClassifier":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
-        from transformers import AutoModelForSequenceClassification
 
         if deadline is not None and deadline.expired():
             raise BudgetExhausted("no time left to fine-tune MiniLM")
         torch.manual_seed(self.seed)
         Y = np.asarray(Y, dtype=np.float32)
         self.n_labels_ = Y.shape[1]
-        self.tokenizer_ = self._tokenizer()
-        model = AutoModelForSequenceClassification.from_pretrained(minilm.model_path(), num_labels=self.n_labels_)
+        self.tokenizer_ = minilm.tokenizer()
+        model = self._build()
         if self.freeze_layers:  # the embeddings and the lowest layers stay as pretrained: a cheaper backward pass
             frozen = [model.bert.embeddings, *model.bert.encoder.layer[: self.freeze_layers]]
             for module in frozen:
@@ -76,7 +75,7 @@ class MiniLMFineTuneClassifier:
         model.train()
         step = 0
         while step < plan[0]:
-            for idx in self._batches(rng, lengths):
+            for idx in minilm.length_batches(rng, lengths, self.batch_size):
                 if step >= plan[0] or (deadline is not None and deadline.expired() and step >= self.min_steps):
                     break
                 if deadline is not None and deadline.expired():
@@ -111,18 +110,6 @@ class MiniLMFineTuneClassifier:
         self.steps_ = step
         return self
 
-    def _batches(self, rng: np.random.Generator, lengths: np.ndarray) -> list[np.ndarray]:
-        """Shuffled batches of similar lengths (less padding), in a shuffled order."""
-        perm = rng.permutation(len(lengths))
-        chunk = self.batch_size * 50
-        batches = []
-        for start in range(0, len(perm), chunk):
-            part = perm[start:start + chunk]
-            part = part[np.argsort(lengths[part], kind="stable")]
-            batches.extend(part[i:i + self.batch_size] for i in range(0, len(part), self.batch_size))
-        rng.shuffle(batches)  # type: ignore[arg-type]
-        return batches
-
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if not hasattr(self, "model_"):
             raise NotFittedError("MiniLMFineTuneClassifier is not fitted yet")
@@ -137,28 +124,3 @@ class MiniLMFineTuneClassifier:
                 probs = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=-1)
                 out.append(probs.numpy())
         return np.concatenate(out) if out else np.zeros((0, self.n_labels_))
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("tokenizer_", None)
-        if "model_" in state:
-            import torch
-
-            buf = io.BytesIO()
-            torch.save(state.pop("model_").state_dict(), buf)
-            state["weights_"] = buf.getvalue()
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        weights = state.pop("weights_", None)
-        self.__dict__.update(state)
-        if weights is not None:
-            import torch
-            from transformers import AutoModelForSequenceClassification
-
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            model = AutoModelForSequenceClassification.from_pretrained(minilm.model_path(), num_labels=self.n_labels_)
-            model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
-            model.eval()
-            self.model_ = model
-            self.tokenizer_ = self._tokenizer()

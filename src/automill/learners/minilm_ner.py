@@ -20,7 +20,6 @@ valid=None)`` returns self; ``predict(texts)`` returns, per text, non-overlappin
 from __future__ import annotations
 
 import bisect
-import io
 import math
 import os
 import time
@@ -75,7 +74,7 @@ class _Encoded:
         self.word_spans = spans
 
 
-class MiniLMTokenClassifier:
+class MiniLMTokenClassifier(minilm.FineTunedPickle):
     family = "minilm_ner"
 
     def __init__(self, *, epochs: float = 4.0, lr: float = 1e-4, batch_size: int = 32, max_len: int = 128,
@@ -92,11 +91,6 @@ class MiniLMTokenClassifier:
         self.seed = seed
 
     # -- model --------------------------------------------------------------------------------------
-    def _tokenizer(self) -> Any:
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(minilm.model_path())
-
     def _build(self) -> Any:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
@@ -169,7 +163,7 @@ class MiniLMTokenClassifier:
             raise BudgetExhausted("no time left to fine-tune the MiniLM tagger")
         torch.manual_seed(self.seed)
         self.labels_ = sorted({s[2] for doc in spans for s in doc}) if init is None else list(init.labels_)
-        self.tokenizer_ = self._tokenizer()
+        self.tokenizer_ = minilm.tokenizer()
         model = self._build()
         if init is not None:
             model.load_state_dict(init.model_.state_dict())
@@ -200,7 +194,7 @@ class MiniLMTokenClassifier:
             epoch += 1
             model.train()
             t0 = time.monotonic()
-            for idx in self._order(rng, lengths):
+            for idx in minilm.length_batches(rng, lengths, self.batch_size):
                 if step >= plan[0]:
                     break
                 if deadline.expired():
@@ -247,18 +241,6 @@ class MiniLMTokenClassifier:
         self.steps_, self.epochs_, self.stop_reason_ = step, epoch, stop
         self.valid_f1_ = best[0] if valid_encoded else None
         return self
-
-    def _order(self, rng: np.random.Generator, lengths: np.ndarray) -> list[np.ndarray]:
-        """Shuffled batches of similar lengths (less padding), in a shuffled order."""
-        perm = rng.permutation(len(lengths))
-        chunk = self.batch_size * 50
-        batches = []
-        for start in range(0, len(perm), chunk):
-            part = perm[start:start + chunk]
-            part = part[np.argsort(lengths[part], kind="stable")]
-            batches.extend(part[i:i + self.batch_size] for i in range(0, len(part), self.batch_size))
-        rng.shuffle(batches)  # type: ignore[arg-type]
-        return batches
 
     def _f1(self, encoded: list[_Encoded], gold: Sequence[SpanList]) -> float:
         tp = fp = fn = 0
@@ -338,27 +320,3 @@ class MiniLMTokenClassifier:
                 i = j
             out.append(spans)
         return out
-
-    # -- persistence --------------------------------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("tokenizer_", None)
-        if "model_" in state:
-            import torch
-
-            buf = io.BytesIO()
-            torch.save(state.pop("model_").state_dict(), buf)
-            state["weights_"] = buf.getvalue()
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        weights = state.pop("weights_", None)
-        self.__dict__.update(state)
-        if weights is not None:
-            import torch
-
-            model = self._build()
-            model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
-            model.eval()
-            self.model_ = model
-            self.tokenizer_ = self._tokenizer()
