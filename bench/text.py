@@ -166,6 +166,8 @@ def automill(model_type: str) -> Callable[[str, dict[str, Any], float], Fitted]:
     def run(kind: str, data: dict[str, Any], budget: float) -> Fitted:
         (tr, Ytr), (va, Yva) = data["TRAIN"], data["VALIDATE"]
         result = fit_text(kind, tr, Ytr, va, Yva, deadline=Deadline(budget), model_type=model_type)
+        print(json.dumps({"model_type": model_type, "stop_reason": result.stop_reason, "trials": result.trials,
+                          "members": result.model.describe()}, default=str), flush=True)
         return Fitted(result.model.predict_proba, result.model.thresholds)
 
     return run

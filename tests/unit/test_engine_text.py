@@ -70,3 +70,14 @@ def test_validation_loss_prefers_the_better_model() -> None:
     good = np.where(Y == 1, 0.9, 0.05)
     bad = np.full_like(Y, 1 / 3)
     assert validation_loss("multiclass", Y, good) < validation_loss("multiclass", Y, bad)
+
+
+def test_high_accuracy_reaches_fine_tuning_after_the_cheap_families_stall() -> None:
+    """Patience ends the cheap part of the search, not the search: the preset's fine-tune still runs."""
+    texts, Y = data(200, 3)
+    vt, vY = data(60, 4)
+    result = fit_text("multiclass", texts, Y, vt, vY, deadline=Deadline(120), model_type="mobile-high-accuracy-1")
+    families = [t["family"] for t in result.trials]
+    assert "minilm_finetune" in families, families
+    cheap = families[:families.index("minilm_finetune")]
+    assert set(cheap) <= {"tfidf_linear", "minilm_linear"}

@@ -191,8 +191,10 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
     trials: list[dict[str, Any]] = list(base.trials) if base else []
     fitted: list[tuple[str, dict[str, Any], Any, np.ndarray, float]] = []
     stop = MODEL_CONVERGED
-    best_loss, stale = float("inf"), 0
+    best_loss, stale, cheap_done = float("inf"), 0, False
     for n, (fam, cfg) in enumerate(candidates):
+        if cheap_done and fam not in EXPENSIVE:
+            continue
         if deadline.expired():
             stop = BUDGET_REACHED
             break
@@ -222,7 +224,10 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
         if progress:
             progress(5 + 75 * (n + 1) / len(candidates))
         if stale >= PATIENCE:
-            break  # more budget stopped helping
+            if fam in EXPENSIVE or not any(f in EXPENSIVE for f, _ in candidates[n + 1:]):
+                break  # more budget stopped helping
+            # The cheap families stopped helping: the preset's expensive ones still get their turn.
+            cheap_done, stale = True, 0
     if not fitted:
         raise BudgetExhausted("the training budget ran out before a single model could be fitted")
     if len(valid_texts):
