@@ -189,6 +189,12 @@ class MiniLMTokenClassifier(minilm.FineTunedPickle):
         self.history_: list[dict[str, float]] = []
         best: tuple[float, dict[str, Any] | None] = (-1.0, None)
         step, epoch, stale, started, measured_from = 0, 0, 0, time.monotonic(), 0
+        if init is not None and valid_encoded and valid:  # the base model is the first candidate
+            model.eval()
+            self.model_ = model
+            f1 = self._f1(valid_encoded, valid[1])
+            best = (f1, {k: v.clone() for k, v in model.state_dict().items()})
+            self.history_.append({"epoch": 0, "steps": 0, "valid_f1": round(f1, 4), "seconds": 0.0})
         stop = "MODEL_CONVERGED"
         while step < plan[0]:
             epoch += 1

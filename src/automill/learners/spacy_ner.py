@@ -53,6 +53,10 @@ class SpacyNER:
         best: tuple[float, bytes | None] = (-1.0, None)
         stale, epoch = 0, 0
         self.history_: list[dict[str, float]] = []
+        if init is not None and valid:  # the base model is the first candidate: resuming never makes it worse
+            self.nlp_ = nlp
+            best = (self._f1(valid), nlp.to_bytes())
+            self.history_.append({"epoch": 0, "valid_f1": round(best[0], 4), "seconds": 0.0})
         for epoch in range(1, self.max_epochs + 1):
             random.shuffle(examples)
             t0 = time.monotonic()
