@@ -31,6 +31,7 @@ from sklearn.exceptions import NotFittedError
 
 from automill.core.deadline import BudgetExhausted, Deadline
 from automill.learners import minilm
+from automill.metrics.extraction import entity_f1
 
 SpanList = list[tuple[int, int, str]]
 ScoredSpans = list[tuple[int, int, str, float]]
@@ -249,11 +250,8 @@ class MiniLMTokenClassifier(minilm.FineTunedPickle):
         return self
 
     def _f1(self, encoded: list[_Encoded], gold: Sequence[SpanList]) -> float:
-        tp = fp = fn = 0
-        for pred, g in zip(self._decode(encoded, min_score=0.0), gold):
-            p, gs = {s[:3] for s in pred}, set(g)
-            tp, fp, fn = tp + len(p & gs), fp + len(p - gs), fn + len(gs - p)
-        return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        """Entity F1 of the spans as served (score >= 0.5), as for spaCy."""
+        return entity_f1(gold, self._decode(encoded, min_score=0.5))
 
     # -- prediction ---------------------------------------------------------------------------------
     def predict(self, texts: Sequence[str], *, min_score: float = 0.0) -> list[ScoredSpans]:

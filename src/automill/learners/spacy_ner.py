@@ -14,6 +14,7 @@ from typing import Any
 from sklearn.exceptions import NotFittedError
 
 from automill.core.deadline import BudgetExhausted, Deadline
+from automill.metrics.extraction import entity_f1
 
 SpanList = list[tuple[int, int, str]]
 
@@ -83,11 +84,7 @@ class SpacyNER:
 
     def _f1(self, valid: tuple[Sequence[str], Sequence[SpanList]]) -> float:
         """Entity F1 of the spans as served (beam scores, threshold 0.5), so the kept epoch is the best served."""
-        tp = fp = fn = 0
-        for pred, gold in zip(self.predict(list(valid[0]), min_score=0.5), valid[1]):
-            p, g = {s[:3] for s in pred}, set(gold)
-            tp, fp, fn = tp + len(p & g), fp + len(p - g), fn + len(g - p)
-        return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        return entity_f1(valid[1], self.predict(list(valid[0]), min_score=0.5))
 
     def predict(self, texts: Sequence[str], *, min_score: float = 0.0) -> list[list[tuple[int, int, str, float]]]:
         """Beam-search entity probabilities, resolved greedily into non-overlapping spans."""

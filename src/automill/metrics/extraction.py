@@ -72,6 +72,12 @@ def entity_counts(
     return _counts(scored, n_gold, threshold)
 
 
+def entity_f1(gold: Gold, predicted: Predicted, *, threshold: float = 0.5) -> float:
+    """Micro entity F1 (exact span and type) of the predictions scoring at least ``threshold``."""
+    tp, fp, fn = entity_counts(gold, predicted, threshold=threshold)
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
 def _average_precision(scored: list[tuple[float, bool]], n_gold: int) -> float:
     """Sum over true positives of the precision at their rank, over the gold count.
 
