@@ -237,16 +237,19 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
     chosen = [(fitted[i], c) for i, c in counts.items()]
     P_valid = sum(c * f[3] for f, c in chosen) / sum(c for _, c in chosen) if len(valid_texts) else None
     thresholds = _thresholds(Y_valid, P_valid) if multilabel and P_valid is not None else None
-    # Refit the chosen members on train + validation when the budget allows it.
-    refit_cost = sum(f[4] for f, _ in chosen) * 1.2
-    members = []
-    for (fam, cfg, learner, _, _), count in chosen:
-        if len(refit_texts) > len(train_texts) and refit_cost < deadline.remaining():
+    # Refit the chosen members on train + validation, the cheapest first, each one the budget still
+    # allows (a fine-tune that took most of the budget keeps its weights; the cheap members still gain).
+    grow = len(refit_texts) / max(1, len(train_texts))
+    refit: dict[int, Any] = {}
+    for i in sorted(range(len(chosen)), key=lambda i: chosen[i][0][4]):
+        (fam, cfg, _, _, seconds), _ = chosen[i]
+        if grow > 1 and seconds * grow * 1.2 < deadline.remaining():
             try:
-                learner = fams[fam][0](**cfg, multilabel=multilabel).fit(refit_texts, Y_refit, deadline=deadline)
+                refit[i] = fams[fam][0](**cfg, multilabel=multilabel).fit(refit_texts, Y_refit, deadline=deadline)
             except BudgetExhausted:
                 pass
-        members.append(Member(fam, cfg, learner, float(count)))
+    members = [Member(fam, cfg, refit.get(i, learner), float(count))
+               for i, ((fam, cfg, learner, _, _), count) in enumerate(chosen)]
     if progress:
         progress(90)
     return TextFitResult(model=TextEnsemble(kind, members, thresholds), model_type=type_name, stop_reason=stop,
