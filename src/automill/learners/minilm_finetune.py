@@ -69,9 +69,8 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
             for module in frozen:
                 for p in module.parameters():
                     p.requires_grad_(False)
-        head = {id(p) for p in model.classifier.parameters()}
-        body = [p for p in model.parameters() if p.requires_grad and id(p) not in head]
-        opt = torch.optim.AdamW([{"params": body, "lr": self.lr},
+        # The freshly initialised head may learn faster than the pretrained encoder.
+        opt = torch.optim.AdamW([{"params": [p for p in model.bert.parameters() if p.requires_grad], "lr": self.lr},
                                  {"params": list(model.classifier.parameters()), "lr": self.head_lr or self.lr}],
                                 weight_decay=0.01)
         n = len(texts)
