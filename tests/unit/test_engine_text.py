@@ -7,7 +7,7 @@ import pytest
 
 from automill.core.deadline import Deadline
 from automill.core.errors import InvalidArgument
-from automill.engine.text import BUDGET_REACHED, MODEL_CONVERGED, fit_text, validation_loss
+from automill.engine.text import BUDGET_REACHED, MODEL_CONVERGED, _held_back, fit_text, validation_loss
 
 WORDS = {0: "goal match team striker", 1: "chip code software laptop", 2: "bread soup pizza salad"}
 
@@ -81,3 +81,19 @@ def test_high_accuracy_reaches_fine_tuning_after_the_cheap_families_stall() -> N
     assert "minilm_finetune" in families, families
     cheap = families[:families.index("minilm_finetune")]
     assert set(cheap) <= {"tfidf_linear", "minilm_linear"}
+
+
+def test_a_fine_tune_holds_back_only_what_the_refits_cost() -> None:
+    """The flat reserve stays for cheap trials; a fine-tune leaves the ensemble's measured refit cost."""
+    Y = np.eye(3)[np.arange(30) % 3]
+    good, poor = np.where(Y == 1, 0.9, 0.05), np.full_like(Y, 1 / 3)
+    fitted = [("tfidf_linear", {}, None, good, 10.0), ("minilm_linear", {}, None, poor, 50.0)]
+    # Only the good member is in the ensemble: 10 s x 1.2 margin x 1.5 growth + 2 % of 600 s.
+    held = _held_back("minilm_finetune", fitted, "multiclass", Y, 4, 1.5, 600.0, 0.2)
+    assert held == pytest.approx(10 * 1.2 * 1.5 + 12)
+    assert _held_back("tfidf_linear", fitted, "multiclass", Y, 4, 1.5, 600.0, 0.2) == pytest.approx(120)
+    # Refits that would cost more than the flat reserve never take more than it.
+    slow = [("tfidf_linear", {}, None, good, 400.0)]
+    assert _held_back("minilm_finetune", slow, "multiclass", Y, 4, 1.5, 600.0, 0.2) == pytest.approx(120)
+    # Nothing to refit (no VALIDATE rows to add): only the scoring margin is held back.
+    assert _held_back("minilm_finetune", fitted, "multiclass", Y, 4, 1.0, 600.0, 0.2) == pytest.approx(12)

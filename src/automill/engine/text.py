@@ -164,6 +164,22 @@ def _thresholds(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
     return out
 
 
+def _held_back(family: str, fitted: list[tuple[str, dict[str, Any], Any, np.ndarray, float]], kind: str,
+               Y_valid: np.ndarray, max_members: int, grow: float, budget_s: float, reserve: float) -> float:
+    """Seconds a trial must leave for the refits after the search.
+
+    A cheap trial leaves the flat reserve. An expensive one (a fine-tune, not refit itself when it
+    takes most of the budget) leaves what refitting the current ensemble's members measured to
+    cost (with the refit loop's margin) and 2 % of the budget to score validation, so the time the
+    refits do not need goes to it.
+    """
+    if family not in EXPENSIVE or not fitted or not len(Y_valid):
+        return reserve * budget_s
+    counts, _ = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], max_members)
+    refits = sum(1.2 * grow * fitted[i][4] for i in counts) if grow > 1 else 0.0
+    return min(reserve * budget_s, refits + 0.02 * budget_s)
+
+
 def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequence[str] | None = None,
              Y_valid: np.ndarray | None = None, *, deadline: Deadline, model_type: str = "",
              progress: Callable[[float], None] | None = None, base: TextFitResult | None = None,
@@ -185,6 +201,7 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
     Y_valid = np.asarray(Y_valid, dtype=float)
     fams = _families()
     multilabel = kind == "multilabel"
+    grow = len(refit_texts) / max(1, len(train_texts))
     first = [(m["family"], m["config"]) for m in (base.model.describe() if base else [])]
     skip = {_key(t["family"], t["config"]) for t in (base.trials if base else [])} - {_key(f, c) for f, c in first}
     candidates = _candidates(preset, fams, first, skip)
@@ -199,11 +216,12 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
             stop = BUDGET_REACHED
             break
         last = next((f[4] for f in reversed(fitted) if f[0] == fam), 0.0)
-        if fitted and last * 1.3 > deadline.remaining() - reserve * deadline.seconds:
+        held = _held_back(fam, fitted, kind, Y_valid, preset.max_members, grow, deadline.seconds, reserve)
+        if fitted and last * 1.3 > deadline.remaining() - held:
             stop = BUDGET_REACHED  # this one would not fit; a cheaper family's next config may
             continue
         t0 = time.monotonic()
-        trial_deadline = Deadline(max(0.0, deadline.remaining() - reserve * deadline.seconds))
+        trial_deadline = Deadline(max(0.0, deadline.remaining() - held))
         try:
             learner = fams[fam][0](**cfg, multilabel=multilabel).fit(train_texts, Y_train, deadline=trial_deadline)
             if not len(valid_texts):
@@ -239,7 +257,6 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
     thresholds = _thresholds(Y_valid, P_valid) if multilabel and P_valid is not None else None
     # Refit the chosen members on train + validation, the cheapest first, each one the budget still
     # allows (a fine-tune that took most of the budget keeps its weights; the cheap members still gain).
-    grow = len(refit_texts) / max(1, len(train_texts))
     refit: dict[int, Any] = {}
     for i in sorted(range(len(chosen)), key=lambda i: chosen[i][0][4]):
         (fam, cfg, _, _, seconds), _ = chosen[i]
