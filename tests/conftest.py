@@ -112,8 +112,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
-    srv = Server(data_dir=tmp_path / "data", database_url=database_url)
+def server(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Iterator[Server]:
+    """A real ``automill serve``; a test module may set ``TEXT_BUDGET`` (milli node hours) for it."""
+    srv = Server(data_dir=tmp_path / "data", database_url=database_url,
+                 text_budget=getattr(request.module, "TEXT_BUDGET", Server.text_budget))
     srv.data_dir.mkdir()
     srv.start()
     try:

@@ -12,6 +12,10 @@ from tests.conftest import DATASETS
 from tests.e2e.clients import PARENT, clients
 from tests.e2e.rest import Rest
 
+#: 30 milli node hours (108 s) per model: with the suite's 36 s the tagger was still untrained on a
+#: CI machine 2-4x slower than usual (overall AU-PRC 0.06); the quality bars below are unchanged.
+TEXT_BUDGET = 30
+
 
 def make_pdfs(folder) -> None:
     """One PDF with a text layer, one without (only a drawing, like a scan)."""

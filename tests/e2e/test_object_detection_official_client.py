@@ -17,6 +17,10 @@ from tests.e2e.edge import tflite_outputs
 
 RACCOON = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "raccoon"
 
+#: 80 milli node hours (288 s): at 40 the model passed the mAP bar but found no box above 0.2 in
+#: the first TEST image on a CI machine 2-4x slower than usual; the bars below are unchanged.
+BUDGET = 80
+
 
 def tflite_boxes(path: Path, image: bytes, meta: dict) -> list[tuple[float, tuple[float, ...]]]:
     from automill.learners.centernet import decode
@@ -50,11 +54,11 @@ def test_object_detection_raccoon(server) -> None:
     model = client.create_model(parent=PARENT, model={
         "display_name": "raccoon_edge", "dataset_id": dataset_id,
         "image_object_detection_model_metadata": {"model_type": "mobile-versatile-1",
-                                                  "train_budget_milli_node_hours": 40}}).result(timeout=600)
+                                                  "train_budget_milli_node_hours": BUDGET}}).result(timeout=900)
     meta = model.image_object_detection_model_metadata
     assert model.name.rsplit("/", 1)[-1].startswith("IOD") and meta.model_type == "mobile-versatile-1"
     assert meta.stop_reason in ("MODEL_CONVERGED", "BUDGET_REACHED") and meta.node_qps > 1
-    assert 1 <= meta.train_cost_milli_node_hours <= 60
+    assert 1 <= meta.train_cost_milli_node_hours <= 1.5 * BUDGET
 
     evals = list(client.list_model_evaluations(parent=model.name))
     assert len(evals) == 2  # overall + raccoon
