@@ -54,7 +54,7 @@ def test_object_detection_raccoon(server) -> None:
     model = client.create_model(parent=PARENT, model={
         "display_name": "raccoon_edge", "dataset_id": dataset_id,
         "image_object_detection_model_metadata": {"model_type": "mobile-versatile-1",
-                                                  "train_budget_milli_node_hours": BUDGET}}).result(timeout=900)
+                                                  "train_budget_milli_node_hours": BUDGET}}).result(timeout=600)
     meta = model.image_object_detection_model_metadata
     assert model.name.rsplit("/", 1)[-1].startswith("IOD") and meta.model_type == "mobile-versatile-1"
     assert meta.stop_reason in ("MODEL_CONVERGED", "BUDGET_REACHED") and meta.node_qps > 1
