@@ -21,7 +21,7 @@ Y = np.vstack([np.array([[1, 0]] * 4 + [[0, 1]] * 4, dtype=float)] * 6)
 LEARNERS = [
     pytest.param(lambda **kw: TfidfLinearClassifier(char_ngrams=(2, 4), **kw), id="tfidf_linear"),
     pytest.param(lambda **kw: EmbeddingLinearClassifier(**kw), id="minilm_linear"),
-    pytest.param(lambda **kw: MiniLMFineTuneClassifier(epochs=3, lr=1e-4, min_steps=2, batch_size=16, pooling="mean", head_lr=1e-3, **kw),
+    pytest.param(lambda **kw: MiniLMFineTuneClassifier(epochs=3, lr=1e-4, min_steps=2, batch_size=16, pooling="mean", head_lr=1e-3, dropout=0.0, **kw),
                  id="minilm_finetune", marks=pytest.mark.slow),
 ]
 
