@@ -7,7 +7,8 @@ import pytest
 
 from automill.core.deadline import Deadline
 from automill.core.errors import InvalidArgument
-from automill.engine.text import BUDGET_REACHED, MODEL_CONVERGED, _held_back, fit_text, validation_loss
+from automill.engine.text import (BUDGET_REACHED, MODEL_CONVERGED, _greedy_ensemble, _held_back, fit_text,
+                                  validation_loss)
 
 WORDS = {0: "goal match team striker", 1: "chip code software laptop", 2: "bread soup pizza salad"}
 
@@ -95,5 +96,24 @@ def test_a_fine_tune_holds_back_only_what_the_refits_cost() -> None:
     # Refits that would cost more than the flat reserve never take more than it.
     slow = [("tfidf_linear", {}, None, good, 400.0)]
     assert _held_back("minilm_finetune", slow, "multiclass", Y, 4, 1.5, 600.0, 0.2) == pytest.approx(120)
+    # Members refitted already (before the fine-tune) cost nothing more.
+    assert _held_back("minilm_finetune", fitted, "multiclass", Y, 4, 1.5, 600.0, 0.2, refit={0}) == pytest.approx(12)
     # Nothing to refit (no VALIDATE rows to add): only the scoring margin is held back.
     assert _held_back("minilm_finetune", fitted, "multiclass", Y, 4, 1.0, 600.0, 0.2) == pytest.approx(12)
+
+
+def test_the_ensemble_finds_a_weak_member_worth_a_small_weight() -> None:
+    """Half a weak model makes the loss worse, a seventh of it better: selection must not stop at the first."""
+    Y = np.eye(2)[[0] * 10 + [1] * 10]
+    strong = np.where(Y == 1, 0.97, 0.03)
+    strong[:2] = [0.05, 0.95]  # confidently wrong on two rows
+    weak = np.where(Y == 1, 0.4, 0.6)
+    weak[:2] = [0.99, 0.01]  # right on those two, mildly wrong elsewhere
+    assert validation_loss("multiclass", Y, (strong + weak) / 2) > validation_loss("multiclass", Y, strong)
+    counts, loss = _greedy_ensemble("multiclass", Y, [strong, weak], 4)
+    assert counts == {0: 7, 1: 1}
+    assert loss == pytest.approx(validation_loss("multiclass", Y, (7 * strong + weak) / 8))
+    assert loss < validation_loss("multiclass", Y, strong)
+    # No more distinct members than the preset allows, however many candidates help.
+    counts, _ = _greedy_ensemble("multiclass", Y, [strong, weak, weak * 0.99 + 0.005, weak * 0.98 + 0.01], 2)
+    assert len(counts) <= 2

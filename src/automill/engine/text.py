@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,22 +129,25 @@ def _key(family: str, config: dict[str, Any]) -> str:
 
 
 def _greedy_ensemble(kind: str, Y: np.ndarray, preds: list[np.ndarray], max_members: int) -> tuple[dict[int, int], float]:
-    """Caruana-style selection with replacement -> ({candidate index: count}, loss)."""
+    """Caruana-style selection with replacement -> ({candidate index: count}, loss).
+
+    Runs all ``2 * max_members`` rounds and keeps the best prefix: a round that makes the loss worse
+    does not end the search, since a strong model's later copies make room for a weaker one at a
+    small weight (1/6, not 1/2), which is where ensembles of unequal members gain.
+    """
     counts: dict[int, int] = {}
     current: np.ndarray | None = None
-    best_loss = float("inf")
+    best: tuple[float, dict[int, int]] = (float("inf"), {})
     for step in range(max_members * 2):
+        allowed = range(len(preds)) if len(counts) < max_members else list(counts)
         trial = [(validation_loss(kind, Y, p if current is None else (current * step + p) / (step + 1)), i)
-                 for i, p in enumerate(preds)]
+                 for i in allowed for p in (preds[i],)]
         loss, i = min(trial)
-        if loss >= best_loss - 1e-6:
-            break
-        if i not in counts and len(counts) >= max_members:
-            break
-        best_loss = loss
         counts[i] = counts.get(i, 0) + 1
         current = preds[i] if current is None else (current * step + preds[i]) / (step + 1)
-    return counts, best_loss
+        if loss < best[0] - 1e-6:
+            best = (loss, dict(counts))
+    return best[1], best[0]
 
 
 def _thresholds(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
@@ -165,19 +168,35 @@ def _thresholds(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
 
 
 def _held_back(family: str, fitted: list[tuple[str, dict[str, Any], Any, np.ndarray, float]], kind: str,
-               Y_valid: np.ndarray, max_members: int, grow: float, budget_s: float, reserve: float) -> float:
+               Y_valid: np.ndarray, max_members: int, grow: float, budget_s: float, reserve: float,
+               refit: Collection[int] = ()) -> float:
     """Seconds a trial must leave for the refits after the search.
 
     A cheap trial leaves the flat reserve. An expensive one (a fine-tune, not refit itself when it
-    takes most of the budget) leaves what refitting the current ensemble's members measured to
-    cost (with the refit loop's margin) and 2 % of the budget to score validation, so the time the
-    refits do not need goes to it.
+    takes most of the budget) leaves what refitting the current ensemble's members not yet
+    refitted (``refit``) measured to cost, with the refit loop's margin, and 2 % of the budget to
+    score validation, so the time the refits do not need goes to it.
     """
     if family not in EXPENSIVE or not fitted or not len(Y_valid):
         return reserve * budget_s
     counts, _ = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], max_members)
-    refits = sum(1.2 * grow * fitted[i][4] for i in counts) if grow > 1 else 0.0
+    refits = sum(1.2 * grow * fitted[i][4] for i in counts if i not in refit) if grow > 1 else 0.0
     return min(reserve * budget_s, refits + 0.02 * budget_s)
+
+
+def _refit(indices: Iterable[int], fitted: list[tuple[str, dict[str, Any], Any, np.ndarray, float]],
+           fams: dict[str, tuple[type, list[dict[str, Any]]]], texts: list[str], Y: np.ndarray, multilabel: bool,
+           grow: float, deadline: Deadline) -> dict[int, Any]:
+    """Refit these trials on train + validation, the cheapest first, each one the budget still allows."""
+    out: dict[int, Any] = {}
+    for i in sorted(indices, key=lambda i: fitted[i][4]):
+        fam, cfg, _, _, seconds = fitted[i]
+        if grow > 1 and seconds * grow * 1.2 < deadline.remaining():
+            try:
+                out[i] = fams[fam][0](**cfg, multilabel=multilabel).fit(texts, Y, deadline=deadline)
+            except BudgetExhausted:
+                pass
+    return out
 
 
 def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequence[str] | None = None,
@@ -207,6 +226,7 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
     candidates = _candidates(preset, fams, first, skip)
     trials: list[dict[str, Any]] = list(base.trials) if base else []
     fitted: list[tuple[str, dict[str, Any], Any, np.ndarray, float]] = []
+    refit: dict[int, Any] = {}  # trial index -> the same configuration refitted on train + validation
     stop = MODEL_CONVERGED
     best_loss, stale, cheap_done = float("inf"), 0, False
     for n, (fam, cfg) in enumerate(candidates):
@@ -215,8 +235,13 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
         if deadline.expired():
             stop = BUDGET_REACHED
             break
+        if fam in EXPENSIVE and fitted and len(valid_texts) and not refit:
+            # Refit the cheap ensemble now, at its measured cost (a cached embedding makes it far
+            # cheaper than its first trial), so the fine-tune gets all the rest of the budget.
+            counts, _ = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], preset.max_members)
+            refit = _refit(counts, fitted, fams, refit_texts, Y_refit, multilabel, grow, deadline)
         last = next((f[4] for f in reversed(fitted) if f[0] == fam), 0.0)
-        held = _held_back(fam, fitted, kind, Y_valid, preset.max_members, grow, deadline.seconds, reserve)
+        held = _held_back(fam, fitted, kind, Y_valid, preset.max_members, grow, deadline.seconds, reserve, refit)
         if fitted and last * 1.3 > deadline.remaining() - held:
             stop = BUDGET_REACHED  # this one would not fit; a cheaper family's next config may
             continue
@@ -252,21 +277,13 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
         counts, loss = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], preset.max_members)
     else:
         counts, loss = {0: 1}, 0.0
-    chosen = [(fitted[i], c) for i, c in counts.items()]
-    P_valid = sum(c * f[3] for f, c in chosen) / sum(c for _, c in chosen) if len(valid_texts) else None
+    P_valid = sum(c * fitted[i][3] for i, c in counts.items()) / sum(counts.values()) if len(valid_texts) else None
     thresholds = _thresholds(Y_valid, P_valid) if multilabel and P_valid is not None else None
-    # Refit the chosen members on train + validation, the cheapest first, each one the budget still
-    # allows (a fine-tune that took most of the budget keeps its weights; the cheap members still gain).
-    refit: dict[int, Any] = {}
-    for i in sorted(range(len(chosen)), key=lambda i: chosen[i][0][4]):
-        (fam, cfg, _, _, seconds), _ = chosen[i]
-        if grow > 1 and seconds * grow * 1.2 < deadline.remaining():
-            try:
-                refit[i] = fams[fam][0](**cfg, multilabel=multilabel).fit(refit_texts, Y_refit, deadline=deadline)
-            except BudgetExhausted:
-                pass
-    members = [Member(fam, cfg, refit.get(i, learner), float(count))
-               for i, ((fam, cfg, learner, _, _), count) in enumerate(chosen)]
+    # Refit the chosen members not refitted yet (a fine-tune that took most of the budget keeps its
+    # weights; the cheap members still gain).
+    refit.update(_refit([i for i in counts if i not in refit], fitted, fams, refit_texts, Y_refit, multilabel, grow,
+                        deadline))
+    members = [Member(fitted[i][0], fitted[i][1], refit.get(i, fitted[i][2]), float(c)) for i, c in counts.items()]
     if progress:
         progress(90)
     return TextFitResult(model=TextEnsemble(kind, members, thresholds), model_type=type_name, stop_reason=stop,
