@@ -9,8 +9,10 @@ Systems (each gets the same wall-clock budget, embeddings are recomputed per sys
 - minilm_lr: packaged MiniLM sentence embeddings + LogisticRegression, C tuned on VALIDATE
 - automill/<model type>: automill.engine.text.fit_text with that model type
 
-Prints a table and writes bench/results/text-<timestamp>.{json,md} and docs/benchmarks.md.
-It measures; it asserts nothing.
+Prints a table and writes bench/results/text-<timestamp>.{json,md} and docs/benchmarks.md, with a
+second table of paired differences on the same TEST rows (Automill's default against the best peer,
+mobile-high-accuracy-1 against the default) and their 95 % bootstrap intervals, so that "above"
+can be told from TEST-set noise. It measures; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -72,6 +74,50 @@ def metrics(kind: str, Y: np.ndarray, P: np.ndarray, thresholds: np.ndarray | No
         return {"accuracy": accuracy_score(y, p), "mae": mean_absolute_error(y, p),
                 "qwk": cohen_kappa_score(y, p, weights="quadratic")}
     return {"accuracy": accuracy_score(y, p), "macro_f1": f1_score(y, p, average="macro")}
+
+
+def paired(kind: str, Y: np.ndarray, a: tuple[np.ndarray, np.ndarray | None], b: tuple[np.ndarray, np.ndarray | None],
+           n: int = 1000, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """Per metric: (a - b, 2.5 % and 97.5 % quantiles of a - b over ``n`` paired bootstrap resamples of the rows)."""
+    rng = np.random.default_rng(seed)
+    point_a, point_b = metrics(kind, Y, *a), metrics(kind, Y, *b)
+    diffs: dict[str, list[float]] = {k: [] for k in point_a}
+    for _ in range(n):
+        idx = rng.integers(0, len(Y), len(Y))
+        ma, mb = metrics(kind, Y[idx], a[0][idx], a[1]), metrics(kind, Y[idx], b[0][idx], b[1])
+        for k in diffs:
+            diffs[k].append(ma[k] - mb[k])
+    return {k: (point_a[k] - point_b[k], float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975)))
+            for k, v in diffs.items()}
+
+
+PEERS = ("tfidf_lr", "flaml", "minilm_lr")
+DEFAULT, HIGH = "automill/mobile-versatile-1", "automill/mobile-high-accuracy-1"
+LOWER_IS_BETTER = {"mae"}
+
+
+def comparisons(name: str, kind: str, Y: np.ndarray, results: list[dict[str, Any]],
+                preds: dict[str, tuple[np.ndarray, np.ndarray | None]]) -> list[dict[str, Any]]:
+    """The default against the best peer (per metric) and mobile-high-accuracy-1 against the default."""
+    rows: list[dict[str, Any]] = []
+    here = {r["system"]: r for r in results if r["dataset"] == name and "note" not in r}
+    done: dict[tuple[str, str], dict[str, tuple[float, float, float]]] = {}
+    for metric in metrics(kind, Y, *next(iter(preds.values()))) if preds else []:
+        pairs = []
+        peers = [p for p in PEERS if p in preds]
+        if DEFAULT in preds and peers:
+            best = (min if metric in LOWER_IS_BETTER else max)(peers, key=lambda p: here[p][metric])
+            pairs.append((DEFAULT, best))
+        if HIGH in preds and DEFAULT in preds:
+            pairs.append((HIGH, DEFAULT))
+        for a, b in pairs:
+            if (a, b) not in done:
+                done[a, b] = paired(kind, Y, preds[a], preds[b])
+            diff, lo, hi = done[a, b][metric]
+            rows.append({"dataset": name, "metric": metric, "system": a, "against": b, "difference": round(diff, 4),
+                         "ci95_low": round(lo, 4), "ci95_high": round(hi, 4)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def selection_score(kind: str, Y: np.ndarray, P: np.ndarray) -> float:
@@ -183,11 +229,12 @@ SYSTEMS: dict[str, Callable[[str, dict[str, Any], float], Fitted | None]] = {
 }
 
 
-def run(datasets: list[str], systems: list[str], budget: float) -> list[dict[str, Any]]:
-    results = []
+def run(datasets: list[str], systems: list[str], budget: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    results, compared = [], []
     for name in datasets:
         kind, data = KINDS[name], load(name)
         test_texts, Y_test = data["TEST"]
+        preds: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         for system in systems:
             minilm._CACHE.clear()  # every system pays for its own embeddings
             t0 = time.monotonic()
@@ -199,6 +246,7 @@ def run(datasets: list[str], systems: list[str], budget: float) -> list[dict[str
             minilm._CACHE.clear()
             t1 = time.monotonic()
             P = fitted.predict(test_texts)
+            preds[system] = (P, fitted.thresholds)
             batch_ms = 1000 * (time.monotonic() - t1) / len(test_texts)
             t2 = time.monotonic()
             for text in test_texts[:50]:
@@ -209,7 +257,8 @@ def run(datasets: list[str], systems: list[str], budget: float) -> list[dict[str
                    **{k: round(float(v), 4) for k, v in metrics(kind, Y_test, P, fitted.thresholds).items()}}
             print(json.dumps(row), flush=True)
             results.append(row)
-    return results
+        compared += comparisons(name, kind, Y_test, results, preds)
+    return results, compared
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -233,12 +282,17 @@ def main() -> None:
 
     torch.set_num_threads(2)
     started = datetime.now(UTC)
-    results = run(args.datasets, args.systems, args.budget)
+    results, compared = run(args.datasets, args.systems, args.budget)
     md = table(results)
+    if compared:
+        md += ("\n\nPaired differences on the same TEST rows (system minus the one it is held against; for mae "
+               "lower is better), with 95 % intervals from 1000 bootstrap resamples of the rows:\n\n"
+               + report.markdown_table(compared, ["system", "against", "metric", "difference", "ci95_low",
+                                                  "ci95_high"], first="dataset"))
     header = (f"Budget {args.budget:.0f} s per system and dataset; {os.cpu_count()} CPU cores; "
               f"{platform.python_version()}; run {started:%Y-%m-%d %H:%M} UTC. Metrics on each dataset's TEST rows; "
               "latency = ms per text, batch of the whole TEST split and one text at a time.")
-    report.publish("text", "Text", started, {"budget_s": args.budget, "results": results}, header, md,
+    report.publish("text", "Text", started, {"budget_s": args.budget, "results": results, "paired": compared}, header, md,
                    docs=not args.no_docs)
 
 
