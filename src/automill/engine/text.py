@@ -140,8 +140,8 @@ def _greedy_ensemble(kind: str, Y: np.ndarray, preds: list[np.ndarray], max_memb
     best: tuple[float, dict[int, int]] = (float("inf"), {})
     for step in range(max_members * 2):
         allowed = range(len(preds)) if len(counts) < max_members else list(counts)
-        trial = [(validation_loss(kind, Y, p if current is None else (current * step + p) / (step + 1)), i)
-                 for i in allowed for p in (preds[i],)]
+        trial = [(validation_loss(kind, Y, preds[i] if current is None else (current * step + preds[i]) / (step + 1)), i)
+                 for i in allowed]
         loss, i = min(trial)
         counts[i] = counts.get(i, 0) + 1
         current = preds[i] if current is None else (current * step + preds[i]) / (step + 1)

@@ -52,9 +52,8 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
 
     def _build(self) -> Any:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoModelForSequenceClassification
-
         import torch
+        from transformers import AutoModelForSequenceClassification
 
         # ``dropout`` is the encoder's (attention and hidden states); the head keeps BERT's 0.1.
         # Drawing the dropout masks took a third of a training step on 2 cores (attention's most).
