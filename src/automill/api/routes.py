@@ -167,13 +167,13 @@ def delete_model(c: Call) -> Any:
 
 @route("POST", rf"{LOC}/models/{SEG}:deploy")
 def deploy_model(c: Call) -> Any:
-    return op(c, c.sv.models.set_deployment(c.name, True, codec.decode(c.version, "DeployModelRequest", c.body)))
+    return op(c, c.sv.deployment.deploy(c.name, codec.decode(c.version, "DeployModelRequest", c.body)))
 
 
 @route("POST", rf"{LOC}/models/{SEG}:undeploy")
 def undeploy_model(c: Call) -> Any:
     codec.decode(c.version, "UndeployModelRequest", c.body)
-    return op(c, c.sv.models.set_deployment(c.name, False, {}))
+    return op(c, c.sv.deployment.undeploy(c.name))
 
 
 @route("POST", rf"{LOC}/models/{SEG}:export")

@@ -110,8 +110,9 @@ def models_create(display_name: str, dataset: str, endpoint: str = ENDPOINT, par
 
 
 @models.command("deploy")
-def models_deploy(model: str, endpoint: str = ENDPOINT, parent: str = PARENT) -> None:
-    _print(_call("POST", endpoint, f"{parent}/models/{model}:deploy", {}))
+def models_deploy(model: str, endpoint: str = ENDPOINT, parent: str = PARENT, wait: bool = True) -> None:
+    op = _call("POST", endpoint, f"{parent}/models/{model}:deploy", {})
+    _print(_wait(endpoint, op) if wait else op)
 
 
 @models.command("export")

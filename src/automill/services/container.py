@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from automill.services.datasets import DatasetService
+from automill.services.deployment import DeploymentService
 from automill.services.models import ModelService
 from automill.services.operations import OperationService
 from automill.services.predictions import PredictionService
@@ -22,6 +23,7 @@ class Services:
         self.serving = ModelCache()
         self.datasets = DatasetService(self)
         self.models = ModelService(self)
+        self.deployment = DeploymentService(self)
         self.operations = OperationService(self)
         self.predictions = PredictionService(self)
 

@@ -185,39 +185,6 @@ class ModelService:
         shutil.rmtree(artifact, ignore_errors=True)
         return view
 
-    def set_deployment(self, name: str, deployed: bool, request: dict[str, Any]) -> OperationView:
-        node_count = request.get("imageClassificationModelDeploymentMetadata", request.get(
-            "imageObjectDetectionModelDeploymentMetadata", {})).get("nodeCount")
-        if node_count not in (None, "") and not 1 <= int(node_count) <= 100:
-            raise InvalidArgument("node_count must be in 1..100", field="node_count")
-        if deployed:
-            with self.sv.db.tx() as s:
-                row = self.row(s, name)
-                model_dir, problem_type, model_id = Path(row.artifact_dir), row.problem_type, row.id
-            self.sv.serving.load(model_id, problem_type, model_dir)  # fail before changing any state
-        with self.sv.db.tx() as s:
-            row = self.row(s, name)
-            state = "DEPLOYED" if deployed else "UNDEPLOYED"
-            if deployed and row.problem_type.startswith("image_"):
-                count = str(int(node_count or row.problem_metadata.get("nodeCount") or 1))
-                if row.problem_metadata.get("nodeCount") != count:
-                    row.problem_metadata = {**row.problem_metadata, "nodeCount": count}
-                    row.update_time = utcnow()
-                    row.etag = new_etag(row.id, row.update_time, state, count)
-            if row.deployment_state != state:
-                row.deployment_state = state
-                row.update_time = utcnow()
-                row.etag = new_etag(row.id, row.update_time, state)
-            op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3],
-                               kind="deploy_model" if deployed else "undeploy_model",
-                               details_key="deployModelDetails" if deployed else "undeployModelDetails",
-                               works_on=name, done=True)
-            view = operation_view(op)
-            model_id = row.id
-        if not deployed:
-            self.sv.serving.evict(model_id)
-        return view
-
     def export(self, name: str, output_config: dict[str, Any]) -> OperationView:
         from automill.export.edge import FORMATS, QUANTIZATIONS
         from automill.engine.image import EXPORT_QUANTIZATION

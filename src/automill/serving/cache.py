@@ -16,19 +16,33 @@ class ModelCache:
         self.capacity = capacity
         self._items: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}  # one load per model at a time (deploy + first predict)
 
-    def load(self, model_id: str, problem_type: str, model_dir: Path) -> Any:
+    def _get(self, model_id: str) -> Any:
         with self._lock:
             if model_id in self._items:
                 self._items.move_to_end(model_id)
                 return self._items[model_id]
-        if not Path(model_dir).exists():
-            raise FailedPrecondition(f"the files of model {model_id} are missing from {model_dir}")
-        loaded = get_problem(problem_type).load(Path(model_dir))
+            return None
+
+    def load(self, model_id: str, problem_type: str, model_dir: Path) -> Any:
+        hit = self._get(model_id)
+        if hit is not None:
+            return hit
         with self._lock:
-            self._items[model_id] = loaded
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+            gate = self._loading.setdefault(model_id, threading.Lock())
+        with gate:
+            hit = self._get(model_id)  # loaded by whoever held the gate
+            if hit is not None:
+                return hit
+            if not Path(model_dir).exists():
+                raise FailedPrecondition(f"the files of model {model_id} are missing from {model_dir}")
+            loaded = get_problem(problem_type).load(Path(model_dir))
+            with self._lock:
+                self._items[model_id] = loaded
+                self._loading.pop(model_id, None)
+                while len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
         return loaded
 
     def evict(self, model_id: str) -> None:

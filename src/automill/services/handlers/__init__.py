@@ -1,3 +1,3 @@
 """Job handlers, registered by name with the job registry when this package is imported."""
 
-from automill.services.handlers import batch_predict, data, export_model, models  # noqa: F401
+from automill.services.handlers import batch_predict, data, deploy, export_model, models  # noqa: F401

@@ -1,0 +1,147 @@
+"""DeployModel and UndeployModel.
+
+DeployModel answers at once with a running Operation (the official client gives every AutoMl RPC
+5 s), and the serving process loads the model in a background thread; the model becomes DEPLOYED
+only when its files have loaded, in the transaction that ends the operation. Cheap checks (the
+model exists, its files exist, ``node_count``) fail the request itself and change nothing.
+
+The operation is leased like a worker's job. If the serving process dies while loading, the lease
+runs out, the workers' sweep requeues the operation and a worker finishes it with the
+``deploy_model`` job (services/handlers/deploy.py); predict then loads the model on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from automill.core.errors import AutomillError, FailedPrecondition, InvalidArgument
+from automill.jobs import queue
+from automill.jobs.registry import JobResult
+from automill.jobs.states import JobState
+from automill.services.operations import new_operation
+from automill.services.render import OperationView, operation_view
+from automill.store.db import new_etag, utcnow
+from automill.store.tables import ModelRow, OperationRow
+
+if TYPE_CHECKING:
+    from automill.services.container import Services
+
+log = logging.getLogger(__name__)
+
+#: How long the serving process holds a deploy before the sweep may hand it to a worker. Loading a
+#: model takes seconds; a load still running past this is finished by whichever side commits first.
+DEPLOY_LEASE_SECONDS = 120.0
+
+
+def _node_count(request: dict[str, Any]) -> str | None:
+    meta = request.get("imageClassificationModelDeploymentMetadata",
+                       request.get("imageObjectDetectionModelDeploymentMetadata", {})) or {}
+    count = meta.get("nodeCount")
+    if count in (None, ""):
+        return None
+    try:
+        value = int(count)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"node_count {count!r} is not an integer", field="node_count") from None
+    if not 1 <= value <= 100:
+        raise InvalidArgument("node_count must be in 1..100", field="node_count")
+    return str(value)
+
+
+def _wanted_count(row: ModelRow, node_count: str | None) -> str | None:
+    """The node count an image model will have once deployed (None for text models)."""
+    if not row.problem_type.startswith("image_"):
+        return None
+    return node_count or row.problem_metadata.get("nodeCount") or "1"
+
+
+def mark_deployed(s: Session, row: ModelRow, node_count: str | None) -> None:
+    """Set DEPLOYED (and an image model's node count), with a new etag when anything changed."""
+    if node_count is not None and row.problem_metadata.get("nodeCount") != node_count:
+        row.problem_metadata = {**row.problem_metadata, "nodeCount": node_count}
+        row.update_time = utcnow()
+        row.etag = new_etag(row.id, row.update_time, "DEPLOYED", node_count)
+    if row.deployment_state != "DEPLOYED":
+        row.deployment_state = "DEPLOYED"
+        row.update_time = utcnow()
+        row.etag = new_etag(row.id, row.update_time, "DEPLOYED")
+
+
+class DeploymentService:
+    def __init__(self, services: "Services") -> None:
+        self.sv = services
+        self.owner = f"serving-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._threads: list[threading.Thread] = []
+
+    def deploy(self, name: str, request: dict[str, Any]) -> OperationView:
+        node_count = _node_count(request)
+        with self.sv.db.tx() as s:
+            row = self.sv.models.row(s, name)
+            if not Path(row.artifact_dir).exists():
+                raise FailedPrecondition(f"the files of model {row.id} are missing from {row.artifact_dir}")
+            count = _wanted_count(row, node_count)
+            common = dict(project=row.project, location=row.location, prefix=row.id[:3], kind="deploy_model",
+                          details_key="deployModelDetails", works_on=name)
+            if row.deployment_state == "DEPLOYED" and (count is None or row.problem_metadata.get("nodeCount") == count):
+                return operation_view(new_operation(s, **common, done=True))  # the same deployment again: a no-op
+            op = new_operation(s, **common, request={"model": name, "node_count": count})
+            op.state, op.attempt, op.lease_owner = JobState.RUNNING, 1, self.owner
+            op.lease_expires_at = time.time() + DEPLOY_LEASE_SECONDS
+            s.flush()
+            view = operation_view(op)
+            job = (op.id, row.id, row.problem_type, Path(row.artifact_dir))
+        thread = threading.Thread(target=self._load, args=(*job, name, count), name=f"deploy-{job[0]}", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+        return view
+
+    def _load(self, op_id: str, model_id: str, problem_type: str, model_dir: Path, name: str,
+              count: str | None) -> None:
+        db = self.sv.db
+        try:
+            self.sv.serving.load(model_id, problem_type, model_dir)
+
+            def commit(s: Session) -> None:
+                mark_deployed(s, self.sv.models.row(s, name), count)
+
+            queue.complete(db, op_id, self.owner, 1, JobResult(commit=commit), [])
+        except AutomillError as exc:
+            queue.fail(db, op_id, exc.code, exc.message, owner=self.owner, attempt=1)
+        except Exception as exc:  # noqa: BLE001 - every failure must end the operation with a message
+            log.exception("deploying %s failed", name)
+            queue.fail(db, op_id, 13, f"model {name} could not be loaded for serving: {type(exc).__name__}: {exc}",
+                       owner=self.owner, attempt=1)
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Wait for the deploys this process started (tests, orderly shutdown)."""
+        end = time.monotonic() + timeout
+        for thread in list(self._threads):
+            thread.join(max(0.0, end - time.monotonic()))
+
+    def undeploy(self, name: str) -> OperationView:
+        with self.sv.db.tx() as s:
+            row = self.sv.models.row(s, name)
+            pending = select(OperationRow).where(OperationRow.kind == "deploy_model", OperationRow.works_on == name,
+                                                 OperationRow.state.in_([JobState.QUEUED, JobState.RUNNING]))
+            for op in s.execute(pending).scalars():  # a deploy still loading must not redeploy after this
+                queue.request_cancel(s, op)
+            if row.deployment_state != "UNDEPLOYED":
+                row.deployment_state = "UNDEPLOYED"
+                row.update_time = utcnow()
+                row.etag = new_etag(row.id, row.update_time, "UNDEPLOYED")
+            view = operation_view(new_operation(
+                s, project=row.project, location=row.location, prefix=row.id[:3], kind="undeploy_model",
+                details_key="undeployModelDetails", works_on=name, done=True))
+            model_id = row.id
+        self.sv.serving.evict(model_id)
+        return view
