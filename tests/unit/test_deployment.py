@@ -141,9 +141,11 @@ def test_a_deploy_whose_server_was_lost_is_finished_by_a_worker(sv: Services) ->
     assert queue.sweep(sv.db, now=op_row(sv, view.name).lease_expires_at + 1) == [view.name.rsplit("/", 1)[-1]]
     claimed = queue.claim(sv.db, "worker", 30.0, kinds={"deploy_model"})
     assert claimed is not None and claimed.attempt == 2
-    ctx = JobContext(db=sv.db, op_id=claimed.id, kind=claimed.kind, request=claimed.request, owner="worker",
-                     attempt=claimed.attempt, project="p", location="us-central1", services=sv)
-    assert queue.complete(sv.db, claimed.id, "worker", claimed.attempt, deploy_model(ctx), [])
+    worker = Services(sv.settings)  # the worker's own process: its own cache, the same database
+    ctx = JobContext(db=worker.db, op_id=claimed.id, kind=claimed.kind, request=claimed.request, owner="worker",
+                     attempt=claimed.attempt, project="p", location="us-central1", services=worker)
+    assert queue.complete(worker.db, claimed.id, "worker", claimed.attempt, deploy_model(ctx), [])
+    worker.db.dispose()
     assert op_row(sv, view.name).state == JobState.SUCCEEDED and state(sv) == "DEPLOYED"
     held.release.set()  # the lost server's load ends late: it no longer owns the operation
     sv.deployment.wait_idle()

@@ -24,12 +24,13 @@ from typing import Any, TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from automill.core.errors import AutomillError, FailedPrecondition, InvalidArgument
+from automill.core.errors import AutomillError, InvalidArgument
 from automill.jobs import queue
 from automill.jobs.registry import JobResult
 from automill.jobs.states import JobState
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, operation_view
+from automill.serving.cache import require_files
 from automill.store.db import new_etag, utcnow
 from automill.store.tables import ModelRow, OperationRow
 
@@ -87,8 +88,7 @@ class DeploymentService:
         node_count = _node_count(request)
         with self.sv.db.tx() as s:
             row = self.sv.models.row(s, name)
-            if not Path(row.artifact_dir).exists():
-                raise FailedPrecondition(f"the files of model {row.id} are missing from {row.artifact_dir}")
+            require_files(row.id, Path(row.artifact_dir))
             count = _wanted_count(row, node_count)
             common = dict(project=row.project, location=row.location, prefix=row.id[:3], kind="deploy_model",
                           details_key="deployModelDetails", works_on=name)
@@ -97,7 +97,6 @@ class DeploymentService:
             op = new_operation(s, **common, request={"model": name, "node_count": count})
             op.state, op.attempt, op.lease_owner = JobState.RUNNING, 1, self.owner
             op.lease_expires_at = time.time() + DEPLOY_LEASE_SECONDS
-            s.flush()
             view = operation_view(op)
             job = (op.id, row.id, row.problem_type, Path(row.artifact_dir))
         thread = threading.Thread(target=self._load, args=(*job, name, count), name=f"deploy-{job[0]}", daemon=True)
@@ -123,7 +122,7 @@ class DeploymentService:
                        owner=self.owner, attempt=1)
 
     def wait_idle(self, timeout: float = 60.0) -> None:
-        """Wait for the deploys this process started (tests, orderly shutdown)."""
+        """Wait for the deploys this process started (used by tests)."""
         end = time.monotonic() + timeout
         for thread in list(self._threads):
             thread.join(max(0.0, end - time.monotonic()))

@@ -11,6 +11,11 @@ from automill.core.errors import FailedPrecondition
 from automill.problems.base import get_problem
 
 
+def require_files(model_id: str, model_dir: Path) -> None:
+    if not Path(model_dir).exists():
+        raise FailedPrecondition(f"the files of model {model_id} are missing from {model_dir}")
+
+
 class ModelCache:
     def __init__(self, capacity: int = 8) -> None:
         self.capacity = capacity
@@ -35,14 +40,16 @@ class ModelCache:
             hit = self._get(model_id)  # loaded by whoever held the gate
             if hit is not None:
                 return hit
-            if not Path(model_dir).exists():
-                raise FailedPrecondition(f"the files of model {model_id} are missing from {model_dir}")
-            loaded = get_problem(problem_type).load(Path(model_dir))
-            with self._lock:
-                self._items[model_id] = loaded
-                self._loading.pop(model_id, None)
-                while len(self._items) > self.capacity:
-                    self._items.popitem(last=False)
+            try:
+                require_files(model_id, model_dir)
+                loaded = get_problem(problem_type).load(Path(model_dir))
+                with self._lock:
+                    self._items[model_id] = loaded
+                    while len(self._items) > self.capacity:
+                        self._items.popitem(last=False)
+            finally:
+                with self._lock:
+                    self._loading.pop(model_id, None)
         return loaded
 
     def evict(self, model_id: str) -> None:

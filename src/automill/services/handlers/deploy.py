@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from automill.core.errors import FailedPrecondition
 from automill.jobs.context import JobContext
 from automill.jobs.registry import JobResult, register
-from automill.problems.base import get_problem
 from automill.services.deployment import mark_deployed
 
 
@@ -18,8 +16,6 @@ def deploy_model(ctx: JobContext) -> JobResult:
     sv, req = ctx.services, ctx.request
     with sv.db.tx() as s:
         row = sv.models.row(s, req["model"])
-        problem_type, model_dir = row.problem_type, Path(row.artifact_dir)
-    if not model_dir.exists():
-        raise FailedPrecondition(f"the files of model {req['model']} are missing from {model_dir}")
-    get_problem(problem_type).load(model_dir)
+        model_id, problem_type, model_dir = row.id, row.problem_type, Path(row.artifact_dir)
+    sv.serving.load(model_id, problem_type, model_dir)  # this process serves nothing: a check that it loads
     return JobResult(commit=lambda s: mark_deployed(s, sv.models.row(s, req["model"]), req.get("node_count")))
