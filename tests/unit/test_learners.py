@@ -54,3 +54,15 @@ def test_learner_multilabel(make) -> None:
 def test_learner_respects_an_expired_deadline(make) -> None:
     with pytest.raises(BudgetExhausted):
         make().fit(TEXTS, Y, deadline=Deadline(0.0))
+
+
+def test_finetune_caching_frozen_layers_is_exact(monkeypatch) -> None:
+    """Frozen layers' output computed once per text trains the same weights as the full forward pass."""
+    kw = dict(epochs=2, lr=1e-4, min_steps=2, batch_size=16, pooling="mean", head_lr=1e-3, dropout=0.0, freeze_layers=2)
+    cached = MiniLMFineTuneClassifier(**kw)
+    assert cached._caches()
+    cached.fit(TEXTS, Y)
+    monkeypatch.setattr(MiniLMFineTuneClassifier, "_caches", lambda self: False)
+    full = MiniLMFineTuneClassifier(**kw).fit(TEXTS, Y)
+    assert cached.steps_ == full.steps_ == 6
+    np.testing.assert_allclose(cached.predict_proba(TEXTS[:8]), full.predict_proba(TEXTS[:8]), atol=1e-5)
