@@ -135,7 +135,8 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
 
     def _caches(self) -> bool:
         """The frozen layers are a fixed function of the text when the encoder has no dropout: their
-        output is computed once per text instead of once per step (2.4x faster steps with 4 frozen)."""
+        output is computed once per text instead of once per step (a step 1.50 -> 1.28 s with 2
+        frozen, 1.09 -> 0.63 s with 4, batch 32 x 96 pieces on 2 cores)."""
         return bool(self.freeze_layers) and not self.dropout and getattr(self, "pooling", "cls") == "mean"
 
     def _layers(self, model: Any, hidden: Any, mask: Any, layers: Sequence[Any]) -> Any:
@@ -152,12 +153,8 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
         import torch
 
         out: list[Any] = [None] * len(texts)
-        order = np.argsort([len(t) for t in texts], kind="stable")
         with torch.no_grad():
-            for start in range(0, len(texts), 64):
-                idx = order[start:start + 64]
-                batch = self.tokenizer_([texts[i] for i in idx], padding=True, truncation=True,
-                                        max_length=self.max_len, return_tensors="pt")
+            for idx, batch in self._sorted_batches(texts):
                 hidden = model.bert.embeddings(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"])
                 hidden = self._layers(model, hidden, batch["attention_mask"],
                                       model.bert.encoder.layer[: self.freeze_layers])
@@ -170,22 +167,30 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
         import torch
 
         hidden = torch.nn.utils.rnn.pad_sequence(states, batch_first=True)
-        mask = torch.zeros(hidden.shape[:2], dtype=torch.long)
-        for row, state in enumerate(states):
-            mask[row, : len(state)] = 1
-        hidden = self._layers(model, hidden, mask, model.bert.encoder.layer[self.freeze_layers:])
+        lengths = torch.tensor([len(state) for state in states])
+        mask = (torch.arange(hidden.shape[1]) < lengths[:, None]).long()
+        return self._mean_head(model, self._layers(model, hidden, mask, model.bert.encoder.layer[self.freeze_layers:]),
+                               mask)
+
+    @staticmethod
+    def _mean_head(model: Any, hidden: Any, mask: Any) -> Any:
+        """Mean over the text's pieces (the pooling the packaged sentence encoder was trained with), then the head."""
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return model.classifier(model.dropout(pooled))
 
+    def _sorted_batches(self, texts: Sequence[str]) -> Any:
+        """(indices, tokenized batch) of up to 64 texts of similar lengths (less padding)."""
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        for start in range(0, len(texts), 64):
+            idx = order[start:start + 64]
+            yield idx, self.tokenizer_([texts[i] for i in idx], padding=True, truncation=True,
+                                       max_length=self.max_len, return_tensors="pt")
+
     def _logits(self, model: Any, batch: Any) -> Any:
         if getattr(self, "pooling", "cls") != "mean":  # models pickled before pooling existed used [CLS]
             return model(**batch).logits  # the pretrained pooler over [CLS]
-        # Mean over the text's pieces, the pooling the packaged sentence encoder was trained with.
-        hidden = model.bert(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return model.classifier(model.dropout(pooled))
+        return self._mean_head(model, model.bert(**batch).last_hidden_state, batch["attention_mask"])
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if not hasattr(self, "model_"):
@@ -193,12 +198,8 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
         import torch
 
         out = np.zeros((len(texts), self.n_labels_), dtype=np.float32)
-        order = np.argsort([len(t) for t in texts], kind="stable")  # batches of similar lengths pad less
         with torch.inference_mode():
-            for start in range(0, len(texts), 64):
-                idx = order[start:start + 64]
-                batch = self.tokenizer_([texts[i] for i in idx], padding=True, truncation=True,
-                                        max_length=self.max_len, return_tensors="pt")
+            for idx, batch in self._sorted_batches(texts):
                 logits = self._logits(self.model_, batch)
                 probs = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=-1)
                 out[idx] = probs.numpy()
