@@ -10,7 +10,7 @@ from sklearn.exceptions import NotFittedError
 
 from automill.core.deadline import BudgetExhausted, Deadline
 from automill.learners.embedding_linear import EmbeddingLinearClassifier
-from automill.learners.minilm_finetune import MiniLMFineTuneClassifier
+from automill.learners.minilm_finetune import MiniLMFineTuneClassifier, _FrozenStates
 from automill.learners.tfidf_linear import TfidfLinearClassifier
 
 POS = ["a great and wonderful film", "truly delightful, I loved it", "great acting, great story", "wonderful fun"]
@@ -66,3 +66,30 @@ def test_finetune_caching_frozen_layers_is_exact(monkeypatch) -> None:
     full = MiniLMFineTuneClassifier(**kw).fit(TEXTS, Y)
     assert cached.steps_ == full.steps_ == 6
     np.testing.assert_allclose(cached.predict_proba(TEXTS[:8]), full.predict_proba(TEXTS[:8]), atol=1e-5)
+
+
+def test_finetune_frozen_states_are_computed_lazily_within_the_memory_limit(monkeypatch) -> None:
+    """No up-front pass over the training texts, and no more kept than the limit allows, with the same result."""
+    kw = dict(lr=1e-4, min_steps=2, batch_size=8, pooling="mean", head_lr=1e-3, dropout=0.0, freeze_layers=2)
+    seen: list[int] = []
+    kept: list[int] = []
+    real = _FrozenStates.batch
+
+    def spy(self, idx):
+        out = real(self, idx)
+        seen.append(len(idx))
+        kept.append(self.bytes)
+        assert self.bytes <= self.limit
+        return out
+
+    monkeypatch.setattr(_FrozenStates, "batch", spy)
+    texts, labels = TEXTS * 4, np.vstack([Y] * 4)  # 192 texts; 2 steps planned from 24 batches
+    roomy = MiniLMFineTuneClassifier(**kw, epochs=16 / len(texts)).fit(texts, labels)
+    assert roomy.steps_ == 2 and seen == [8, 8] and 0 < kept[0] < kept[1]  # 16 texts' states, not 192
+    seen.clear()
+    kept.clear()
+    tight = MiniLMFineTuneClassifier(**kw, epochs=16 / len(texts))
+    tight.cache_bytes = kept_first = 3 * 8 * 384 * 4  # room for a few texts' states only
+    tight.fit(texts, labels)
+    assert tight.steps_ == 2 and 0 < kept[0] <= kept[1] <= kept_first
+    np.testing.assert_allclose(tight.predict_proba(TEXTS[:8]), roomy.predict_proba(TEXTS[:8]), atol=1e-5)
