@@ -224,11 +224,12 @@ class _FrozenStates:
         self.bytes = 0
 
     def batch(self, idx: Sequence[int]) -> list[Any]:
-        missing = [int(i) for i in idx if int(i) not in self.kept]
+        idx = [int(i) for i in idx]
+        missing = [i for i in idx if i not in self.kept]
         fresh = dict(zip(missing, self.learner._frozen_states(self.model, [self.texts[i] for i in missing])))
         for i, state in fresh.items():
             size = state.numel() * state.element_size()
             if self.bytes + size <= self.limit:
                 self.kept[i] = state
                 self.bytes += size
-        return [self.kept[int(i)] if int(i) in self.kept else fresh[int(i)] for i in idx]
+        return [self.kept.get(i, fresh.get(i)) for i in idx]
