@@ -30,7 +30,8 @@ def update_docs(section: str, body: str) -> None:
     parts = re.split(r"(?m)^(?=## )", text)
     head, sections = parts[0], {p.splitlines()[0][3:].strip(): p for p in parts[1:]}
     sections[section] = f"## {section}\n\n{body.strip()}\n\n"
-    DOCS.write_text(head.rstrip("\n") + "\n\n" + "".join(sections.values()).rstrip("\n") + "\n")
+    body_text = "".join(p.rstrip("\n") + "\n\n" for p in sections.values())  # a blank line before each heading
+    DOCS.write_text(head.rstrip("\n") + "\n\n" + body_text.rstrip("\n") + "\n")
 
 
 def markdown_table(rows: list[dict[str, Any]], cols: list[str], first: str = "system") -> str:
