@@ -167,3 +167,9 @@ def test_text_classification_end_to_end(server, version: str) -> None:
     client.delete_dataset(name=dataset.name).result(timeout=60)
     with pytest.raises(gexc.NotFound):
         client.get_dataset(name=dataset.name)
+
+    # -- the server's log: Automill's lines, not the libraries' repeated notices -------------------------
+    log = server.log()
+    assert "automill.engine: trial" in log and "running create_model" in log
+    for noise in ("WARNING torchao", "torch/utils/_pytree.py", "Loading weights", "setup plugin alembic"):
+        assert noise not in log, noise

@@ -29,9 +29,22 @@ def _settings(data_dir: Optional[Path], database_url: Optional[str], bucket: Opt
                              buckets=parse_buckets(bucket) if bucket else None, **extra)
 
 
+#: Library notices that every job loading a model would repeat and that say nothing about Automill:
+#: torchao's CUDA-only kernels that cannot load on a CPU machine and its Triton note, torch's note
+#: on torchao's enums, alembic's list of its plugins. Their errors still show.
+QUIET_LOGGERS = {"torchao": logging.ERROR, "torch.utils._pytree": logging.ERROR,
+                 "alembic.runtime.plugins": logging.WARNING}
+
+
 def _logging() -> None:
     logging.basicConfig(level=os.environ.get("AUTOMILL_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # AUTOMILL_LOG_LEVEL=DEBUG shows them
+        for name, level in QUIET_LOGGERS.items():
+            logging.getLogger(name).setLevel(level)
+    # transformers draws a progress bar (carriage returns) each time it loads the encoder's weights;
+    # in a service log that is noise. Worker processes inherit the setting.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 @app.command()
