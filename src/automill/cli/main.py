@@ -103,7 +103,7 @@ def worker(
     _logging()
     settings = _settings(data_dir, database_url, bucket)
     make = services_factory(settings)
-    make()  # import handlers and the ML stack once; job processes fork from here
+    make()  # import the job handlers once; each job forks from here and imports the ML libraries it needs
     w = Worker(Database(settings.db_url), make, lease_seconds=settings.lease_seconds,
                heartbeat_seconds=settings.heartbeat_seconds)
     w.run_forever()
