@@ -97,8 +97,9 @@ LOWER_IS_BETTER = {"mae"}
 
 
 def comparisons(name: str, kind: str, Y: np.ndarray, results: list[dict[str, Any]],
-                preds: dict[str, tuple[np.ndarray, np.ndarray | None]]) -> list[dict[str, Any]]:
-    """The default against the best peer (per metric) and mobile-high-accuracy-1 against the default."""
+                preds: dict[str, tuple[np.ndarray, np.ndarray | None]], n: int = 1000) -> list[dict[str, Any]]:
+    """The default against the best peer (per metric) and mobile-high-accuracy-1 against the default
+    (``n`` bootstrap resamples per pair)."""
     rows: list[dict[str, Any]] = []
     here = {r["system"]: r for r in results if r["dataset"] == name and "note" not in r}
     done: dict[tuple[str, str], dict[str, tuple[float, float, float]]] = {}
@@ -112,7 +113,7 @@ def comparisons(name: str, kind: str, Y: np.ndarray, results: list[dict[str, Any
             pairs.append((HIGH, DEFAULT))
         for a, b in pairs:
             if (a, b) not in done:
-                done[a, b] = paired(kind, Y, preds[a], preds[b])
+                done[a, b] = paired(kind, Y, preds[a], preds[b], n=n)
             diff, lo, hi = done[a, b][metric]
             rows.append({"dataset": name, "metric": metric, "system": a, "against": b, "difference": round(diff, 4),
                          "ci95_low": round(lo, 4), "ci95_high": round(hi, 4)})
