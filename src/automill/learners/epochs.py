@@ -64,7 +64,8 @@ def train_epochs(model: Any, *, n: int, batch_size: int, max_epochs: int, patien
             stop = "BUDGET_REACHED"
             break
         if stale >= patience:
-            break  # more epochs stopped helping: converged
+            stop = "MODEL_CONVERGED"  # more epochs stopped helping, even if the deadline had shortened the plan
+            break
         if epoch == 1 and deadline is not None:
             per_epoch = time.monotonic() - started
             fits = epoch + int(deadline.remaining() / max(per_epoch * 1.05, 1e-3))
