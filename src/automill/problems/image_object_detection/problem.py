@@ -133,7 +133,8 @@ class ImageObjectDetection:
         torch.save(detector.state_dict(), out_dir / "model.pt")
         detector.export_onnx(str(out_dir / "model.onnx"))
         info = {"epochs": detector.epochs_, "best_epoch": detector.best_epoch_,
-                "cache_seconds": round(detector.cache_seconds_, 1), "validation_score": round(detector.valid_loss_, 5)}
+                "cache_seconds": round(detector.cache_seconds_, 1), "validation_score": round(detector.valid_loss_, 5),
+                "score_calibration": [round(v, 4) for v in detector.calibration_] if detector.calibration_ else None}
         meta = {"version": ARTIFACT_VERSION, "problem": self.name, "model_type": name,
                 "params": detector.get_params(), "annotation_spec_ids": spec_ids, "display_names": names,
                 "training": info}
