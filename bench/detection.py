@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.detection --budget 120 --types mobile-versatile-1 --no-docs
 
 For each model type: mAP@0.5 and mAP@0.5:0.95 on TEST (the COCO way: metrics/detection.py, checked
-against pycocotools in the tests), train seconds and stop reason, TF Lite size and single-threaded
+against pycocotools in the tests), precision and recall of the boxes a default predict returns, train seconds and stop reason, TF Lite size and single-threaded
 TF Lite latency per image, and the TF Lite file's agreement with the trained model. No pretrained
 detector exists offline, so there is no peer to run beside it; the numbers stand on their own.
 Prints a table, writes bench/results/detection-<timestamp>.{json,md} and the "Object detection"
@@ -23,11 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 
 from automill.core.deadline import Deadline
 from automill.export.edge import export_detector_package
 from automill.learners.centernet import CenterNetDetector, decode
-from automill.metrics.detection import Box, detection_metrics
+from automill.metrics.detection import Box, detection_metrics, matches
 from automill.problems.image_classification.images import decode_batch
 from automill.problems.image_object_detection.problem import DETECTION_PRESETS
 from automill.problems.image_object_detection.rows import parse_box
@@ -36,6 +37,7 @@ from bench.images import tflite_latency_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 RACCOON = ROOT.parent / "shared" / "datasets" / "raccoon"
+DEFAULT_THRESHOLD = 0.5
 TYPES = ("mobile-low-latency-1", "mobile-versatile-1", "mobile-high-accuracy-1")
 
 
@@ -74,21 +76,36 @@ def main() -> None:
         preds = [Box(i, k, b, s) for i, dets in enumerate(found) for k, s, b in dets]
         m = detection_metrics(truth, preds, labels=[0])
         by_iou = {e["iouThreshold"]: e["meanAveragePrecision"] for e in m["boundingBoxMetricsEntries"]}
+        scores, hits = matches(truth, preds)  # what a user gets at the API's default score_threshold
+        kept = scores >= DEFAULT_THRESHOLD
+        raw = scores  # the heatmap peaks as trained, before the calibration folded into the network
+        if det.calibration_:
+            z = np.log(np.clip(scores, 1e-7, 1 - 1e-7) / np.clip(1 - scores, 1e-7, None))
+            raw = 1 / (1 + np.exp(-(z - det.calibration_[1]) / det.calibration_[0]))
+        raw_kept = raw >= DEFAULT_THRESHOLD
         with tempfile.TemporaryDirectory() as tmp:
             meta = export_detector_package(det, ["raccoon"], "tflite", "float32", Path(tmp), images[:16])
             latency = tflite_latency_ms(Path(tmp) / "model.tflite", det.size)
         row = {"system": f"automill/{model_type}", "map_50": round(by_iou[0.5], 4),
-               "map_50_95": round(m["boundingBoxMeanAveragePrecision"], 4), "train_s": round(train_s, 1),
+               "map_50_95": round(m["boundingBoxMeanAveragePrecision"], 4),
+               "precision_at_0.5": round(float(hits[kept].mean()), 4) if kept.any() else None,
+               "recall_at_0.5": round(float(hits[kept].sum()) / len(truth), 4),
+               "uncalibrated_precision_at_0.5": round(float(hits[raw_kept].mean()), 4) if raw_kept.any() else None,
+               "uncalibrated_recall_at_0.5": round(float(hits[raw_kept].sum()) / len(truth), 4),
+               "train_s": round(train_s, 1),
                "input_px": det.size, "stop": f"{det.stop_reason_} ({det.epochs_} epochs)",
                "tflite_mb": round(meta["size_bytes"] / 1e6, 2), "tflite_ms_1_thread": round(latency, 2),
                "tflite_top_box_agreement": meta["parity"]["top_box_agreement"]}
         print(row, flush=True)
         rows.append(row)
-    cols = ["map_50", "map_50_95", "train_s", "input_px", "stop", "tflite_mb", "tflite_ms_1_thread",
+    cols = ["map_50", "map_50_95", "precision_at_0.5", "recall_at_0.5", "uncalibrated_precision_at_0.5",
+            "uncalibrated_recall_at_0.5", "train_s", "input_px", "stop", "tflite_mb", "tflite_ms_1_thread",
             "tflite_top_box_agreement"]
     n = {k: (len(v[0]), sum(len(b) for b in v[1])) for k, v in data.items()}
     header = (f"raccoon ({n['TRAIN'][0]} TRAIN / {n['VALIDATE'][0]} VALIDATE / {n['TEST'][0]} TEST images, "
-              f"{n['TEST'][1]} TEST boxes); mAP on TEST, COCO-style. Budget {args.budget:.0f} s of training per "
+              f"{n['TEST'][1]} TEST boxes); mAP on TEST, COCO-style; precision and recall (IoU 0.5) of the boxes "
+              f"scoring at least {DEFAULT_THRESHOLD}, the API's default score_threshold, with the calibrated scores "
+              f"served and, beside them, the heatmap peaks as trained. Budget {args.budget:.0f} s of training per "
               f"model type; {os.cpu_count()} CPU cores; Python {platform.python_version()}; run "
               f"{started:%Y-%m-%d %H:%M} UTC. TF Lite: float32, one image, one thread, ai-edge-litert; agreement "
               "of the TF Lite file's top box with the trained model's on 16 TEST images.")
