@@ -4,8 +4,9 @@
     .venv/bin/python -m bench.detection --budget 120 --types mobile-versatile-1 --no-docs
 
 For each model type: mAP@0.5 and mAP@0.5:0.95 on TEST (the COCO way: metrics/detection.py, checked
-against pycocotools in the tests), precision and recall of the boxes a default predict returns, train seconds and stop reason, TF Lite size and single-threaded
-TF Lite latency per image, and the TF Lite file's agreement with the trained model. No pretrained
+against pycocotools in the tests), precision and recall of the boxes a default predict returns
+(and what they were before calibration), train seconds and stop reason, TF Lite size and
+single-threaded TF Lite latency per image, and the TF Lite file's agreement with the trained model. No pretrained
 detector exists offline, so there is no peer to run beside it; the numbers stand on their own.
 Prints a table, writes bench/results/detection-<timestamp>.{json,md} and the "Object detection"
 section of docs/benchmarks.md. It measures; it asserts nothing.
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import expit, logit
 
 from automill.core.deadline import Deadline
 from automill.export.edge import export_detector_package
@@ -53,6 +55,12 @@ def load_split() -> dict[str, tuple[list[bytes], list[list[tuple[int, tuple[floa
     return out
 
 
+def at_threshold(scores: np.ndarray, hits: np.ndarray, n_truth: int) -> tuple[float | None, float]:
+    """(precision, recall) of the boxes scoring at least DEFAULT_THRESHOLD; precision None when none do."""
+    kept = scores >= DEFAULT_THRESHOLD
+    return (round(float(hits[kept].mean()), 4) if kept.any() else None), round(float(hits[kept].sum()) / n_truth, 4)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=600, help="wall-clock seconds of training per model type")
@@ -77,21 +85,19 @@ def main() -> None:
         m = detection_metrics(truth, preds, labels=[0])
         by_iou = {e["iouThreshold"]: e["meanAveragePrecision"] for e in m["boundingBoxMetricsEntries"]}
         scores, hits = matches(truth, preds)  # what a user gets at the API's default score_threshold
-        kept = scores >= DEFAULT_THRESHOLD
         raw = scores  # the heatmap peaks as trained, before the calibration folded into the network
         if det.calibration_:
-            z = np.log(np.clip(scores, 1e-7, 1 - 1e-7) / np.clip(1 - scores, 1e-7, None))
-            raw = 1 / (1 + np.exp(-(z - det.calibration_[1]) / det.calibration_[0]))
-        raw_kept = raw >= DEFAULT_THRESHOLD
+            slope, intercept = det.calibration_
+            raw = expit((logit(np.clip(scores, 1e-7, 1 - 1e-7)) - intercept) / slope)
+        precision, recall = at_threshold(scores, hits, len(truth))
+        raw_precision, raw_recall = at_threshold(raw, hits, len(truth))
         with tempfile.TemporaryDirectory() as tmp:
             meta = export_detector_package(det, ["raccoon"], "tflite", "float32", Path(tmp), images[:16])
             latency = tflite_latency_ms(Path(tmp) / "model.tflite", det.size)
         row = {"system": f"automill/{model_type}", "map_50": round(by_iou[0.5], 4),
                "map_50_95": round(m["boundingBoxMeanAveragePrecision"], 4),
-               "precision_at_0.5": round(float(hits[kept].mean()), 4) if kept.any() else None,
-               "recall_at_0.5": round(float(hits[kept].sum()) / len(truth), 4),
-               "uncalibrated_precision_at_0.5": round(float(hits[raw_kept].mean()), 4) if raw_kept.any() else None,
-               "uncalibrated_recall_at_0.5": round(float(hits[raw_kept].sum()) / len(truth), 4),
+               "precision_at_0.5": precision, "recall_at_0.5": recall,
+               "uncalibrated_precision_at_0.5": raw_precision, "uncalibrated_recall_at_0.5": raw_recall,
                "train_s": round(train_s, 1),
                "input_px": det.size, "stop": f"{det.stop_reason_} ({det.epochs_} epochs)",
                "tflite_mb": round(meta["size_bytes"] / 1e6, 2), "tflite_ms_1_thread": round(latency, 2),

@@ -71,7 +71,8 @@ def _match(truth: list[Box], preds: list[Box], threshold: float, max_dets: int) 
     return np.array(scores), np.array(hits, dtype=bool), len(truth)
 
 
-def matches(truth: list[Box], preds: list[Box], threshold: float = 0.5, max_dets: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def matches(truth: list[Box], preds: list[Box], threshold: float = 0.5,
+            max_dets: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """(scores, true-positive flags) of every kept detection, matched per label as for AP."""
     labels = sorted({b.label for b in truth} | {b.label for b in preds})
     pairs = [_match([t for t in truth if t.label == k], [p for p in preds if p.label == k], threshold, max_dets)[:2]
