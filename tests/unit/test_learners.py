@@ -58,7 +58,8 @@ def test_learner_respects_an_expired_deadline(make) -> None:
 
 def test_finetune_caching_frozen_layers_is_exact(monkeypatch) -> None:
     """Frozen layers' output computed once per text trains the same weights as the full forward pass."""
-    kw = dict(epochs=2, lr=1e-4, min_steps=2, batch_size=16, pooling="mean", head_lr=1e-3, dropout=0.0, freeze_layers=2)
+    kw = dict(epochs=2, lr=1e-4, min_steps=2, batch_size=16, pooling="mean", head_lr=1e-3, dropout=0.0, freeze_layers=2,
+              bf16=False)
     cached = MiniLMFineTuneClassifier(**kw)
     assert cached._caches()
     cached.fit(TEXTS, Y)
@@ -70,7 +71,8 @@ def test_finetune_caching_frozen_layers_is_exact(monkeypatch) -> None:
 
 def test_finetune_frozen_states_are_computed_lazily_within_the_memory_limit(monkeypatch) -> None:
     """No up-front pass over the training texts, and no more kept than the limit allows, with the same result."""
-    kw = dict(lr=1e-4, min_steps=2, batch_size=8, pooling="mean", head_lr=1e-3, dropout=0.0, freeze_layers=2)
+    kw = dict(lr=1e-4, min_steps=2, batch_size=8, pooling="mean", head_lr=1e-3, dropout=0.0, freeze_layers=2,
+              bf16=False)
     seen: list[int] = []
     kept: list[int] = []
     real = _FrozenStates.batch
@@ -93,3 +95,23 @@ def test_finetune_frozen_states_are_computed_lazily_within_the_memory_limit(monk
     tight.fit(texts, labels)
     assert tight.steps_ == 2 and seen == [8, 8] and 0 < kept[0] <= kept[1] < 8
     np.testing.assert_allclose(tight.predict_proba(TEXTS[:8]), roomy.predict_proba(TEXTS[:8]), atol=1e-5)
+
+
+def test_finetune_in_bfloat16_trains_float32_weights_that_predict_like_float32_training() -> None:
+    """bfloat16 matrix products while training (where the CPU makes them faster) keep float32 weights
+    and optimizer state, follow the same schedule and land near float32 training, not on it."""
+    import torch
+
+    from automill.learners import minilm
+
+    assert isinstance(minilm.bf16_faster(), bool) and minilm.bf16_faster() is minilm.bf16_faster()
+    kw = dict(epochs=3, lr=1e-4, min_steps=2, batch_size=16, pooling="mean", head_lr=1e-3, dropout=0.0, freeze_layers=2)
+    bf = MiniLMFineTuneClassifier(**kw, bf16=True).fit(TEXTS, Y)
+    fp = MiniLMFineTuneClassifier(**kw, bf16=False).fit(TEXTS, Y)
+    assert bf.bf16_ is True and fp.bf16_ is False and bf.steps_ == fp.steps_ == 9
+    assert {p.dtype for p in bf.model_.parameters()} == {torch.float32}
+    P_bf, P_fp = bf.predict_proba(TEXTS[:8]), fp.predict_proba(TEXTS[:8])
+    assert P_bf.dtype == np.float32 and (P_bf.argmax(1) == Y[:8].argmax(1)).all()
+    assert np.abs(P_bf - P_fp).max() > 1e-6  # the products did run in bfloat16
+    np.testing.assert_allclose(P_bf, P_fp, atol=0.05)
+    assert MiniLMFineTuneClassifier(**kw).fit(TEXTS, Y).bf16_ is minilm.bf16_faster()

@@ -28,9 +28,10 @@ PRESETS: dict[str, Preset] = {
     "mobile-versatile-1": Preset(("tfidf_linear", "minilm_linear"), 4,
                                  {"tfidf_linear": (0, 1, 2, 3, 4), "minilm_linear": None}),
     # Most accurate the budget allows: the default's strongest cheap models (so its ensemble can
-    # only gain), then the rest of the budget for fine-tuning MiniLM, all ensembled.
+    # only gain), then the rest of the budget for fine-tuning MiniLM (the whole encoder first, then
+    # all but its lowest two layers if time is left), all ensembled.
     "mobile-high-accuracy-1": Preset(("tfidf_linear", "minilm_linear", "minilm_finetune"), 6,
-                                     {"tfidf_linear": (0, 1, 4, 5), "minilm_linear": None, "minilm_finetune": None}),
+                                     {"tfidf_linear": (0, 1, 4, 5), "minilm_linear": None, "minilm_finetune": (1, 0)}),
 }
 ALIASES = {"": DEFAULT_TEXT_MODEL_TYPE, "cloud": "mobile-high-accuracy-1"}
 

@@ -65,6 +65,35 @@ def embed(texts: Sequence[str], *, batch_size: int = 64, deadline: Deadline | No
     return np.stack([_CACHE[k] for k in keys]) if keys else np.zeros((0, 384), dtype=np.float32)
 
 
+_BF16: bool | None = None
+
+
+def bf16_faster() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices at least 1.5 times as fast as float32.
+
+    Measured once per process (a few 1024 x 1024 products, well under a second): CPUs with
+    AVX512-BF16 or AMX run them several times faster (658 against 146 GFLOPS on 2 cores of an AMD
+    EPYC with AVX512-BF16), while elsewhere bfloat16 is emulated and slower than float32.
+    """
+    global _BF16
+    with _LOCK:
+        if _BF16 is None:
+            import time
+
+            import torch
+
+            def rate(dtype: Any) -> float:
+                a, b = torch.randn(1024, 1024).to(dtype), torch.randn(1024, 1024).to(dtype)
+                a @ b
+                t0 = time.perf_counter()
+                for _ in range(4):
+                    a @ b
+                return 4 / max(time.perf_counter() - t0, 1e-9)
+
+            _BF16 = rate(torch.bfloat16) >= 1.5 * rate(torch.float32)
+        return _BF16
+
+
 def tokenizer() -> Any:
     """The packaged MiniLM's (uncased WordPiece) tokenizer."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
