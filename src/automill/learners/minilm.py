@@ -71,10 +71,11 @@ _BF16: bool | None = None
 def bf16_faster() -> bool:
     """Whether this CPU multiplies bfloat16 matrices at least 1.5 times as fast as float32.
 
-    Measured once per process (five 1024 x 1024 products of each type: milliseconds where bfloat16
-    is fast, up to a few seconds where it is emulated): CPUs with
-    AVX512-BF16 or AMX run them several times faster (658 against 146 GFLOPS on 2 cores of an AMD
-    EPYC with AVX512-BF16), while elsewhere bfloat16 is emulated and slower than float32.
+    Measured once per process (four 512 x 512 products of each type: a millisecond where bfloat16
+    is fast, about a second where it is emulated): CPUs with AVX512-BF16 or AMX run them several
+    times faster (658 against 146 GFLOPS on 2 cores of an AMD EPYC with AVX512-BF16), while
+    elsewhere bfloat16 is emulated and slower than float32 (0.66 against 60 GFLOPS on 2 cores of an
+    AMD EPYC without it, where 1024 x 1024 products made this check cost 16 s).
     """
     global _BF16
     with _LOCK:
@@ -84,12 +85,12 @@ def bf16_faster() -> bool:
             import torch
 
             def rate(dtype: Any) -> float:
-                a, b = torch.randn(1024, 1024).to(dtype), torch.randn(1024, 1024).to(dtype)
+                a, b = torch.randn(512, 512).to(dtype), torch.randn(512, 512).to(dtype)
                 a @ b
                 t0 = time.perf_counter()
-                for _ in range(4):
+                for _ in range(3):
                     a @ b
-                return 4 / max(time.perf_counter() - t0, 1e-9)
+                return 3 / max(time.perf_counter() - t0, 1e-9)
 
             _BF16 = rate(torch.bfloat16) >= 1.5 * rate(torch.float32)
         return _BF16
