@@ -115,3 +115,17 @@ def test_finetune_in_bfloat16_trains_float32_weights_that_predict_like_float32_t
     assert np.abs(P_bf - P_fp).max() > 1e-6  # the products did run in bfloat16
     np.testing.assert_allclose(P_bf, P_fp, atol=0.05)
     assert MiniLMFineTuneClassifier(**kw).fit(TEXTS, Y).bf16_ is minilm.bf16_faster()
+
+
+def test_embedding_seconds_count_only_texts_not_cached() -> None:
+    """The engine subtracts this from a trial's cost to estimate its refit: cached texts must add nothing."""
+    from automill.learners import minilm
+
+    fresh = [f"a sentence never embedded before, number {i} of test_embedding_seconds" for i in range(40)]
+    before = minilm.embedding_seconds()
+    first = minilm.embed(fresh)
+    spent = minilm.embedding_seconds() - before
+    assert spent > 0
+    again = minilm.embed(fresh[::-1])
+    assert minilm.embedding_seconds() - before == spent
+    np.testing.assert_array_equal(again, first[::-1])

@@ -23,7 +23,7 @@ import numpy as np
 
 from automill.core.deadline import BudgetExhausted, Deadline
 from automill.engine.model_types import text_preset
-from automill.learners import embedding_linear, tfidf_linear
+from automill.learners import embedding_linear, minilm, tfidf_linear
 
 log = logging.getLogger("automill.engine")
 
@@ -174,8 +174,9 @@ def _held_back(family: str, fitted: list[tuple[str, dict[str, Any], Any, np.ndar
 
     A cheap trial leaves the flat reserve. An expensive one (a fine-tune, not refit itself when it
     takes most of the budget) leaves what refitting the current ensemble's members not yet
-    refitted (``refit``) measured to cost, with the refit loop's margin, and 2 % of the budget to
-    score validation, so the time the refits do not need goes to it.
+    refitted (``refit``) would cost, from their trials less the embedding their refits find cached,
+    with the refit loop's margin, and 2 % of the budget to score validation, so the time the refits
+    do not need goes to it.
     """
     if family not in EXPENSIVE or not fitted or not len(Y_valid):
         return reserve * budget_s
@@ -245,7 +246,7 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
         if fitted and last * 1.3 > deadline.remaining() - held:
             stop = BUDGET_REACHED  # this one would not fit; a cheaper family's next config may
             continue
-        t0 = time.monotonic()
+        t0, embedded = time.monotonic(), minilm.embedding_seconds()
         trial_deadline = Deadline(max(0.0, deadline.remaining() - held))
         try:
             learner = fams[fam][0](**cfg, multilabel=multilabel).fit(train_texts, Y_train, deadline=trial_deadline)
@@ -257,7 +258,9 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
             stop = BUDGET_REACHED
             continue
         seconds = time.monotonic() - t0
-        fitted.append((fam, cfg, learner, P, seconds))
+        # What this trial would cost again (the next configuration of its family, its refit): the
+        # texts it embedded stay cached, so that part is not paid twice.
+        fitted.append((fam, cfg, learner, P, max(0.0, seconds - (minilm.embedding_seconds() - embedded))))
         loss = validation_loss(kind, Y_valid, P)
         trials.append({"family": fam, "config": cfg, "validation_loss": round(loss, 5), "seconds": round(seconds, 2)})
         log.info("trial %s %s: validation loss %.4f in %.1fs", fam, cfg, loss, seconds)
