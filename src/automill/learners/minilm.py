@@ -87,7 +87,7 @@ def bf16_faster() -> bool:
     """Whether this CPU multiplies bfloat16 matrices at least 1.5 times as fast as float32.
 
     Measured once per process (four 512 x 512 products of each type: a millisecond where bfloat16
-    is fast, about a second where it is emulated): CPUs with AVX512-BF16 or AMX run them several
+    is fast, about 1.5 s where it is emulated): CPUs with AVX512-BF16 or AMX run them several
     times faster (658 against 146 GFLOPS on 2 cores of an AMD EPYC with AVX512-BF16), while
     elsewhere bfloat16 is emulated and slower than float32 (0.66 against 60 GFLOPS on 2 cores of an
     AMD EPYC without it, where 1024 x 1024 products made this check cost 16 s).
