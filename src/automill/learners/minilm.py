@@ -18,7 +18,7 @@ _LOCK = threading.Lock()
 _ENCODER: Any = None
 _CACHE: dict[bytes, np.ndarray] = {}
 _CACHE_LIMIT = 200_000
-_EMBED_SECONDS = [0.0]  # seconds this process spent embedding texts that were not cached
+_EMBED_SECONDS = 0.0  # seconds this process spent embedding texts that were not cached
 CHUNK = 512
 
 
@@ -49,6 +49,7 @@ def embed(texts: Sequence[str], *, batch_size: int = 64, deadline: Deadline | No
     With a ``deadline``, raises BudgetExhausted between chunks once it has passed (what was
     embedded so far stays cached).
     """
+    global _EMBED_SECONDS
     keys = [hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in texts]
     missing = [i for i, k in enumerate(keys) if k not in _CACHE]
     if missing:
@@ -63,7 +64,7 @@ def embed(texts: Sequence[str], *, batch_size: int = 64, deadline: Deadline | No
             t0 = time.monotonic()
             vecs = encoder().encode([texts[i] for i in chunk], batch_size=batch_size, normalize_embeddings=True,
                                     convert_to_numpy=True, show_progress_bar=False)
-            _EMBED_SECONDS[0] += time.monotonic() - t0
+            _EMBED_SECONDS += time.monotonic() - t0
             for i, v in zip(chunk, vecs):
                 _CACHE[keys[i]] = v.astype(np.float32)
     return np.stack([_CACHE[k] for k in keys]) if keys else np.zeros((0, 384), dtype=np.float32)
@@ -77,7 +78,7 @@ def embedding_seconds() -> float:
     embedded already, costs its linear model only (on ag_news on a slow CPU, a trial of
     243 s was nearly all embedding).
     """
-    return _EMBED_SECONDS[0]
+    return _EMBED_SECONDS
 
 
 _BF16: bool | None = None
