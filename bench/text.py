@@ -133,9 +133,12 @@ def best_global_threshold(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
 
 
 class Fitted:
-    def __init__(self, predict: Callable[[list[str]], np.ndarray], thresholds: np.ndarray | None = None) -> None:
+    def __init__(self, predict: Callable[[list[str]], np.ndarray], thresholds: np.ndarray | None = None,
+                 members: list[tuple[dict[str, Any], Callable[[list[str]], np.ndarray]]] | None = None) -> None:
         self.predict = predict
         self.thresholds = thresholds
+        #: An ensemble's members (description, predict), scored alone on TEST as a diagnostic.
+        self.members = members or []
 
 
 def _lr(kind: str, C: float) -> Any:
@@ -215,7 +218,8 @@ def automill(model_type: str) -> Callable[[str, dict[str, Any], float], Fitted]:
         result = fit_text(kind, tr, Ytr, va, Yva, deadline=Deadline(budget), model_type=model_type)
         print(json.dumps({"model_type": model_type, "stop_reason": result.stop_reason, "trials": result.trials,
                           "members": result.model.describe()}, default=str), flush=True)
-        return Fitted(result.model.predict_proba, result.model.thresholds)
+        members = [(m, member.learner.predict_proba) for m, member in zip(result.model.describe(), result.model.members)]
+        return Fitted(result.model.predict_proba, result.model.thresholds, members if len(members) > 1 else None)
 
     return run
 
@@ -230,8 +234,22 @@ SYSTEMS: dict[str, Callable[[str, dict[str, Any], float], Fitted | None]] = {
 }
 
 
-def run(datasets: list[str], systems: list[str], budget: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    results, compared = [], []
+def member_scores(name: str, system: str, kind: str, fitted: Fitted, texts: list[str],
+                  Y: np.ndarray) -> list[dict[str, Any]]:
+    """Each ensemble member alone on TEST (multi-label: at the ensemble's thresholds), to tell what
+    the ensemble adds from how its members did."""
+    rows = []
+    for desc, predict in fitted.members:
+        scores = metrics(kind, Y, predict(texts), fitted.thresholds)
+        rows.append({"dataset": name, "system": system, "family": desc["family"], "config": desc["config"],
+                     "weight": desc["weight"], **{k: round(float(v), 4) for k, v in scores.items()}})
+        print(json.dumps({"member": rows[-1]}, default=str), flush=True)
+    return rows
+
+
+def run(datasets: list[str], systems: list[str], budget: float
+        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    results, compared, members = [], [], []
     for name in datasets:
         kind, data = KINDS[name], load(name)
         test_texts, Y_test = data["TEST"]
@@ -258,8 +276,9 @@ def run(datasets: list[str], systems: list[str], budget: float) -> tuple[list[di
                    **{k: round(float(v), 4) for k, v in metrics(kind, Y_test, P, fitted.thresholds).items()}}
             print(json.dumps(row), flush=True)
             results.append(row)
+            members += member_scores(name, system, kind, fitted, test_texts, Y_test)
         compared += comparisons(name, kind, Y_test, results, preds)
-    return results, compared
+    return results, compared, members
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -283,7 +302,7 @@ def main() -> None:
 
     torch.set_num_threads(2)
     started = datetime.now(UTC)
-    results, compared = run(args.datasets, args.systems, args.budget)
+    results, compared, members = run(args.datasets, args.systems, args.budget)
     md = table(results)
     if compared:
         md += ("\n\nPaired differences on the same TEST rows (system minus the one it is held against; for mae "
@@ -293,7 +312,8 @@ def main() -> None:
     header = (f"Budget {args.budget:.0f} s per system and dataset; {os.cpu_count()} CPU cores; "
               f"{platform.python_version()}; run {started:%Y-%m-%d %H:%M} UTC. Metrics on each dataset's TEST rows; "
               "latency = ms per text, batch of the whole TEST split and one text at a time.")
-    report.publish("text", "Text", started, {"budget_s": args.budget, "results": results, "paired": compared}, header, md,
+    report.publish("text", "Text", started, {"budget_s": args.budget, "results": results, "paired": compared,
+                                          "members": members}, header, md,
                    docs=not args.no_docs)
 
 

@@ -40,3 +40,16 @@ def test_the_default_is_held_against_the_best_peer_per_metric() -> None:
                        ("macro_f1", "automill/mobile-versatile-1"): "tfidf_lr",
                        ("accuracy", "automill/mobile-high-accuracy-1"): "automill/mobile-versatile-1",
                        ("macro_f1", "automill/mobile-high-accuracy-1"): "automill/mobile-versatile-1"}
+
+
+def test_each_ensemble_member_is_scored_alone_on_test() -> None:
+    from bench.text import Fitted, member_scores
+
+    Y, strong, weak = _data()
+    members = [({"family": "a", "config": {"C": 1}, "weight": 2.0}, lambda texts: strong),
+               ({"family": "b", "config": {}, "weight": 1.0}, lambda texts: weak)]
+    fitted = Fitted(lambda texts: (2 * strong + weak) / 3, None, members)
+    rows = member_scores("d", "automill/x", "multiclass", fitted, ["t"] * len(Y), Y)
+    assert [(r["family"], r["weight"]) for r in rows] == [("a", 2.0), ("b", 1.0)]
+    assert rows[0]["accuracy"] > rows[1]["accuracy"] and rows[0]["accuracy"] > 0.9
+    assert member_scores("d", "tfidf_lr", "multiclass", Fitted(lambda texts: strong), [], Y) == []
