@@ -82,6 +82,9 @@ def test_high_accuracy_reaches_fine_tuning_after_the_cheap_families_stall() -> N
     assert "minilm_finetune" in families, families
     cheap = families[:families.index("minilm_finetune")]
     assert set(cheap) <= {"tfidf_linear", "minilm_linear"}
+    tune = result.trials[families.index("minilm_finetune")]
+    assert 0 < tune["steps"] <= tune["schedule_steps"], tune  # how far the deadline let it go, for diagnosis
+    assert all("steps" not in t for t in result.trials if t["family"] != "minilm_finetune")
 
 
 def test_a_fine_tune_holds_back_only_what_the_refits_cost() -> None:

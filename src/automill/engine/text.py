@@ -124,6 +124,13 @@ def _candidates(preset: Any, fams: dict[str, tuple[type, list[dict[str, Any]]]],
     return out
 
 
+def _steps(learner: Any) -> dict[str, int]:
+    """A fine-tune's training steps and those of its whole schedule (the deadline may cut it short)."""
+    if hasattr(learner, "steps_") and hasattr(learner, "schedule_steps_"):
+        return {"steps": int(learner.steps_), "schedule_steps": int(learner.schedule_steps_)}
+    return {}
+
+
 def _key(family: str, config: dict[str, Any]) -> str:
     return f"{family}:{sorted((k, str(v)) for k, v in config.items())}"
 
@@ -262,7 +269,8 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
         # texts it embedded stay cached, so that part is not paid twice.
         fitted.append((fam, cfg, learner, P, max(0.0, seconds - (minilm.embedding_seconds() - embedded))))
         loss = validation_loss(kind, Y_valid, P)
-        trials.append({"family": fam, "config": cfg, "validation_loss": round(loss, 5), "seconds": round(seconds, 2)})
+        trials.append({"family": fam, "config": cfg, "validation_loss": round(loss, 5), "seconds": round(seconds, 2),
+                       **_steps(learner)})
         log.info("trial %s %s: validation loss %.4f in %.1fs", fam, cfg, loss, seconds)
         _, ens_loss = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], preset.max_members)
         stale = stale + 1 if ens_loss > best_loss * 0.999 else 0

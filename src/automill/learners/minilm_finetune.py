@@ -148,6 +148,7 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
         model.eval()
         self.model_ = model
         self.steps_ = step
+        self.schedule_steps_ = full  # the steps its whole schedule (``epochs``) would have taken
         return self
 
     def _autocast(self) -> Any:
