@@ -97,8 +97,12 @@ def test_a_fine_tune_holds_back_only_what_the_refits_cost() -> None:
     assert held == pytest.approx(10 * 1.2 * 1.5 + 12)
     assert _held_back("tfidf_linear", fitted, "multiclass", Y, 4, 1.5, 600.0, 0.2) == pytest.approx(120)
     # Refits that would cost more than the flat reserve never take more than it.
-    slow = [("tfidf_linear", {}, None, good, 400.0)]
+    slow = [("tfidf_linear", {}, None, good, 100.0)]
     assert _held_back("minilm_finetune", slow, "multiclass", Y, 4, 1.5, 600.0, 0.2) == pytest.approx(120)
+    # A refit that would not fit in what is left (an earlier fine-tune's: 1.2 x 1.5 x 100 s = 180 s)
+    # is skipped after the search, so a second fine-tune gets that time.
+    assert _held_back("minilm_finetune", slow, "multiclass", Y, 4, 1.5, 600.0, 0.2, remaining=170.0) == pytest.approx(12)
+    assert _held_back("minilm_finetune", slow, "multiclass", Y, 4, 1.5, 600.0, 0.2, remaining=190.0) == pytest.approx(120)
     # Members refitted already (before the fine-tune) cost nothing more.
     assert _held_back("minilm_finetune", fitted, "multiclass", Y, 4, 1.5, 600.0, 0.2, refit={0}) == pytest.approx(12)
     # Nothing to refit (no VALIDATE rows to add): only the scoring margin is held back.

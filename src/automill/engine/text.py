@@ -33,6 +33,10 @@ BUDGET_REACHED = "BUDGET_REACHED"
 PATIENCE = 4
 #: Families tried only after every configuration of the cheap ones.
 EXPENSIVE = {"minilm_finetune"}
+#: An expensive family's next configuration runs when at least this share of its last trial's time
+#: is left: a fine-tune fits its learning-rate schedule to its deadline, so a shorter second one
+#: still trains to the end of its schedule, and the ensemble weighs it on validation.
+RETUNE_SHARE = 0.5
 
 
 def _families() -> dict[str, tuple[type, list[dict[str, Any]]]]:
@@ -176,19 +180,21 @@ def _thresholds(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
 
 def _held_back(family: str, fitted: list[tuple[str, dict[str, Any], Any, np.ndarray, float]], kind: str,
                Y_valid: np.ndarray, max_members: int, grow: float, budget_s: float, reserve: float,
-               refit: Collection[int] = ()) -> float:
+               refit: Collection[int] = (), remaining: float = float("inf")) -> float:
     """Seconds a trial must leave for the refits after the search.
 
-    A cheap trial leaves the flat reserve. An expensive one (a fine-tune, not refit itself when it
-    takes most of the budget) leaves what refitting the current ensemble's members not yet
-    refitted (``refit``) would cost, from their trials less the embedding their refits find cached,
-    with the refit loop's margin, and 2 % of the budget to score validation, so the time the refits
-    do not need goes to it.
+    A cheap trial leaves the flat reserve. An expensive one (a fine-tune) leaves what refitting the
+    current ensemble's members not yet refitted (``refit``) would cost, from their trials less the
+    embedding their refits find cached, with the refit loop's margin, and 2 % of the budget to score
+    validation, so the time the refits do not need goes to it. A refit that would not fit in the
+    ``remaining`` seconds even now (an earlier fine-tune's) is skipped by ``_refit``, so nothing is
+    held back for it.
     """
     if family not in EXPENSIVE or not fitted or not len(Y_valid):
         return reserve * budget_s
     counts, _ = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], max_members)
-    refits = sum(1.2 * grow * fitted[i][4] for i in counts if i not in refit) if grow > 1 else 0.0
+    costs = (1.2 * grow * fitted[i][4] for i in counts if i not in refit) if grow > 1 else ()
+    refits = sum(cost for cost in costs if cost < remaining)
     return min(reserve * budget_s, refits + 0.02 * budget_s)
 
 
@@ -249,8 +255,9 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
             counts, _ = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], preset.max_members)
             refit = _refit(counts, fitted, fams, refit_texts, Y_refit, multilabel, grow, deadline)
         last = next((f[4] for f in reversed(fitted) if f[0] == fam), 0.0)
-        held = _held_back(fam, fitted, kind, Y_valid, preset.max_members, grow, deadline.seconds, reserve, refit)
-        if fitted and last * 1.3 > deadline.remaining() - held:
+        held = _held_back(fam, fitted, kind, Y_valid, preset.max_members, grow, deadline.seconds, reserve, refit,
+                          deadline.remaining())
+        if fitted and last * (RETUNE_SHARE if fam in EXPENSIVE else 1.3) > deadline.remaining() - held:
             stop = BUDGET_REACHED  # this one would not fit; a cheaper family's next config may
             continue
         t0, embedded = time.monotonic(), minilm.embedding_seconds()
