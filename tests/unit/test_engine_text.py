@@ -7,7 +7,7 @@ import pytest
 
 from automill.core.deadline import Deadline
 from automill.core.errors import InvalidArgument
-from automill.engine.text import (BUDGET_REACHED, MODEL_CONVERGED, _greedy_ensemble, _held_back, fit_text,
+from automill.engine.text import (BUDGET_REACHED, MODEL_CONVERGED, _fits, _greedy_ensemble, _held_back, fit_text,
                                   validation_loss)
 
 WORDS = {0: "goal match team striker", 1: "chip code software laptop", 2: "bread soup pizza salad"}
@@ -107,6 +107,14 @@ def test_a_fine_tune_holds_back_only_what_the_refits_cost() -> None:
     assert _held_back("minilm_finetune", fitted, "multiclass", Y, 4, 1.5, 600.0, 0.2, refit={0}) == pytest.approx(12)
     # Nothing to refit (no VALIDATE rows to add): only the scoring margin is held back.
     assert _held_back("minilm_finetune", fitted, "multiclass", Y, 4, 1.0, 600.0, 0.2) == pytest.approx(12)
+
+
+def test_a_second_fine_tune_runs_in_half_the_time_of_the_first_a_cheap_trial_needs_more() -> None:
+    """A fine-tune fits its schedule to the time it gets; a cheap learner does not, so it needs a margin."""
+    assert _fits("minilm_finetune", 300.0, 160.0)
+    assert not _fits("minilm_finetune", 300.0, 140.0)
+    assert _fits("tfidf_linear", 100.0, 140.0)
+    assert not _fits("tfidf_linear", 100.0, 120.0)
 
 
 def test_the_ensemble_finds_a_weak_member_worth_a_small_weight() -> None:

@@ -178,6 +178,19 @@ def _thresholds(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
     return out
 
 
+def _refit_cost(seconds: float, grow: float) -> float:
+    """What refitting a trial on train + validation is expected to cost: its repeat cost grown with
+    the data, with a 20 % margin. A refit runs only when this fits in the time left."""
+    return 1.2 * grow * seconds
+
+
+def _fits(family: str, last: float, room: float) -> bool:
+    """Whether a family's next trial fits in ``room`` seconds, from its ``last`` trial's time: a
+    cheap one needs that time with a 30 % margin, an expensive one (a fine-tune, which fits its
+    schedule to its deadline) ``RETUNE_SHARE`` of it."""
+    return last * (RETUNE_SHARE if family in EXPENSIVE else 1.3) <= room
+
+
 def _held_back(family: str, fitted: list[tuple[str, dict[str, Any], Any, np.ndarray, float]], kind: str,
                Y_valid: np.ndarray, max_members: int, grow: float, budget_s: float, reserve: float,
                refit: Collection[int] = (), remaining: float = float("inf")) -> float:
@@ -193,7 +206,7 @@ def _held_back(family: str, fitted: list[tuple[str, dict[str, Any], Any, np.ndar
     if family not in EXPENSIVE or not fitted or not len(Y_valid):
         return reserve * budget_s
     counts, _ = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], max_members)
-    costs = (1.2 * grow * fitted[i][4] for i in counts if i not in refit) if grow > 1 else ()
+    costs = (_refit_cost(fitted[i][4], grow) for i in counts if i not in refit) if grow > 1 else ()
     refits = sum(cost for cost in costs if cost < remaining)
     return min(reserve * budget_s, refits + 0.02 * budget_s)
 
@@ -205,7 +218,7 @@ def _refit(indices: Iterable[int], fitted: list[tuple[str, dict[str, Any], Any, 
     out: dict[int, Any] = {}
     for i in sorted(indices, key=lambda i: fitted[i][4]):
         fam, cfg, _, _, seconds = fitted[i]
-        if grow > 1 and seconds * grow * 1.2 < deadline.remaining():
+        if grow > 1 and _refit_cost(seconds, grow) < deadline.remaining():
             try:
                 out[i] = fams[fam][0](**cfg, multilabel=multilabel).fit(texts, Y, deadline=deadline)
             except BudgetExhausted:
@@ -257,7 +270,7 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
         last = next((f[4] for f in reversed(fitted) if f[0] == fam), 0.0)
         held = _held_back(fam, fitted, kind, Y_valid, preset.max_members, grow, deadline.seconds, reserve, refit,
                           deadline.remaining())
-        if fitted and last * (RETUNE_SHARE if fam in EXPENSIVE else 1.3) > deadline.remaining() - held:
+        if fitted and not _fits(fam, last, deadline.remaining() - held):
             stop = BUDGET_REACHED  # this one would not fit; a cheaper family's next config may
             continue
         t0, embedded = time.monotonic(), minilm.embedding_seconds()
