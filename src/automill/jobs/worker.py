@@ -44,6 +44,13 @@ def die_with_parent() -> None:
         pass
 
 
+def internal_error_message(op: dict[str, Any], exc: BaseException) -> str:
+    """The stored message of an unexpected failure: its type only. ``str(exc)`` may hold server paths or
+    other internals; the traceback goes to the server log."""
+    return (f"Internal error while running {op['kind']} ({type(exc).__name__}); see the server log for "
+            f"operation {op['id']}")
+
+
 def _run_child(db_url: str, services_factory: Callable[[], Any], op: dict[str, Any], owner: str) -> None:
     die_with_parent()
     os.setpgrp()  # own process group: a cancel kills the child and anything it started
@@ -59,8 +66,8 @@ def _run_child(db_url: str, services_factory: Callable[[], Any], op: dict[str, A
                    partial_failures=ctx.partial_failures)
     except Exception as exc:  # noqa: BLE001 - every failure must end the operation with a message
         log.error("job %s failed:\n%s", op["id"], traceback.format_exc())
-        queue.fail(db, op["id"], 13, f"Internal error while running {op['kind']}: {type(exc).__name__}: {exc}",
-                   owner=owner, attempt=op["attempt"], partial_failures=ctx.partial_failures)
+        queue.fail(db, op["id"], 13, internal_error_message(op, exc), owner=owner, attempt=op["attempt"],
+                   partial_failures=ctx.partial_failures)
     finally:
         db.dispose()
 

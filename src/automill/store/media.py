@@ -46,4 +46,4 @@ class MediaStore:
         try:
             return self.path(key).read_bytes()
         except FileNotFoundError:
-            raise NotFound(f"the stored image {key} is missing from {self.root}") from None
+            raise NotFound(f"the stored image {key} is missing from the media store") from None

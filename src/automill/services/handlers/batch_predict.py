@@ -13,7 +13,7 @@ from automill.jobs.context import JobContext
 from automill.jobs.registry import JobResult, register
 from automill.problems.base import get_problem
 from automill.problems.text_classification.problem import MAX_PREDICT_CHARS
-from automill.services.handlers.data import gcs_timestamp
+from automill.services.handlers.data import MAX_CSV_BYTES, gcs_timestamp
 
 LINES_PER_FILE = 10_000
 BATCH = 256
@@ -33,7 +33,7 @@ def batch_predict(ctx: JobContext) -> JobResult:
         return _batch_predict_images(ctx, problem, loaded, display_name)
     inputs: list[tuple[dict[str, Any], str | None, AutomillError | None]] = []
     for uri in [u for p in req["input_uris"] for u in (sv.blobs.expand(p) or [p])]:
-        text = sv.blobs.read_text(uri)
+        text = sv.blobs.read_text(uri, max_bytes=MAX_CSV_BYTES)
         if uri.endswith(".jsonl"):
             inputs.extend(_jsonl_inputs(uri, text))
             continue
@@ -84,7 +84,7 @@ def _batch_predict_images(ctx: JobContext, problem: Any, loaded: Any, display_na
     paths: list[str] = []
     for uri in [u for p in req["input_uris"] for u in (sv.blobs.expand(p) or [p])]:
         try:
-            records = list(csv.reader(io.StringIO(sv.blobs.read_text(uri)), strict=True))
+            records = list(csv.reader(io.StringIO(sv.blobs.read_text(uri, max_bytes=MAX_CSV_BYTES)), strict=True))
         except csv.Error as exc:
             raise InvalidArgument(f"{uri}: cannot parse the CSV: {exc}") from None
         paths.extend(cell for r in records if (cell := next((c.strip() for c in r if c.strip()), "")))
