@@ -20,11 +20,19 @@ if TYPE_CHECKING:
 MAX_PARAM_CHARS = 25_000
 
 
-def check_params(params: dict[str, str]) -> dict[str, str]:
+def check_params(params: dict[str, str], problem_type: str | None = None) -> dict[str, str]:
+    """The request's ``params`` as strings; with ``problem_type``, also the values that problem reads,
+    by the rules its ``predict`` (and so the batch worker) applies: problems/params.py."""
     for key, value in params.items():
         if len(str(value)) > MAX_PARAM_CHARS:
             raise InvalidArgument(f"params.{key} is over {MAX_PARAM_CHARS} characters", field=f"params.{key}")
-    return {k: str(v) for k, v in params.items()}
+    out = {k: str(v) for k, v in params.items()}
+    if problem_type is not None:
+        from automill.problems.base import get_problem
+        from automill.problems.params import check_predict_params
+
+        check_predict_params(get_problem(problem_type), out)
+    return out
 
 
 class PredictionService:
@@ -38,6 +46,7 @@ class PredictionService:
             if row.deployment_state != "DEPLOYED":
                 raise FailedPrecondition(f"model {name} is not deployed: deploy it before calling predict")
             model_id, problem_type, model_dir = row.id, row.problem_type, Path(row.artifact_dir)
+        params = check_params(params, problem_type)
         if problem_type.startswith("image_"):
             return self._predict_image(model_id, problem_type, model_dir, payload, params)
         document, payload_input = None, None
@@ -107,6 +116,7 @@ class PredictionService:
         prefix = validation.output_prefix(output_config, self.sv.blobs)
         with self.sv.db.tx() as s:
             row = self.sv.models.row(s, name)
+            params = check_params(params, row.problem_type)  # here, not only in the worker: no doomed operation
             op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="batch_predict",
                                details_key="batchPredictDetails", works_on=name, result_type="BatchPredictResult",
                                details={"inputConfig": input_config},

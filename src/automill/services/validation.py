@@ -6,14 +6,15 @@ import re
 
 from automill.core.errors import InvalidArgument
 
-_DATASET_NAME = re.compile(r"^[A-Za-z0-9_]{1,32}$")
-_MODEL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+# Used with fullmatch: "$" alone would also match before a trailing newline ("name\n").
+_DATASET_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
+_MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 
 
 def dataset_display_name(name: str) -> str:
-    if not _DATASET_NAME.match(name or ""):
+    if not _DATASET_NAME.fullmatch(name or ""):
         raise InvalidArgument(
             f"dataset.display_name {name!r} is invalid: 1 to 32 characters, letters, digits and underscores only",
             field="dataset.display_name")
@@ -21,7 +22,7 @@ def dataset_display_name(name: str) -> str:
 
 
 def model_display_name(name: str) -> str:
-    if not _MODEL_NAME.match(name or ""):
+    if not _MODEL_NAME.fullmatch(name or ""):
         raise InvalidArgument(
             f"model.display_name {name!r} is invalid: 1 to 32 characters, letters, digits and underscores, "
             "starting with a letter", field="model.display_name")
@@ -36,10 +37,10 @@ def description(text: str, field: str) -> str:
 
 def labels(values: dict[str, str], field: str) -> dict[str, str]:
     for key, value in values.items():
-        if not _LABEL_KEY.match(key):
+        if not _LABEL_KEY.fullmatch(key):
             raise InvalidArgument(f"{field} key {key!r} is invalid: lowercase letters, digits, '_' and '-', "
                                   "starting with a letter, at most 63 characters", field=field)
-        if not _LABEL_VALUE.match(value):
+        if not _LABEL_VALUE.fullmatch(value):
             raise InvalidArgument(f"{field} value {value!r} for {key!r} is invalid: lowercase letters, digits, "
                                   "'_' and '-', at most 63 characters", field=field)
     return dict(values)

@@ -19,6 +19,7 @@ from automill.core.errors import FailedPrecondition, InvalidArgument
 from automill.learners.centernet import CenterNetDetector, decode
 from automill.metrics.detection import Box, detection_metrics
 from automill.problems.base import Evaluation, StoredExample, TrainOutcome
+from automill.problems.params import int_param, score_threshold  # int_param: also imported from here
 from automill.problems.image_classification.images import check_image, decode_batch
 from automill.learners.efficientnet import OnnxScorer
 from automill.problems.image_classification.problem import hold_out, image_splits, load_base_state, node_qps
@@ -45,22 +46,12 @@ def detection_preset(model_type: str) -> tuple[str, dict[str, Any]]:
     return name, DETECTION_PRESETS[name]
 
 
-def int_param(params: dict[str, str], key: str, default: int, low: int, high: int) -> int:
-    raw = params.get(key)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidArgument(f"params.{key} must be an integer, got {raw!r}", field=f"params.{key}") from None
-    if not low <= value <= high:
-        raise InvalidArgument(f"params.{key} must be in {low}..{high}, got {value}", field=f"params.{key}")
-    return value
 
 
 class ImageObjectDetection:
     name = "image_object_detection"
     prefix = "IOD"
+    predict_params: tuple[str, ...] = ("score_threshold", "max_bounding_box_count")  # rules: problems/params.py
     dataset_key = "imageObjectDetectionDatasetMetadata"
     model_key = "imageObjectDetectionModelMetadata"
     uses_media = True
@@ -164,8 +155,6 @@ class ImageObjectDetection:
         check_image(data, where, FORMATS)
 
     def predict(self, loaded: Any, images: Sequence[bytes], params: dict[str, str]) -> list[list[dict[str, Any]]]:
-        from automill.problems.text_classification.problem import score_threshold
-
         threshold = score_threshold({"score_threshold": params.get("score_threshold") or "0.5"})
         max_boxes = int_param(params, "max_bounding_box_count", 100, 1, 500)
         size = loaded["params"]["size"]

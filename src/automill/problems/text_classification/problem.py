@@ -21,6 +21,7 @@ from automill.engine.model_types import text_preset
 from automill.engine.text import TextFitResult, fit_text
 from automill.metrics.classification import classification_metrics
 from automill.problems.base import Evaluation, StoredExample, TrainOutcome
+from automill.problems.params import score_threshold  # noqa: F401 - also imported from here
 from automill.problems.text_classification.rows import ParseResult, assign_split, parse_import_csv
 
 MAX_PREDICT_CHARS = 60_000
@@ -36,6 +37,7 @@ class TextClassification:
     prefix = "TCN"
     dataset_key = "textClassificationDatasetMetadata"
     model_key = "textClassificationModelMetadata"
+    predict_params: tuple[str, ...] = ("score_threshold",)  # rules: problems/params.py
 
     # -- metadata -----------------------------------------------------------------------------------
     def validate_dataset_metadata(self, meta: dict[str, Any]) -> dict[str, Any]:
@@ -187,15 +189,3 @@ def label_matrix(rows: Sequence[StoredExample], index: dict[str, int]) -> np.nda
     return Y
 
 
-def score_threshold(params: dict[str, str]) -> float:
-    raw = params.get("score_threshold")
-    if raw in (None, ""):
-        return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidArgument(f"params.score_threshold must be a number in 0..1, got {raw!r}",
-                              field="params.score_threshold") from None
-    if not 0.0 <= value <= 1.0:
-        raise InvalidArgument(f"params.score_threshold must be in 0..1, got {value}", field="params.score_threshold")
-    return value

@@ -33,6 +33,7 @@ class TextExtraction:
     prefix = "TEN"
     dataset_key = "textExtractionDatasetMetadata"
     model_key = "textExtractionModelMetadata"
+    predict_params: tuple[str, ...] = ("score_threshold",)  # rules: problems/params.py
     max_predict_chars = MAX_PREDICT_CHARS
 
     def validate_dataset_metadata(self, meta: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ class TextSentiment(TextClassification):
     prefix = "TST"
     dataset_key = "textSentimentDatasetMetadata"
     model_key = "textSentimentModelMetadata"
+    predict_params: tuple[str, ...] = ()  # predict reads no params (problems/params.py)
 
     def validate_dataset_metadata(self, meta: dict[str, Any]) -> dict[str, Any]:
         try:
