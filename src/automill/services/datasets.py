@@ -12,7 +12,7 @@ from automill.core.errors import FailedPrecondition, InvalidArgument, NotFound, 
 from automill.core.ids import PREFIXES, make_id, parent_of, split_parent
 from automill.problems.base import DATASET_KEYS, get_problem
 from automill.services import validation
-from automill.services.lookup import find
+from automill.services.lookup import find, lock
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, annotation_spec_json, dataset_json, operation_view
 from automill.store.blobs import split_gs
@@ -55,6 +55,10 @@ class DatasetService:
     # -- helpers ------------------------------------------------------------------------------------
     def row(self, s: Session, name: str) -> DatasetRow:
         return find(s, DatasetRow, name, "datasets", "dataset")
+
+    def locked(self, s: Session, name: str) -> DatasetRow:
+        """The row, write-locked first in the transaction: checks made after it cannot race (see ``lock``)."""
+        return lock(s, DatasetRow, name, "datasets", "dataset")
 
     def _json(self, s: Session, row: DatasetRow) -> dict[str, Any]:
         count = s.execute(select(func.count()).select_from(ExampleRow).where(ExampleRow.dataset_id == row.id)).scalar_one()
@@ -145,7 +149,7 @@ class DatasetService:
 
     def delete(self, name: str) -> OperationView:
         with self.sv.db.tx() as s:
-            row = self.row(s, name)
+            row = self.locked(s, name)  # a second delete waits here, then finds no row: NOT_FOUND
             running = s.execute(select(OperationRow.id).where(
                 OperationRow.works_on == name, OperationRow.state.in_(["QUEUED", "RUNNING"]))).first()
             if running:
@@ -198,7 +202,7 @@ class DatasetService:
                 raise InvalidArgument(f"input URI is over 2000 characters: {uri[:80]}...")
             self.sv.blobs.resolve(uri)  # refuse paths that leave their bucket before queueing anything
         with self.sv.db.tx() as s:
-            ds = self.row(s, name)
+            ds = self.locked(s, name)  # makes the one-import-at-a-time check below atomic
             get_problem(ds.problem_type)
             self._no_running(s, name, "import_data")
             op = new_operation(s, project=ds.project, location=ds.location, prefix=ds.id[:3], kind="import_data",
@@ -210,7 +214,7 @@ class DatasetService:
     def export_data(self, name: str, output_config: dict[str, Any]) -> OperationView:
         prefix = validation.output_prefix(output_config, self.sv.blobs)
         with self.sv.db.tx() as s:
-            ds = self.row(s, name)
+            ds = self.locked(s, name)  # not queued for a dataset whose delete is committing
             op = new_operation(s, project=ds.project, location=ds.location, prefix=ds.id[:3], kind="export_data",
                                details_key="exportDataDetails", works_on=name,
                                max_attempts=self.sv.settings.max_attempts,

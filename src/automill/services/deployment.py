@@ -24,13 +24,12 @@ from typing import Any, TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from automill.core.errors import AutomillError, InvalidArgument
+from automill.core.errors import AutomillError, FailedPrecondition, InvalidArgument, NotFound
 from automill.jobs import queue
 from automill.jobs.registry import JobResult
 from automill.jobs.states import JobState
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, operation_view
-from automill.serving.cache import require_files
 from automill.store.db import new_etag, utcnow
 from automill.store.tables import ModelRow, OperationRow
 
@@ -78,6 +77,20 @@ def mark_deployed(s: Session, row: ModelRow, node_count: str | None) -> None:
         row.etag = new_etag(row.id, row.update_time, "DEPLOYED")
 
 
+def cancel_pending_deploys(s: Session, name: str) -> None:
+    """Cancel the deploys of model ``name`` still loading (undeploy, delete), after its row was locked.
+
+    SKIP LOCKED: a deploy operation locked now is being ended by its load (``queue.complete`` locks
+    the operation, then the model), which will wait for our model lock and see our change; waiting
+    for it here would deadlock on PostgreSQL. SQLite ignores the clause (one writer at a time).
+    """
+    pending = (select(OperationRow).where(OperationRow.kind == "deploy_model", OperationRow.works_on == name,
+                                          OperationRow.state.in_([JobState.QUEUED, JobState.RUNNING]))
+               .with_for_update(skip_locked=True))
+    for op in s.execute(pending).scalars():
+        queue.request_cancel(s, op)
+
+
 class DeploymentService:
     def __init__(self, services: "Services") -> None:
         self.sv = services
@@ -87,8 +100,9 @@ class DeploymentService:
     def deploy(self, name: str, request: dict[str, Any]) -> OperationView:
         node_count = _node_count(request)
         with self.sv.db.tx() as s:
-            row = self.sv.models.row(s, name)
-            require_files(row.id, Path(row.artifact_dir))
+            row = self.sv.models.locked(s, name)  # after a delete: NOT_FOUND; a delete waits for this to commit
+            if not Path(row.artifact_dir).is_dir():  # the message must not name the server's folders
+                raise FailedPrecondition(f"the files of model {name} are missing")
             count = _wanted_count(row, node_count)
             common = dict(project=row.project, location=row.location, prefix=row.id[:3], kind="deploy_model",
                           details_key="deployModelDetails", works_on=name)
@@ -111,15 +125,35 @@ class DeploymentService:
             self.sv.serving.load(model_id, problem_type, model_dir)
 
             def commit(s: Session) -> None:
-                mark_deployed(s, self.sv.models.row(s, name), count)
+                # Locked: waits for a delete committing now, then finds no row (NotFound, handled below).
+                mark_deployed(s, self.sv.models.locked(s, name), count)
 
             queue.complete(db, op_id, self.owner, 1, JobResult(commit=commit), [])
-        except AutomillError as exc:
-            queue.fail(db, op_id, exc.code, exc.message, owner=self.owner, attempt=1)
         except Exception as exc:  # noqa: BLE001 - every failure must end the operation with a message
-            log.exception("deploying %s failed", name)
-            queue.fail(db, op_id, 13, f"model {name} could not be loaded for serving: {type(exc).__name__}: {exc}",
-                       owner=self.owner, attempt=1)
+            code, message = self._load_error(name, model_id, model_dir, exc)
+            queue.fail(db, op_id, code, message, owner=self.owner, attempt=1)
+        if not self._model_exists(name):
+            self.sv.serving.evict(model_id)  # loaded just as the model was deleted: serve nothing of it
+
+    def _model_exists(self, name: str) -> bool:
+        try:
+            with self.sv.db.tx() as s:
+                self.sv.models.row(s, name)
+            return True
+        except NotFound:
+            return False
+
+    def _load_error(self, name: str, model_id: str, model_dir: Path, exc: Exception) -> tuple[int, str]:
+        """A failed load -> (code, message) for the operation; never a server path or an exception's text,
+        which for file errors names the server's folders (the log keeps the details)."""
+        if not self._model_exists(name):  # the delete removed its files while they were loading
+            return NotFound.code, f"model {name} was deleted while it was being deployed"
+        if not model_dir.is_dir():
+            return FailedPrecondition.code, f"the files of model {name} are missing"
+        log.error("deploying %s (%s) failed", name, model_id, exc_info=exc)
+        if isinstance(exc, AutomillError):
+            return exc.code, exc.message
+        return 13, f"model {name} could not be loaded for serving ({type(exc).__name__}); the server log has the details"
 
     def wait_idle(self, timeout: float = 60.0) -> None:
         """Wait for the deploys this process started (used by tests)."""
@@ -129,11 +163,8 @@ class DeploymentService:
 
     def undeploy(self, name: str) -> OperationView:
         with self.sv.db.tx() as s:
-            row = self.sv.models.row(s, name)
-            pending = select(OperationRow).where(OperationRow.kind == "deploy_model", OperationRow.works_on == name,
-                                                 OperationRow.state.in_([JobState.QUEUED, JobState.RUNNING]))
-            for op in s.execute(pending).scalars():  # a deploy still loading must not redeploy after this
-                queue.request_cancel(s, op)
+            row = self.sv.models.locked(s, name)
+            cancel_pending_deploys(s, name)  # a deploy still loading must not redeploy after this
             if row.deployment_state != "UNDEPLOYED":
                 row.deployment_state = "UNDEPLOYED"
                 row.update_time = utcnow()

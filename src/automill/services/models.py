@@ -17,7 +17,8 @@ from automill.core.ids import split_name, split_parent
 from automill.problems.base import MODEL_KEYS, get_problem
 from automill.services import validation
 from automill.services.datasets import normalize_mask
-from automill.services.lookup import find
+from automill.services.deployment import cancel_pending_deploys
+from automill.services.lookup import find, lock
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, evaluation_json, model_json, operation_view
 from automill.store.db import new_etag, utcnow
@@ -47,6 +48,11 @@ class ModelService:
     def row(self, s: Session, name: str) -> ModelRow:
         return find(s, ModelRow, name, "models", "model")
 
+    def locked(self, s: Session, name: str) -> ModelRow:
+        """The row, write-locked first in the transaction: delete, deploy and undeploy of one model
+        run one after the other (see ``lock``)."""
+        return lock(s, ModelRow, name, "models", "model")
+
     # -- create = train -----------------------------------------------------------------------------
     def create(self, parent: str, model: dict[str, Any], extensions: dict[str, Any]) -> OperationView:
         project, location = split_parent(parent)
@@ -60,9 +66,10 @@ class ModelService:
         if not dataset_id:
             raise InvalidArgument("model.dataset_id is required", field="model.dataset_id")
         with self.sv.db.tx() as s:
-            ds = s.get(DatasetRow, dataset_id)
-            if ds is None or ds.project != project or ds.location != location:
+            if "/" in dataset_id:  # an ID, not a name: the name built below must not point elsewhere
                 raise NotFound(f"dataset {parent}/datasets/{dataset_id} not found")
+            # Locked, so that the dataset cannot be deleted between the checks below and the queued job.
+            ds = lock(s, DatasetRow, f"{parent}/datasets/{dataset_id}", "datasets", "dataset")
             if MODEL_KEYS[keys[0]] != ds.problem_type:
                 raise InvalidArgument(f"model.{_snake(keys[0])} does not match the dataset's problem type "
                                       f"{ds.problem_type}", field="model.model_metadata")
@@ -97,18 +104,19 @@ class ModelService:
     def _check_base(s: Session, project: str, location: str, base_id: str, ds: DatasetRow, model_type: str) -> None:
         """Resumable training: same project, location, problem type, model type and labels."""
         base = s.get(ModelRow, base_id)
-        if base is None:
+        if base is None or base.project != project or base.location != location:
+            # Another project's model answers as an unknown one: model IDs and their owners stay private.
             raise NotFound(f"base model {base_id} not found")
-        if base.project != project or base.location != location:
-            raise FailedPrecondition(f"base model {base_id} belongs to another project or location "
-                                     f"(projects/{base.project}/locations/{base.location})", field="model.base_model_id")
         if base.problem_type != ds.problem_type:
             raise FailedPrecondition(f"base model {base_id} is a {base.problem_type} model, the dataset is "
                                      f"{ds.problem_type}", field="model.base_model_id")
         if base.model_type != model_type:
             raise FailedPrecondition(f"base model {base_id} has model type {base.model_type!r}; the new model asks "
                                      f"for {model_type!r}: they must be the same", field="model.base_model_id")
-        base_meta = json.loads((Path(base.artifact_dir) / "model.json").read_text())
+        try:
+            base_meta = json.loads((Path(base.artifact_dir) / "model.json").read_text())
+        except (OSError, ValueError):  # missing or unreadable; the message must not name the server's folders
+            raise FailedPrecondition(f"base model {base_id} has no model files", field="model.base_model_id") from None
         specs = {r.id: r.display_name for r in s.execute(
             select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == ds.id)).scalars()}
         if sorted(base_meta.get("annotation_spec_ids", [])) != sorted(specs):
@@ -174,8 +182,9 @@ class ModelService:
     # -- lifecycle ----------------------------------------------------------------------------------
     def delete(self, name: str) -> OperationView:
         with self.sv.db.tx() as s:
-            row = self.row(s, name)
+            row = self.locked(s, name)  # a second delete waits here, then finds no row: NOT_FOUND
             artifact = row.artifact_dir
+            cancel_pending_deploys(s, name)  # a deploy still loading must not mark a deleted model DEPLOYED
             s.execute(delete(EvaluationRow).where(EvaluationRow.model_id == row.id))
             s.delete(row)
             op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="delete_model",
@@ -203,8 +212,10 @@ class ModelService:
             if fmt not in FORMATS:
                 raise Unimplemented(f"model_format {fmt!r} cannot be produced by Automill; supported formats: "
                                     f"{', '.join(FORMATS)} (onnx is an Automill extension)")
+            # the model type's default quantization is a TF Lite one; ONNX exports are float32
+            typed = row.problem_type == "image_classification" and fmt == "tflite"
             quantization = params.pop("quantization", "") or (
-                EXPORT_QUANTIZATION.get(row.model_type, "float32") if row.problem_type == "image_classification" else "float32")
+                EXPORT_QUANTIZATION.get(row.model_type, "float32") if typed else "float32")
             if quantization not in QUANTIZATIONS or (fmt == "onnx" and quantization != "float32"):
                 allowed = QUANTIZATIONS if fmt == "tflite" else ("float32",)
                 raise InvalidArgument(f"params.quantization {quantization!r} is not available for {fmt}; use one of "

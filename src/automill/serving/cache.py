@@ -13,7 +13,7 @@ from automill.problems.base import get_problem
 
 def require_files(model_id: str, model_dir: Path) -> None:
     if not Path(model_dir).exists():
-        raise FailedPrecondition(f"the files of model {model_id} are missing from {model_dir}")
+        raise FailedPrecondition(f"the files of model {model_id} are missing; train it again")
 
 
 class ModelCache:

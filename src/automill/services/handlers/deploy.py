@@ -18,4 +18,5 @@ def deploy_model(ctx: JobContext) -> JobResult:
         row = sv.models.row(s, req["model"])
         model_id, problem_type, model_dir = row.id, row.problem_type, Path(row.artifact_dir)
     sv.serving.load(model_id, problem_type, model_dir)  # this process serves nothing: a check that it loads
-    return JobResult(commit=lambda s: mark_deployed(s, sv.models.row(s, req["model"]), req.get("node_count")))
+    # locked as DeploymentService does: a model deleted meanwhile ends the operation NOT_FOUND
+    return JobResult(commit=lambda s: mark_deployed(s, sv.models.locked(s, req["model"]), req.get("node_count")))
