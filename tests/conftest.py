@@ -38,6 +38,8 @@ class Server:
     text_budget: int = 10
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    #: Extra AUTOMILL_* settings for this server.
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def endpoint(self) -> str:
@@ -46,7 +48,7 @@ class Server:
     def start(self, timeout: float = 60) -> "Server":
         self.log_path = self.data_dir / f"server-{self.port}-{int(time.time() * 1000)}.log"
         env = {**os.environ, "AUTOMILL_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
-               "AUTOMILL_TEXT_TRAIN_BUDGET_MILLI_NODE_HOURS": str(self.text_budget)}
+               "AUTOMILL_TEXT_TRAIN_BUDGET_MILLI_NODE_HOURS": str(self.text_budget), **self.env}
         cmd = [sys.executable, "-m", "automill", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
                "--bucket", f"automill-bench={DATASETS}", "--workers", str(self.workers)]
         if self.database_url:

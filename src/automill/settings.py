@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from automill.core.errors import InvalidArgument
+from automill.store.blobs import check_bucket_name
 
 
 def parse_buckets(specs: list[str] | str | None) -> dict[str, str]:
-    """``NAME=PATH`` items (a list, or one comma-separated string) -> {name: path}."""
+    """``NAME=PATH`` items (a list, or one comma-separated string) -> {name: path}; NAME must be a valid
+    bucket name (``--bucket ..=/srv`` would shadow the data folder's own files)."""
     if not specs:
         return {}
     items = specs.split(",") if isinstance(specs, str) else list(specs)
@@ -25,7 +27,9 @@ def parse_buckets(specs: list[str] | str | None) -> dict[str, str]:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise InvalidArgument(f"bucket mapping {item!r} must look like NAME=PATH", field="bucket")
-        out[name.strip()] = path.strip()
+        name = name.strip()
+        check_bucket_name(name, f"bucket mapping {item!r}", field="bucket")
+        out[name] = path.strip()
     return out
 
 
@@ -53,6 +57,19 @@ class Settings:
     lease_seconds: float = 10.0
     heartbeat_seconds: float = 1.0
     max_attempts: int = 2
+    #: Host header values the server answers to besides its own address ("*" = any). Loopback
+    #: servers answer to loopback names; a wildcard bind (0.0.0.0) with none set answers to any.
+    allowed_hosts: tuple[str, ...] = ()
+    #: Largest request body read (Google's API takes 40 MB); larger ones get 413 before being read.
+    max_request_bytes: int = 40 * 1024 * 1024
+    #: Operations :wait calls held at once; more get 429 RESOURCE_EXHAUSTED (poll GetOperation instead).
+    max_concurrent_waits: int = 64
+    #: Read deadlines against stalled clients (slowloris): the request head, a pause mid-body, a whole body.
+    head_timeout_seconds: float = 10.0
+    body_idle_timeout_seconds: float = 30.0
+    body_timeout_seconds: float = 300.0
+    #: Open connections at most; beyond, new ones get 503 at once.
+    max_connections: int = 1000
 
     @property
     def db_url(self) -> str:
@@ -70,10 +87,14 @@ class Settings:
             values["database_url"] = env["AUTOMILL_DATABASE_URL"]
         if "AUTOMILL_BUCKETS" in env:
             values["buckets"] = parse_buckets(env["AUTOMILL_BUCKETS"])
+        if "AUTOMILL_ALLOWED_HOSTS" in env:
+            values["allowed_hosts"] = tuple(h.strip() for h in env["AUTOMILL_ALLOWED_HOSTS"].split(",") if h.strip())
         for key, conv in (("host", str), ("port", int), ("workers", int), ("max_attempts", int),
                           ("text_train_budget_milli_node_hours", int), ("image_train_budget_milli_node_hours", int),
-                          ("lease_seconds", float),
-                          ("heartbeat_seconds", float)):
+                          ("lease_seconds", float), ("heartbeat_seconds", float),
+                          ("max_request_bytes", int), ("max_concurrent_waits", int), ("max_connections", int),
+                          ("head_timeout_seconds", float), ("body_idle_timeout_seconds", float),
+                          ("body_timeout_seconds", float)):
             name = f"AUTOMILL_{key.upper()}"
             if name in env:
                 values[key] = conv(env[name])

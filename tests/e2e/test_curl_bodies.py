@@ -110,6 +110,7 @@ def test_google_doc_curl_bodies(server: Server) -> None:
                                                                        "gcsDestination": {"outputUriPrefix": "gs://x/y"}}},
                    expect=400)
     assert "cannot be exported" in err["error"]["message"]
-    resp = requests.post(f"{server.endpoint}/v1/{PARENT}/datasets", data="{not json", timeout=10)
+    resp = requests.post(f"{server.endpoint}/v1/{PARENT}/datasets", data="{not json", timeout=10,
+                         headers={"Content-Type": "application/json"})
     assert resp.status_code == 400 and "Invalid JSON" in resp.json()["error"]["message"]
     assert requests.get(f"{server.endpoint}/v2/{PARENT}/datasets", timeout=10).status_code == 404

@@ -8,6 +8,8 @@ form. Responses go the other way. The few differences between v1 and v1beta1 liv
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from google.cloud import automl_v1, automl_v1beta1
@@ -35,15 +37,47 @@ def message_type(version: str, type_name: str) -> Any:
     return getattr(VERSIONS[version], type_name)
 
 
+#: JSON nested deeper than this is refused (no API message nests more than a dozen levels).
+MAX_JSON_DEPTH = 64
+#: Integer literals longer than this are read as infinity, which every numeric field refuses by
+#: name (Python refuses to convert over 4,300 digits, and no API number needs 40).
+MAX_INT_DIGITS = 40
+
+
+def _int(text: str) -> int | float:
+    return int(text) if len(text) <= MAX_INT_DIGITS else float("inf") if text[0] != "-" else float("-inf")
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidArgument(f"Invalid JSON payload received: {name} is not JSON")
+
+
+def _depth_ok(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     if not raw or not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidArgument(f"Invalid JSON payload received: {exc}") from None
+        body = json.loads(raw, parse_int=_int, parse_constant=_no_constant)
+    except RecursionError:
+        raise InvalidArgument(f"Invalid JSON payload received: nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise InvalidArgument(f"Invalid JSON payload received: {str(exc)[:200]}") from None
     if not isinstance(body, dict):
         raise InvalidArgument("Invalid JSON payload received: the body must be a JSON object")
+    if not _depth_ok(body):
+        raise InvalidArgument(f"Invalid JSON payload received: nested deeper than {MAX_JSON_DEPTH} levels")
     return body
 
 
@@ -51,13 +85,46 @@ def decode(version: str, type_name: str, body: dict[str, Any], *, field: str = "
     """Validate ``body`` as ``type_name`` of ``version`` and return its v1 JSON form."""
     cls = message_type(version, type_name)
     msg = cls.pb()()
+    _objects_are_objects(msg.DESCRIPTOR, body, field or type_name[:1].lower() + type_name[1:])
     try:
         json_format.ParseDict(body, msg, ignore_unknown_fields=False)
-    except json_format.ParseError as exc:
+    except (json_format.ParseError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         where = f" in {field}" if field else ""
-        raise InvalidArgument(f"Invalid JSON payload received{where}: {exc}") from None
+        raise InvalidArgument(f"Invalid JSON payload received{where}: {str(exc)[:300]}",
+                              field=_parse_error_field(str(exc)) or field or None) from None
     out = json_format.MessageToDict(msg, preserving_proto_field_name=False)
     return to_v1(version, type_name, out)
+
+
+def _parse_error_field(message: str) -> str:
+    """json_format's "... at Model.imageClassificationModelMetadata.trainBudgetMilliNodeHours." ->
+    "model.imageClassificationModelMetadata.trainBudgetMilliNodeHours" ('' when it names none)."""
+    m = re.search(r" at ([A-Za-z_][\w.]*?)\.?$", message.strip())
+    if not m or "." not in m.group(1):
+        return ""
+    head, _, rest = m.group(1).partition(".")
+    return f"{head[:1].lower()}{head[1:]}.{rest}"
+
+
+def _objects_are_objects(descriptor: Any, body: dict[str, Any], where: str) -> None:
+    """A message-typed field given as a string or number gets an error naming it (protobuf's own
+    message for that case speaks of a field named after the string's first character)."""
+    for f in descriptor.fields:
+        if f.message_type is None or f.is_repeated:
+            continue
+        for key in (f.json_name, f.name):
+            value = body.get(key)
+            if value is not None and not isinstance(value, dict) and f.message_type.full_name not in _WELL_KNOWN:
+                raise InvalidArgument(f"{where}.{key} must be a JSON object, got a {type(value).__name__}",
+                                      field=f"{where}.{key}")
+
+
+#: Message types whose JSON form is not an object (timestamps, durations, wrappers, values).
+_WELL_KNOWN = {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask",
+               "google.protobuf.Value", "google.protobuf.ListValue", "google.protobuf.StringValue",
+               "google.protobuf.Int64Value", "google.protobuf.Int32Value", "google.protobuf.BoolValue",
+               "google.protobuf.DoubleValue", "google.protobuf.FloatValue", "google.protobuf.UInt64Value",
+               "google.protobuf.UInt32Value", "google.protobuf.BytesValue"}
 
 
 def pop_model_extensions(version: str, model: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +139,7 @@ def pop_model_extensions(version: str, model: dict[str, Any]) -> dict[str, Any]:
     ext: dict[str, Any] = {}
     for alias in ("baseModelId", "base_model_id"):
         if alias in model:  # Google's resumable-training body puts it at the top level
-            base = model.pop(alias)
+            base = _extension_value(f"model.{alias}", "baseModelId", model.pop(alias))
             ic = [k for k in model if _camel(k) == "imageClassificationModelMetadata"]
             if ic:
                 model[ic[0]] = {**model[ic[0]], "baseModelId": base}
@@ -84,19 +151,47 @@ def pop_model_extensions(version: str, model: dict[str, Any]) -> dict[str, Any]:
             meta = dict(model[key])
             for name, canonical in _EXTENSION_FIELDS.items():
                 if name in meta:
-                    ext[canonical] = meta.pop(name)
+                    ext[canonical] = _extension_value(f"model.{key}.{name}", canonical, meta.pop(name))
             model[key] = meta
         if version == "v1" and ckey == "imageClassificationModelMetadata" and isinstance(model[key], dict):
             meta = dict(model[key])
             for alias in ("trainBudget", "train_budget"):
                 if alias in meta:
-                    hours = meta.pop(alias)
-                    try:
-                        meta.setdefault("trainBudgetMilliNodeHours", str(int(float(hours) * 1000)))
-                    except (TypeError, ValueError):
-                        raise InvalidArgument(f"trainBudget must be a number of node hours, got {hours!r}") from None
+                    hours = _number(f"model.{key}.{alias}", meta.pop(alias), "a number of node hours")
+                    meta.setdefault("trainBudgetMilliNodeHours", str(round(hours * 1000)))
             model[key] = meta
     return ext
+
+
+#: The largest budget any field may name: a year of node hours (services check the real limits).
+_MAX_BUDGET = 1000 * 24 * 366
+
+
+def _number(field: str, value: Any, what: str) -> float:
+    """A finite, non-negative JSON number or numeric string, at most a year of node hours."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InvalidArgument(f"{field} must be {what}, got a {type(value).__name__}", field=field)
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(f"{field} must be {what}, got {str(value)[:40]!r}", field=field) from None
+    if not math.isfinite(number) or not 0 <= number <= _MAX_BUDGET:
+        raise InvalidArgument(f"{field} must be {what} between 0 and {_MAX_BUDGET}, got {str(value)[:40]}",
+                              field=field)
+    return number
+
+
+def _extension_value(field: str, canonical: str, value: Any) -> Any:
+    """Check an Automill extension field's JSON type: the budget an int64 (number or string), the
+    model type and base model id strings."""
+    if canonical == "trainBudgetMilliNodeHours":
+        number = _number(field, value, "an integer number of milli node hours")
+        if number != int(number):
+            raise InvalidArgument(f"{field} must be an integer, got {value}", field=field)
+        return str(int(number))
+    if not isinstance(value, str) or len(value) > 128:
+        raise InvalidArgument(f"{field} must be a string of at most 128 characters", field=field)
+    return value
 
 
 def to_v1(version: str, type_name: str, data: dict[str, Any]) -> dict[str, Any]:

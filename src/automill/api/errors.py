@@ -12,7 +12,7 @@ HTTP_STATUS = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9
 
 
 def error_body(exc: AutomillError) -> tuple[int, dict[str, Any]]:
-    http = HTTP_STATUS.get(exc.code, 500)
+    http = getattr(exc, "http_status", None) or HTTP_STATUS.get(exc.code, 500)
     err: dict[str, Any] = {"code": http, "message": exc.message, "status": exc.status}
     if exc.field:
         err["details"] = [{"@type": "type.googleapis.com/google.rpc.BadRequest",

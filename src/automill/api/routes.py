@@ -5,14 +5,18 @@ Each route: (HTTP method, path regex, versions, handler). Names come from the UR
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from automill.api import codec
-from automill.core.errors import InvalidArgument, NotFound, Unimplemented
+from automill.core.errors import InvalidArgument, NotFound, ResourceExhausted, Unimplemented
 from automill.services.container import Services
 
 LOC = r"projects/[^/:]+/locations/[^/:]+"
@@ -247,18 +251,47 @@ def delete_operation(c: Call) -> Any:
     return {}
 
 
-@route("POST", rf"{LOC}/operations/{SEG}:wait")
-def wait_operation(c: Call) -> Any:
-    raw = str(c.body.get("timeout", "") or "30s").rstrip("s")
+#: :wait calls being held now (all on the event loop's thread, so a plain counter is safe).
+_waiting = 0
+WAIT_POLL_SECONDS = 0.25
+MAX_WAIT_SECONDS = 60.0
+
+
+def wait_timeout(body: dict[str, Any]) -> float:
+    """``timeout`` of a WaitOperationRequest (a Duration: "30s", "1.5s"; default 30 s, at most 60 s)."""
+    raw = body.get("timeout", "") or "30s"
+    text = str(raw).strip()
     try:
-        timeout = min(float(raw), 60.0)
+        seconds = float(text[:-1] if text.endswith("s") else text)
     except ValueError:
-        raise InvalidArgument(f"timeout {raw!r} must be a duration like '30s'", field="timeout") from None
-    end = time.monotonic() + timeout
-    view = c.sv.operations.get(c.name)
-    while not view.done and time.monotonic() < end:
-        time.sleep(0.25)
-        view = c.sv.operations.get(c.name)
+        seconds = float("nan")
+    if not math.isfinite(seconds) or seconds < 0 or len(text) > 32:
+        raise InvalidArgument(f"timeout {text[:40]!r} must be a duration like '30s'", field="timeout")
+    return min(seconds, MAX_WAIT_SECONDS)
+
+
+@route("POST", rf"{LOC}/operations/{SEG}:wait")
+async def wait_operation(c: Call) -> Any:
+    """Hold the call until the operation is done or the timeout passes, without holding a thread:
+    each poll borrows one for a database read, and the wait between polls is a timer."""
+    global _waiting
+    timeout = wait_timeout(c.body)
+    view = await run_in_threadpool(c.sv.operations.get, c.name)
+    if view.done or timeout <= 0:
+        return op(c, view)
+    if _waiting >= c.sv.settings.max_concurrent_waits:
+        busy = ResourceExhausted(f"too many :wait calls are being held ({c.sv.settings.max_concurrent_waits}); "
+                                 "retry in a second or poll GetOperation")
+        busy.retry_after = 1  # type: ignore[attr-defined]
+        raise busy
+    _waiting += 1
+    try:
+        end = time.monotonic() + timeout
+        while not view.done and time.monotonic() < end:
+            await asyncio.sleep(min(WAIT_POLL_SECONDS, max(0.0, end - time.monotonic())))
+            view = await run_in_threadpool(c.sv.operations.get, c.name)
+    finally:
+        _waiting -= 1
     return op(c, view)
 
 

@@ -13,6 +13,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+#: Tokens this server issues are under 100 characters plus the list's scope (parent and filter).
+MAX_TOKEN_CHARS = 8192
 
 
 def page_size(requested: int | None) -> int:
@@ -30,13 +32,15 @@ def decode_token(token: str | None, scope: str) -> int:
     """-> the sequence number to start after (0 for the first page)."""
     if not token:
         return 0
+    if len(token) > MAX_TOKEN_CHARS:
+        raise InvalidArgument("page_token is not a token this server issued", field="page_token")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
         after, tok_scope = data["a"], str(data["s"])
         if type(after) is not int or not 0 <= after < 2**62:
             raise ValueError(after)
-    except (ValueError, KeyError, TypeError, OverflowError):
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
         raise InvalidArgument("page_token is not a token this server issued", field="page_token") from None
     if tok_scope != scope:
         raise InvalidArgument("page_token belongs to a different list call (parent or filter changed)",

@@ -1,0 +1,165 @@
+"""The door's checks that run before any route: Host, Origin, Content-Type and body size.
+
+A pure ASGI middleware, so that a refused request costs no body read and no thread:
+
+- ``Host`` must name this server (a browser on a loopback server would otherwise talk to a
+  rebinding attacker's DNS name: DNS rebinding). Loopback servers answer to loopback names and
+  addresses; others to their address and the names in ``allowed_hosts`` (any host when bound to a
+  wildcard address and no names are configured: there the Host header protects nothing).
+- A mutating request (POST, PATCH, PUT, DELETE) from a web page of another origin is refused: a
+  browser sends ``Origin`` on every cross-origin non-GET request.
+- A mutating request with a body must say ``Content-Type: application/json``: the content types a
+  cross-site HTML form or ``no-cors`` fetch can send (text/plain, form-urlencoded, multipart) are
+  refused, as Google's API does.
+- A body over ``max_body_bytes`` is refused with 413 before it is read (declared length), or as
+  soon as the bytes read pass the limit (chunked bodies).
+
+Every refusal is a google.rpc.Status JSON body, like the API's own errors.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from automill.api.errors import error_body
+from automill.core.errors import AutomillError, InvalidArgument, PermissionDenied
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MUTATING = {"POST", "PATCH", "PUT", "DELETE"}
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+WILDCARDS = {"0.0.0.0", "::", ""}
+
+
+class PayloadTooLarge(InvalidArgument):
+    """A request body over the server's limit (HTTP 413)."""
+
+    http_status = 413
+
+
+class UnsupportedMediaType(InvalidArgument):
+    """A mutating request whose body is not JSON (HTTP 415)."""
+
+    http_status = 415
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_only(netloc: str) -> str:
+    """``name:port``, ``[::1]:8080`` or ``name`` -> the lower-cased name or address."""
+    netloc = netloc.strip().lower()
+    if netloc.startswith("["):
+        return netloc[1:netloc.find("]")] if "]" in netloc else netloc
+    if netloc.count(":") == 1:
+        return netloc.split(":", 1)[0]
+    return netloc
+
+
+class HostPolicy:
+    """Which ``Host`` header values a server bound to ``bind_host`` answers to."""
+
+    def __init__(self, bind_host: str, allowed_hosts: Iterable[str] = ()) -> None:
+        self.names = {host_only(h) for h in allowed_hosts if h.strip()}
+        self.any = "*" in self.names or (bind_host.strip("[]") in WILDCARDS and not self.names)
+        self.loopback_ok = _is_loopback(bind_host) or not self.names or bind_host.strip("[]") in WILDCARDS
+        if not _is_loopback(bind_host) and bind_host.strip("[]") not in WILDCARDS:
+            self.names.add(host_only(bind_host))
+
+    def allows(self, host: str) -> bool:
+        if self.any:
+            return True
+        return host in self.names or (self.loopback_ok and _is_loopback(host))
+
+
+async def send_error(send: Send, exc: AutomillError, status: int | None = None,
+                     headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    http, payload = error_body(exc)
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status or http,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, *, policy: HostPolicy, max_body_bytes: int) -> None:
+        self.app = app
+        self.policy = policy
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            self.check(scope["method"], headers)
+        except AutomillError as exc:
+            await send_error(send, exc, getattr(exc, "http_status", None))
+            return
+        await self.app(scope, self._limited(receive), send)
+
+    def check(self, method: str, headers: dict[str, str]) -> None:
+        host = headers.get("host", "")
+        if not self.policy.allows(host_only(host)):
+            raise InvalidArgument(f"Host {host[:100]!r} is not a name this server answers to; "
+                                  "add it with --allowed-host (AUTOMILL_ALLOWED_HOSTS)", field="Host")
+        if method not in MUTATING:
+            return
+        origin = headers.get("origin", "")
+        if origin and origin != "null" and not self._same_origin(origin, host):
+            raise PermissionDenied(f"cross-site request refused: Origin {origin[:100]!r} is not this server")
+        if origin == "null":
+            raise PermissionDenied("cross-site request refused: Origin 'null' (a sandboxed page or file)")
+        length = headers.get("content-length", "")
+        if length:
+            if not length.isdigit():
+                raise InvalidArgument("Content-Length must be a number of bytes", field="Content-Length")
+            if int(length) > self.max_body_bytes:
+                raise PayloadTooLarge(f"request body of {int(length)} bytes is over this server's limit of "
+                                      f"{self.max_body_bytes} bytes (--max-request-bytes)")
+        has_body = (length not in ("", "0")) or "transfer-encoding" in headers
+        ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if (has_body or ctype) and ctype != "application/json":
+            raise UnsupportedMediaType(
+                f"Content-Type {ctype or 'missing'!r} is not accepted on {method}: send a JSON body with "
+                "'Content-Type: application/json' (curl: -H 'Content-Type: application/json')",
+                field="Content-Type")
+
+    @staticmethod
+    def _same_origin(origin: str, host: str) -> bool:
+        """The page's origin names this server (its scheme is not compared: behind a TLS proxy
+        the server sees http while the browser's origin is https)."""
+        parts = urlsplit(origin)
+        return parts.scheme in ("http", "https") and bool(parts.netloc) and parts.netloc.lower() == host.lower()
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+        limit = self.max_body_bytes
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise PayloadTooLarge(f"request body is over this server's limit of {limit} bytes "
+                                          "(--max-request-bytes)")
+            return message
+
+        return wrapped
