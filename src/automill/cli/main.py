@@ -15,8 +15,11 @@ from automill.cli import client
 from automill.settings import Settings, parse_buckets
 
 app = typer.Typer(help="Automill: self-hosted AutoML with the Google Cloud AutoML API.", no_args_is_help=True)
+app.add_typer(client.config, name="config")
 app.add_typer(client.datasets, name="datasets")
+app.add_typer(client.annotation_specs, name="annotation-specs")
 app.add_typer(client.models, name="models")
+app.add_typer(client.evaluations, name="evaluations")
 app.add_typer(client.operations, name="operations")
 app.command("predict")(client.predict)
 
@@ -55,15 +58,23 @@ def serve(
     database_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL (env AUTOMILL_DATABASE_URL; default SQLite in the data dir)."),
     bucket: Optional[list[str]] = typer.Option(None, "--bucket", help=BUCKET_HELP),
     workers: Optional[int] = typer.Option(None, help="Local worker processes (env AUTOMILL_WORKERS, default 2; 0 = none)."),
+    allowed_host: Optional[list[str]] = typer.Option(
+        None, "--allowed-host", help="A Host name clients use to reach the server, e.g. automill.example.com "
+        "(repeatable; env AUTOMILL_ALLOWED_HOSTS=a,b; '*' = any)."),
+    max_request_bytes: Optional[int] = typer.Option(
+        None, help="Largest request body in bytes (env AUTOMILL_MAX_REQUEST_BYTES, default 41943040 = 40 MB)."),
 ) -> None:
     """Run the API server (and local workers) on embedded defaults: SQLite + local folders."""
     import uvicorn
 
     from automill.api.app import create_app
+    from automill.api.protocol import GuardedH11Protocol
     from automill.services.container import Services
 
     _logging()
-    settings = _settings(data_dir, database_url, bucket, host=host, port=port, workers=workers)
+    settings = _settings(data_dir, database_url, bucket, host=host, port=port, workers=workers,
+                         allowed_hosts=tuple(allowed_host) if allowed_host else None,
+                         max_request_bytes=max_request_bytes)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     services = Services(settings)
     services.db.migrate()
@@ -71,7 +82,11 @@ def serve(
     logging.getLogger("automill").info("serving on http://%s:%d (data in %s, %d workers)", settings.host,
                                        settings.port, settings.data_dir.resolve(), len(procs))
     try:
-        uvicorn.run(create_app(services), host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.run(create_app(services), host=settings.host, port=settings.port, log_level="warning",
+                    http=GuardedH11Protocol.configure(head_timeout=settings.head_timeout_seconds,
+                                                      body_idle_timeout=settings.body_idle_timeout_seconds,
+                                                      body_timeout=settings.body_timeout_seconds),
+                    limit_concurrency=settings.max_connections)
     finally:
         for p in procs:
             p.terminate()
