@@ -52,6 +52,9 @@ class Settings:
     #: Default training budget for image models when a request sets none. Google's default (24,000,
     #: a day of its accelerators) would be a day of CPU here; early stopping usually ends sooner.
     image_train_budget_milli_node_hours: int = 1000
+    #: Caps every training's budget (0 = no cap): an administrator's quota. A request asking for more
+    #: trains with the cap, and the model's trainBudgetMilliNodeHours says so.
+    max_train_budget_milli_node_hours: int = 0
     #: A job lease; a worker renews it every ``heartbeat_seconds``. An expired lease means the
     #: worker died: the job is retried (up to ``max_attempts``) or failed.
     lease_seconds: float = 10.0
@@ -91,6 +94,7 @@ class Settings:
             values["allowed_hosts"] = tuple(h.strip() for h in env["AUTOMILL_ALLOWED_HOSTS"].split(",") if h.strip())
         for key, conv in (("host", str), ("port", int), ("workers", int), ("max_attempts", int),
                           ("text_train_budget_milli_node_hours", int), ("image_train_budget_milli_node_hours", int),
+                          ("max_train_budget_milli_node_hours", int),
                           ("lease_seconds", float), ("heartbeat_seconds", float),
                           ("max_request_bytes", int), ("max_concurrent_waits", int), ("max_connections", int),
                           ("head_timeout_seconds", float), ("body_idle_timeout_seconds", float),

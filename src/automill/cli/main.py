@@ -63,6 +63,8 @@ def serve(
         "(repeatable; env AUTOMILL_ALLOWED_HOSTS=a,b; '*' = any)."),
     max_request_bytes: Optional[int] = typer.Option(
         None, help="Largest request body in bytes (env AUTOMILL_MAX_REQUEST_BYTES, default 41943040 = 40 MB)."),
+    max_train_budget_milli_node_hours: Optional[int] = typer.Option(
+        None, help="Cap on every training's budget (env AUTOMILL_MAX_TRAIN_BUDGET_MILLI_NODE_HOURS; 0 = none)."),
 ) -> None:
     """Run the API server (and local workers) on embedded defaults: SQLite + local folders."""
     import uvicorn
@@ -74,7 +76,8 @@ def serve(
     _logging()
     settings = _settings(data_dir, database_url, bucket, host=host, port=port, workers=workers,
                          allowed_hosts=tuple(allowed_host) if allowed_host else None,
-                         max_request_bytes=max_request_bytes)
+                         max_request_bytes=max_request_bytes,
+                         max_train_budget_milli_node_hours=max_train_budget_milli_node_hours)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     services = Services(settings)
     services.db.migrate()

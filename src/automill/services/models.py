@@ -125,6 +125,13 @@ class ModelService:
                                      field="model.base_model_id")
 
     def _budget(self, raw: Any, problem_type: str) -> int:
+        """The training budget: the request's, or the server's default, never over the server's cap
+        (``max_train_budget_milli_node_hours``; the model reports the budget it really had)."""
+        cap = self.sv.settings.max_train_budget_milli_node_hours
+        value = self._requested_budget(raw, problem_type)
+        return min(value, cap) if cap > 0 else value
+
+    def _requested_budget(self, raw: Any, problem_type: str) -> int:
         if raw in (None, "", 0, "0"):
             if problem_type.startswith("image_"):
                 return self.sv.settings.image_train_budget_milli_node_hours
