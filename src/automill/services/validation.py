@@ -56,4 +56,5 @@ def output_prefix(output_config: dict, blobs: object) -> str:  # type: ignore[ty
                               field="output_config.gcs_destination.output_uri_prefix")
     split_gs(prefix)
     blobs.resolve(prefix)  # type: ignore[attr-defined]
+    blobs.check_writable(prefix)  # type: ignore[attr-defined]
     return prefix

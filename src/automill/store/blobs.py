@@ -11,6 +11,8 @@ Local files are opened without blocking and without following a final symlink, a
 files are read or written: a named pipe, socket or device in a bucket is refused at once instead
 of hanging a worker. Errors of the storage become AutomillErrors that name the gs:// URI, never a
 server path (:func:`storage_error`).
+
+``gs://automill-samples`` is built in: the package's sample data, read-only, on every server.
 """
 
 from __future__ import annotations
@@ -201,12 +203,26 @@ class _Target:
     local: bool
 
 
+#: Buckets every server has, read-only: the sample data shipped in the package (samples/README.md).
+BUILTIN_BUCKETS = {"automill-samples": Path(__file__).resolve().parents[1] / "samples"}
+
+
 class BlobStore:
     def __init__(self, data_dir: Path, buckets: dict[str, str]) -> None:
         self.data_dir = Path(data_dir)
         for name in buckets:
             check_bucket_name(name, "bucket mapping", field="bucket")
+            if name in BUILTIN_BUCKETS:
+                raise InvalidArgument(f"bucket mapping {name!r}: gs://{name} is built in (the sample data); "
+                                      "map another name", field="bucket")
         self.buckets = dict(buckets)
+
+    def check_writable(self, uri: str) -> None:
+        """Refuse writes to a built-in bucket before any work is queued."""
+        bucket, _ = split_gs(uri)
+        if bucket in BUILTIN_BUCKETS:
+            raise PermissionDenied(f"gs://{bucket} is read-only (Automill's sample data): write to a bucket of "
+                                   "your own, e.g. gs://my-bucket/out")
 
     # -- resolution -------------------------------------------------------------------------------
     def resolve(self, uri: str) -> tuple[Any, str]:
@@ -229,6 +245,8 @@ class BlobStore:
 
     def _local_root(self, uri: str, bucket: str) -> Path | None:
         """The resolved folder of a local bucket, or None for an object store (``s3://...``)."""
+        if bucket in BUILTIN_BUCKETS:
+            return BUILTIN_BUCKETS[bucket].resolve()
         root = self.buckets.get(bucket)
         if root is None:
             return self._default_root(uri, bucket)
@@ -310,6 +328,7 @@ class BlobStore:
     # -- writing ----------------------------------------------------------------------------------
     @contextmanager
     def open_write(self, uri: str, mode: str = "wb") -> Iterator[IO[Any]]:
+        self.check_writable(uri)
         target = self._target(uri)
         with _storage_errors(uri, writing=True, file_in_the_way=lambda: self._file_in_the_way(target)):
             fh = self._open_for_write(uri, target, mode)
