@@ -292,17 +292,41 @@ def test_fail_with_cancelled_state(db: Database) -> None:
 
 # -- progress --------------------------------------------------------------------------------------
 
-def test_set_progress_is_clamped_and_owned(db: Database) -> None:
+def test_set_progress_is_clamped_monotonic_and_owned(db: Database) -> None:
+    """A running job shows at most 99 (100 is ``complete``'s), never less than it showed before."""
     op = enqueue(db)
     row = claimed(db)
-    queue.set_progress(db, op, OWNER, row.attempt, 42)
-    assert get(db, op).progress_percent == 42
+    queue.set_progress(db, op, OWNER, row.attempt, 42, "trial 1 of 3")
+    assert (get(db, op).progress_percent, get(db, op).stage) == (42, "trial 1 of 3")
     queue.set_progress(db, op, OWNER, row.attempt, 250)
-    assert get(db, op).progress_percent == 100
+    assert (get(db, op).progress_percent, get(db, op).stage) == (99, "trial 1 of 3")
     queue.set_progress(db, op, OWNER, row.attempt, -5)
-    assert get(db, op).progress_percent == 0
-    queue.set_progress(db, op, "intruder", row.attempt, 77)
-    assert get(db, op).progress_percent == 0
+    assert get(db, op).progress_percent == 99
+    queue.set_progress(db, op, "intruder", row.attempt, 77, "hijacked")
+    assert (get(db, op).progress_percent, get(db, op).stage) == (99, "trial 1 of 3")
+    assert queue.complete(db, op, OWNER, row.attempt, JobResult(result={}), [])
+    assert (get(db, op).progress_percent, get(db, op).stage) == (100, None)
+
+
+def test_job_context_progress_is_monotonic_and_throttled(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most one write a second; a value held back is written when the second is over."""
+    from automill.jobs.context import JobContext
+
+    op = enqueue(db)
+    row = claimed(db)
+    writes: list[tuple[int, str | None]] = []
+    real = queue.set_progress
+    monkeypatch.setattr(queue, "set_progress", lambda *a: (writes.append((a[4], a[5])), real(*a))[1])
+    ctx = JobContext(db=db, op_id=op, kind="k", request={}, owner=OWNER, attempt=row.attempt, project="p", location="l")
+    ctx.progress(10, stage="reading rows: 1 of 3")
+    for pct in (20, 5, 30, 150):
+        ctx.progress(pct)
+    ctx.progress(40, stage="reading rows: 2 of 3")
+    assert writes == [(10, "reading rows: 1 of 3")]
+    time.sleep(1.3)  # the held-back value is written by the timer
+    assert writes == [(10, "reading rows: 1 of 3"), (99, "reading rows: 2 of 3")]
+    assert (get(db, op).progress_percent, get(db, op).stage) == (99, "reading rows: 2 of 3")
+    ctx.close()
 
 
 # -- sweep -----------------------------------------------------------------------------------------

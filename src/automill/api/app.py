@@ -66,6 +66,7 @@ def create_app(services: Services) -> Any:
                 body = await run_in_threadpool(codec.parse_body, raw) if len(raw) > 65536 else codec.parse_body(raw)
             query = {k: v for k, v in request.query_params.items() if not k.startswith("$")}
             call = Call(version=version, name=name, body=body, query=query, sv=services)
+            call.google_client = "x-goog-api-client" in request.headers
             if inspect.iscoroutinefunction(handler):
                 result: Any = await handler(call)
             else:

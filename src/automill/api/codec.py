@@ -240,8 +240,10 @@ def _type_url(version: str, type_name: str) -> str:
 _METADATA_FIELDS = {v: {f.json_name for f in VERSIONS[v].OperationMetadata.pb().DESCRIPTOR.fields} for v in VERSIONS}
 
 
-def operation_json(view: OperationView, version: str) -> dict[str, Any]:
-    """A google.longrunning.Operation with exactly the fields the strict operations client knows."""
+def operation_json(view: OperationView, version: str, *, extensions: bool = False) -> dict[str, Any]:
+    """A google.longrunning.Operation with exactly the fields the strict operations client knows;
+    ``extensions`` (callers that are not Google's client libraries) adds Automill's fields:
+    ``metadata.stage`` and a Model response's text training fields (as GetModel has them)."""
     meta: dict[str, Any] = {"@type": _type_url(version, "OperationMetadata"),
                             "createTime": view.create_time, "updateTime": view.update_time}
     if view.details_key in _METADATA_FIELDS[version]:
@@ -251,6 +253,8 @@ def operation_json(view: OperationView, version: str) -> dict[str, Any]:
         meta[view.details_key] = details
     if view.progress_percent:
         meta["progressPercent"] = view.progress_percent
+    if extensions and view.stage:
+        meta["stage"] = view.stage
     if view.partial_failures:
         meta["partialFailures"] = [{"code": int(f.get("code", 2)), "message": str(f.get("message", ""))}
                                    for f in view.partial_failures[:20]]
@@ -260,6 +264,11 @@ def operation_json(view: OperationView, version: str) -> dict[str, Any]:
         if view.error_code:
             out["error"] = {"code": view.error_code, "message": view.error_message}
         else:
-            body = from_v1(version, view.result_type, view.result or {}) if view.result_type != "Empty" else {}
+            if view.result_type == "Empty":
+                body = {}
+            elif extensions and view.result_type == "Model":
+                body = with_extensions(version, view.result or {})
+            else:
+                body = from_v1(version, view.result_type, view.result or {})
             out["response"] = {"@type": _type_url(version, view.result_type), **body}
     return out

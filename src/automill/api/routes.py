@@ -30,6 +30,9 @@ class Call:
     body: dict[str, Any]
     query: dict[str, str]
     sv: Services
+    #: The caller is one of Google's client libraries (it sends ``x-goog-api-client``): its strict
+    #: operations client refuses Automill's extension fields inside an Operation.
+    google_client: bool = False
 
     def q_int(self, key: str) -> int:
         raw = self.query.get(key, "")
@@ -56,7 +59,7 @@ def route(method: str, pattern: str, versions: tuple[str, ...] = BOTH, *,
 
 
 def op(c: Call, view: Any) -> dict[str, Any]:
-    return codec.operation_json(view, c.version)
+    return codec.operation_json(view, c.version, extensions=not c.google_client)
 
 
 def no_bigquery(config: dict[str, Any], key: str) -> None:
@@ -231,7 +234,7 @@ def tables(c: Call) -> Any:
 def list_operations(c: Call) -> Any:
     items, token = c.sv.operations.list(c.name, c.query.get("filter", ""), c.q_int("pageSize"),
                                         c.query.get("pageToken", ""))
-    return listing([codec.operation_json(v, c.version) for v in items], "operations", token)
+    return listing([op(c, v) for v in items], "operations", token)
 
 
 @route("GET", rf"{LOC}/operations/{SEG}")

@@ -21,6 +21,7 @@ from typing import Any
 from automill.core.deadline import BudgetExhausted, Deadline
 from automill.core.errors import FailedPrecondition
 from automill.engine.model_types import text_preset
+from automill.engine.progress import two_args
 from automill.learners.minilm_ner import MiniLMTokenClassifier
 from automill.learners.spacy_ner import SpacyNER
 
@@ -48,6 +49,8 @@ EXTRACTION_PRESETS: dict[str, tuple[Stage, ...]] = {
     "mobile-high-accuracy-1": (Stage("minilm_ner", 1.0, {"epochs": 8.0}),),
 }
 LEARNERS: dict[str, type] = {"spacy_ner": SpacyNER, "minilm_ner": MiniLMTokenClassifier}
+#: What a person reads in the operation's stage while a learner trains.
+STAGE_TEXT = {"spacy_ner": "training the spaCy entity tagger", "minilm_ner": "fine-tuning the MiniLM entity tagger"}
 
 
 @dataclass
@@ -70,12 +73,13 @@ def hold_out(texts: Sequence[str], spans: Sequence[SpanList], fraction: float = 
 
 def fit_extraction(texts: Sequence[str], spans: Sequence[SpanList], valid_texts: Sequence[str] = (),
                    valid_spans: Sequence[SpanList] = (), *, deadline: Deadline, model_type: str = "",
-                   progress: Callable[[float], None] = lambda pct: None, base: Any = None) -> ExtractionFitResult:
+                   progress: Callable[..., None] = lambda pct, stage=None: None, base: Any = None) -> ExtractionFitResult:
     """Train the model type's learners in turn within ``deadline``; keep the best on validation F1.
 
     ``base`` (a fitted learner of an earlier model of the same type and labels) makes this
     resumable training: only the base's family is trained, starting from its weights.
     """
+    report = two_args(progress)
     name = text_preset(model_type)[0]
     stages = EXTRACTION_PRESETS[name]
     if base is not None:
@@ -91,6 +95,9 @@ def fit_extraction(texts: Sequence[str], spans: Sequence[SpanList], valid_texts:
         if deadline.expired():
             break
         seconds = deadline.remaining() * (1.0 if last else stage.share)
+        best_f1 = f", best validation F1 {best[0]:.3f}" if best[1] is not None else ""
+        report(2 + 83 * deadline.fraction_used(),
+               f"learner {i + 1} of {len(stages)}: {STAGE_TEXT.get(stage.family, stage.family)}{best_f1}")
         learner = LEARNERS[stage.family](**stage.params)
         kwargs = {"init": base} if base is not None else {}
         try:
@@ -105,7 +112,9 @@ def fit_extraction(texts: Sequence[str], spans: Sequence[SpanList], valid_texts:
         log.info("extraction: %s valid F1 %.4f", stage.family, f1)
         if f1 > best[0]:
             best = (f1, learner)
-        progress(2 + 83 * deadline.fraction_used())
+        report(2 + 83 * deadline.fraction_used(),
+               f"learner {i + 1} of {len(stages)} done: {STAGE_TEXT.get(stage.family, stage.family)}, "
+               f"validation F1 {f1:.3f}")
     if best[1] is None:
         if trials and all("error" in t for t in trials):
             raise BudgetExhausted("; ".join(t["error"] for t in trials))

@@ -23,6 +23,7 @@ import numpy as np
 
 from automill.core.deadline import BudgetExhausted, Deadline
 from automill.engine.model_types import text_preset
+from automill.engine.progress import two_args
 from automill.learners import embedding_linear, minilm, tfidf_linear
 
 log = logging.getLogger("automill.engine")
@@ -226,11 +227,42 @@ def _refit(indices: Iterable[int], fitted: list[tuple[str, dict[str, Any], Any, 
     return out
 
 
+#: What a person reads in the operation's stage while a family trains.
+FAMILY_TEXT = {"tfidf_linear": "TF-IDF + linear model", "minilm_linear": "MiniLM embeddings + linear model",
+               "minilm_finetune": "fine-tuning MiniLM"}
+
+
+def _trial_stage(n: int, total: int, family: str, best_loss: float) -> str:
+    best = f", best validation loss {best_loss:.3f}" if best_loss < float("inf") else ""
+    return f"trial {n} of {total}: {FAMILY_TEXT.get(family, family)}{best}"
+
+
+#: The share of a search's work the cheap families stand for when an expensive one follows them
+#: (which then takes the rest of the budget): progress by trial count would run far ahead of it.
+CHEAP_WORK_SHARE = 0.3
+
+
+def _work_done(candidates: Sequence[tuple[str, dict[str, Any]]], tried: int) -> float:
+    """The share of the planned search done after the first ``tried`` candidates, cheap trials
+    weighing less than fine-tunes."""
+    expensive = sum(1 for fam, _ in candidates if fam in EXPENSIVE)
+    cheap = len(candidates) - expensive
+    if not expensive or not cheap:
+        return tried / max(1, len(candidates))
+    done_cheap = sum(1 for fam, _ in candidates[:tried] if fam not in EXPENSIVE)
+    return CHEAP_WORK_SHARE * done_cheap / cheap + (1 - CHEAP_WORK_SHARE) * (tried - done_cheap) / expensive
+
+
 def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequence[str] | None = None,
              Y_valid: np.ndarray | None = None, *, deadline: Deadline, model_type: str = "",
-             progress: Callable[[float], None] | None = None, base: TextFitResult | None = None,
+             progress: Callable[..., None] | None = None, base: TextFitResult | None = None,
              reserve: float = 0.2) -> TextFitResult:
-    """Search, ensemble and refit within ``deadline``; see the module docstring."""
+    """Search, ensemble and refit within ``deadline``; see the module docstring.
+
+    ``progress(percent, stage)`` hears 5..80 % as trials end (the share of the search done, see
+    ``_work_done``) with what runs next, and 90 % at the end; a caller adds the budget's spent share between reports
+    (engine.progress.BudgetProgress)."""
+    report = two_args(progress)
     texts, Y = list(texts), np.asarray(Y, dtype=float)
     type_name, preset = text_preset(model_type)
     if valid_texts is None or Y_valid is None or len(valid_texts) < 10:
@@ -256,6 +288,7 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
     refit: dict[int, Any] = {}  # trial index -> the same configuration refitted on train + validation
     stop = MODEL_CONVERGED
     best_loss, stale, cheap_done = float("inf"), 0, False
+    done_pct = 5.0
     for n, (fam, cfg) in enumerate(candidates):
         if cheap_done and fam not in EXPENSIVE:
             continue
@@ -266,6 +299,7 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
             # Refit the cheap ensemble now, at its measured cost (a cached embedding makes it far
             # cheaper than its first trial), so the fine-tune gets all the rest of the budget.
             counts, _ = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], preset.max_members)
+            report(done_pct, f"refitting the {len(counts)} chosen models on train + validation")
             refit = _refit(counts, fitted, fams, refit_texts, Y_refit, multilabel, grow, deadline)
         last = next((f[4] for f in reversed(fitted) if f[0] == fam), 0.0)
         held = _held_back(fam, fitted, kind, Y_valid, preset.max_members, grow, deadline.seconds, reserve, refit,
@@ -273,6 +307,7 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
         if fitted and not _fits(fam, last, deadline.remaining() - held):
             stop = BUDGET_REACHED  # this one would not fit; a cheaper family's next config may
             continue
+        report(done_pct, _trial_stage(n + 1, len(candidates), fam, best_loss))
         t0, embedded = time.monotonic(), minilm.embedding_seconds()
         trial_deadline = Deadline(max(0.0, deadline.remaining() - held))
         try:
@@ -295,8 +330,9 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
         _, ens_loss = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], preset.max_members)
         stale = stale + 1 if ens_loss > best_loss * 0.999 else 0
         best_loss = min(best_loss, ens_loss)
-        if progress:
-            progress(5 + 75 * (n + 1) / len(candidates))
+        done_pct = 5 + 75 * _work_done(candidates, n + 1)
+        report(done_pct, f"trial {n + 1} of {len(candidates)} done: "
+               f"{FAMILY_TEXT.get(fam, fam)}, validation loss {loss:.3f}, best ensemble {best_loss:.3f}")
         if stale >= PATIENCE:
             if fam in EXPENSIVE or not any(f in EXPENSIVE for f, _ in candidates[n + 1:]):
                 break  # more budget stopped helping
@@ -312,10 +348,10 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
     thresholds = _thresholds(Y_valid, P_valid) if multilabel and P_valid is not None else None
     # Refit the chosen members not refitted yet (a fine-tune that took most of the budget keeps its
     # weights; the cheap members still gain).
+    report(done_pct, f"ensembling {len(counts)} of {len(fitted)} trained models and refitting them on train + validation")
     refit.update(_refit([i for i in counts if i not in refit], fitted, fams, refit_texts, Y_refit, multilabel, grow,
                         deadline))
     members = [Member(fitted[i][0], fitted[i][1], refit.get(i, fitted[i][2]), float(c)) for i, c in counts.items()]
-    if progress:
-        progress(90)
+    report(90, "training done")
     return TextFitResult(model=TextEnsemble(kind, members, thresholds), model_type=type_name, stop_reason=stop,
                          trials=trials, validation_loss=loss)

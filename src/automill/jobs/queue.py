@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from automill.jobs.registry import JobResult
@@ -57,10 +57,16 @@ def heartbeat(db: Database, op_id: str, owner: str, attempt: int, lease_seconds:
         return True, bool(cancel)
 
 
-def set_progress(db: Database, op_id: str, owner: str, attempt: int, percent: int) -> None:
+def set_progress(db: Database, op_id: str, owner: str, attempt: int, percent: int, stage: str | None = None) -> None:
+    """Record a running job's progress (never lowered here: a stale write cannot undo a newer one)
+    and, when given, what it is doing now."""
+    pct = max(0, min(99, int(percent)))
+    values: dict[str, Any] = {"progress_percent": case((OperationRow.progress_percent > pct, OperationRow.progress_percent),
+                                                       else_=pct), "updated_at": utcnow()}
+    if stage is not None:
+        values["stage"] = stage[:500]
     with db.tx() as s:
-        s.execute(update(OperationRow).where(*_owned(op_id, owner, attempt))
-                  .values(progress_percent=max(0, min(100, int(percent))), updated_at=utcnow()))
+        s.execute(update(OperationRow).where(*_owned(op_id, owner, attempt)).values(**values))
 
 
 def complete(db: Database, op_id: str, owner: str, attempt: int, result: JobResult,
@@ -84,6 +90,7 @@ def complete(db: Database, op_id: str, owner: str, attempt: int, result: JobResu
         row.details = {**row.details, **result.details}
         row.partial_failures = partial_failures[:MAX_PARTIAL_FAILURES]
         row.progress_percent = 100
+        row.stage = None
         row.updated_at = utcnow()
         return True
 
@@ -130,6 +137,7 @@ def sweep(db: Database, now: float | None = None) -> list[str]:
                 row.state = JobState.QUEUED
                 row.lease_owner = ""
                 row.progress_percent = 0
+                row.stage = "queued again: its worker stopped"
             else:
                 row.state, row.error_code = JobState.FAILED, 10  # ABORTED
                 row.error_message = (

@@ -60,6 +60,7 @@ def _run_child(db_url: str, services_factory: Callable[[], Any], op: dict[str, A
     try:
         ctx.services = services_factory()
         result = get_handler(op["kind"])(ctx)
+        ctx.close()
         queue.complete(db, op["id"], owner, op["attempt"], result, ctx.partial_failures)
     except AutomillError as exc:
         queue.fail(db, op["id"], exc.code, exc.message, owner=owner, attempt=op["attempt"],
@@ -69,6 +70,7 @@ def _run_child(db_url: str, services_factory: Callable[[], Any], op: dict[str, A
         queue.fail(db, op["id"], 13, internal_error_message(op, exc), owner=owner, attempt=op["attempt"],
                    partial_failures=ctx.partial_failures)
     finally:
+        ctx.close()
         db.dispose()
 
 
@@ -156,7 +158,8 @@ class Worker:
         with self.db.tx() as s:
             s.execute(update(OperationRow).where(OperationRow.id == row.id, OperationRow.state == JobState.RUNNING,
                                                  OperationRow.lease_owner == self.owner)
-                      .values(state=JobState.QUEUED, lease_owner="", progress_percent=0))
+                      .values(state=JobState.QUEUED, lease_owner="", progress_percent=0,
+                              stage="queued again: the worker was shut down"))
 
     @staticmethod
     def _kill(child: Any) -> None:

@@ -32,7 +32,7 @@ class EpochResult:
 def train_epochs(model: Any, *, n: int, batch_size: int, max_epochs: int, patience: int, rng: np.random.Generator,
                  step: Callable[[np.ndarray, float], None], validate: Callable[[int], float],
                  start_epoch: Callable[[], None], deadline: Deadline | None = None, warmup_epochs: float = 0.5,
-                 progress: Callable[[float], None] | None = None) -> EpochResult:
+                 progress: Callable[[float, str], None] | None = None) -> EpochResult:
     """Run ``step(batch_indices, lr_scale)`` over shuffled batches epoch by epoch; ``validate(epoch)``
     returns a score (lower is better); ``model`` (a torch module) ends with the best epoch's weights."""
     steps_per_epoch = max(1, math.ceil(n / batch_size))
@@ -58,8 +58,9 @@ def train_epochs(model: Any, *, n: int, batch_size: int, max_epochs: int, patien
             best, stale = (score, copy.deepcopy(model.state_dict()), epoch), 0
         else:
             stale += 1
-        if progress:
-            progress(0.2 + 0.8 * min(1.0, epoch / plan))
+        if progress:  # progress(fraction, stage)
+            progress(0.2 + 0.8 * min(1.0, epoch / plan),
+                     f"epoch {epoch} of {plan} done: validation score {score:.4f}, best {min(score, best[0]):.4f}")
         if cut_short:
             stop = "BUDGET_REACHED"
             break

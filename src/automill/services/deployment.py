@@ -111,6 +111,7 @@ class DeploymentService:
             op = new_operation(s, **common, request={"model": name, "node_count": count})
             op.state, op.attempt, op.lease_owner = JobState.RUNNING, 1, self.owner
             op.lease_expires_at = time.time() + DEPLOY_LEASE_SECONDS
+            op.progress_percent, op.stage = 5, "loading the model for serving"
             view = operation_view(op)
             job = (op.id, row.id, row.problem_type, Path(row.artifact_dir))
         thread = threading.Thread(target=self._load, args=(*job, name, count), name=f"deploy-{job[0]}", daemon=True)

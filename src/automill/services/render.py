@@ -58,7 +58,8 @@ def annotation_spec_json(row: AnnotationSpecRow, project: str, location: str, ex
 
 def model_json(row: ModelRow, *, extensions: bool = False) -> dict[str, Any]:
     """``extensions`` adds Automill's training fields to metadata that has none in Google's API
-    (text models): only for Get/List, never inside an Operation (the operations client is strict)."""
+    (text models). The api layer sends them only to callers that are not Google's client libraries
+    (whose strict operations client refuses unknown fields inside an Operation's response)."""
     meta = dict(row.problem_metadata)
     if extensions and row.problem_type.startswith("text_"):
         meta.update({"trainBudgetMilliNodeHours": str(row.train_budget_milli_node_hours),
@@ -116,6 +117,8 @@ class OperationView:
     result: dict[str, Any] | None = None
     error_code: int = 0
     error_message: str = ""
+    #: What the job is doing (or was doing when it failed): Automill's ``metadata.stage``.
+    stage: str = ""
 
 
 def operation_view(row: OperationRow) -> OperationView:
@@ -133,4 +136,5 @@ def operation_view(row: OperationRow) -> OperationView:
         result=row.result if state == JobState.SUCCEEDED else None,
         error_code=row.error_code if state in (JobState.FAILED, JobState.CANCELLED) else 0,
         error_message=row.error_message,
+        stage=row.stage or "",
     )

@@ -113,6 +113,8 @@ class OperationRow(Base):
     request: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     state: Mapped[str] = mapped_column(String(16))          # jobs.states.JobState
     progress_percent: Mapped[int] = mapped_column(Integer, default=0)
+    #: What the job is doing now, for a person ("trial 3 of 12: ..."); an Automill extension field.
+    stage: Mapped[str | None] = mapped_column(Text, nullable=True)
     partial_failures: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     result_type: Mapped[str] = mapped_column(String(64), default="Empty")  # Model | Dataset | Empty | BatchPredictResult
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

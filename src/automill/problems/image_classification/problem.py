@@ -16,6 +16,7 @@ import numpy as np
 
 from automill.core.deadline import Deadline
 from automill.core.errors import FailedPrecondition, InvalidArgument
+from automill.engine.progress import two_args
 from automill.engine.image import ImageFitResult, fit_image, image_preset
 from automill.engine.text import holdout_mask
 from automill.learners.efficientnet import EfficientNetClassifier, OnnxScorer, export_onnx
@@ -61,6 +62,7 @@ class ImageClassification(TextClassification):
               base_dir: Path | None = None, read_media: Callable[[str], bytes] | None = None) -> TrainOutcome:
         if read_media is None:
             raise FailedPrecondition("image training needs the media store")
+        report = two_args(progress)
         kind = self.kind(dataset_meta)
         spec_ids, names = [s for s, _ in specs], [n for _, n in specs]
         index = {s: i for i, s in enumerate(spec_ids)}
@@ -80,7 +82,7 @@ class ImageClassification(TextClassification):
         base_state = load_base_state(base_dir, spec_ids, name) if base_dir else None
         result = fit_image(kind, load, [e.content for e in train], Y_train, [e.content for e in valid],
                            label_matrix(valid, index), deadline=deadline, model_type=name, base_state=base_state,
-                           progress=lambda f: progress(2 + 85 * f))
+                           progress=lambda f, stage=None: report(2 + 85 * f, stage))
         model = result.model
         Y_test = label_matrix(test, index)
         scores = np.concatenate([model.predict_proba(load([e.content for e in test[i:i + 64]], model.size))
@@ -91,7 +93,7 @@ class ImageClassification(TextClassification):
         qps = node_qps(served.run, load([e.content for e in test[:16]], model.size))
         meta_path = out_dir / "model.json"
         meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "node_qps": qps}))
-        progress(99.0)
+        report(99.0, "saving the model")
         return TrainOutcome(evaluations=evaluations, stop_reason=result.stop_reason,
                             info={"model_type": name, "node_qps": qps, **result.info})
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from automill.core.deadline import Deadline
 from automill.core.errors import FailedPrecondition, InvalidArgument
+from automill.engine.progress import two_args
 from automill.learners.centernet import CenterNetDetector, decode
 from automill.metrics.detection import Box, detection_metrics
 from automill.problems.base import Evaluation, StoredExample, TrainOutcome
@@ -87,6 +88,7 @@ class ImageObjectDetection:
               base_dir: Path | None = None, read_media: Callable[[str], bytes] | None = None) -> TrainOutcome:
         if read_media is None:
             raise FailedPrecondition("image training needs the media store")
+        report = two_args(progress)
         spec_ids, names = [s for s, _ in specs], [n for _, n in specs]
         index = {s: i for i, s in enumerate(spec_ids)}
         train, valid, test = image_splits(examples)  # images without boxes are negatives, kept
@@ -107,7 +109,7 @@ class ImageObjectDetection:
         detector = CenterNetDetector(**params, lr=1e-3 if init is not None else 2e-3).fit(
             load, [e.content for e in train], [boxes(e) for e in train], [e.content for e in valid],
             [boxes(e) for e in valid], len(spec_ids), deadline=deadline, init=init,
-            progress=lambda f: progress(2 + 85 * f))
+            progress=lambda f, stage=None: report(2 + 85 * f, stage))
         raw = np.concatenate([detector.raw(load([e.content for e in test[i:i + 32]], detector.size))
                               for i in range(0, len(test), 32)])
         found = decode(raw, len(spec_ids), 0.0, 100)
@@ -133,7 +135,7 @@ class ImageObjectDetection:
         served = self.load(out_dir)
         qps = node_qps(served["model"].run, load([e.content for e in test[:8]], detector.size))
         (out_dir / "model.json").write_text(json.dumps({**meta, "node_qps": qps}))
-        progress(99.0)
+        report(99.0, "saving the model")
         return TrainOutcome(evaluations=evaluations, stop_reason=detector.stop_reason_,
                             info={"model_type": name, "node_qps": qps, **info})
 

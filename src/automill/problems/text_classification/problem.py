@@ -18,6 +18,7 @@ from google.cloud import automl_v1
 from automill.core.deadline import Deadline
 from automill.core.errors import FailedPrecondition, InvalidArgument
 from automill.engine.model_types import text_preset
+from automill.engine.progress import two_args
 from automill.engine.text import TextFitResult, fit_text
 from automill.metrics.classification import classification_metrics
 from automill.problems.base import Evaluation, StoredExample, TrainOutcome
@@ -55,8 +56,10 @@ class TextClassification:
         return "multilabel" if dataset_meta.get("classificationType") == "MULTILABEL" else "multiclass"
 
     def parse_import(self, data: str, *, uri: str, read_text: Callable[[str], str],
-                     dataset_meta: dict[str, Any], read_bytes: Callable[[str], bytes] | None = None) -> ParseResult:
-        return parse_import_csv(data, uri=uri, read_text=read_text, multilabel=self.kind(dataset_meta) == "multilabel")
+                     dataset_meta: dict[str, Any], read_bytes: Callable[[str], bytes] | None = None,
+                     on_rows: Callable[[int], None] | None = None) -> ParseResult:
+        return parse_import_csv(data, uri=uri, read_text=read_text, multilabel=self.kind(dataset_meta) == "multilabel",
+                                on_rows=on_rows)
 
     # -- storing imported examples ------------------------------------------------------------------
     def labels_of(self, ex: Any) -> list[str]:
@@ -82,6 +85,7 @@ class TextClassification:
     def train(self, examples: Sequence[StoredExample], specs: Sequence[tuple[str, str]], dataset_meta: dict[str, Any],
               *, deadline: Deadline, out_dir: Path, progress: Callable[[float], None], model_type: str = "",
               base_dir: Path | None = None) -> TrainOutcome:
+        progress = two_args(progress)
         kind = self.kind(dataset_meta)
         specs = self.order_specs(specs, dataset_meta)
         spec_ids = [s for s, _ in specs]
@@ -107,8 +111,10 @@ class TextClassification:
                           indicator(valid) if valid else None, deadline=deadline, model_type=model_type,
                           progress=progress, base=base)
         Y_test = indicator(test)
+        progress(91, f"evaluating the model on {len(test):,} TEST texts")
         scores = result.model.predict_proba([e.content for e in test])
         evaluations = self.evaluate(Y_test, scores, spec_ids, names, dataset_meta, result)
+        progress(95, "writing the model files")
         out_dir.mkdir(parents=True, exist_ok=True)
         with open(out_dir / "model.pkl", "wb") as fh:
             pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)

@@ -22,6 +22,8 @@ ML_USES = ("TRAIN", "VALIDATE", "TEST", "UNASSIGNED")
 LABEL_RE: re.Pattern[str] = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 LABEL_RULE = "at most 32 characters, letters, digits and underscores only"
 _ML_USE_TYPO_RE = re.compile(r"^[A-Z_]{1,12}$")
+#: ``on_rows`` of parse_import_csv hears about every this many records.
+ROWS_PER_REPORT = 500
 _CSV_FIELD_LIMIT = 2**31 - 1  # inline snippets may be far above csv's 128 KiB default
 
 
@@ -124,11 +126,13 @@ def parse_import_csv(
     max_text_chars: int = 10_000_000,
     max_labels_per_row: int = 100,
     check_label: Callable[[str], str | None] | None = None,
+    on_rows: Callable[[int], None] | None = None,
 ) -> ParseResult:
     """Parse one import CSV; ``read_text(gs_uri)`` fetches the text of GCS_FILE_PATH rows.
 
     ``check_label(label)`` returns an error message for a label the problem type refuses (e.g. a
-    sentiment outside 0..sentiment_max), or None.
+    sentiment outside 0..sentiment_max), or None. ``on_rows(records read)`` hears about every
+    500 records (an import's progress).
     """
     if data.startswith("\ufeff"):
         data = data[1:]
@@ -139,6 +143,8 @@ def parse_import_csv(
     by_key: dict[str, tuple[int, TextExample]] = {}  # stripped text -> (first row, example)
     for row_no, cells in csv_records(data, uri):
         result.rows += 1
+        if on_rows is not None and result.rows % ROWS_PER_REPORT == 0:
+            on_rows(row_no)
         try:
             ml_use, rest = _split_ml_use(cells)
             if not rest:

@@ -48,7 +48,8 @@ class TextSentiment(TextClassification):
         return "ordinal"
 
     def parse_import(self, data: str, *, uri: str, read_text: Callable[[str], str],
-                     dataset_meta: dict[str, Any], read_bytes: Callable[[str], bytes] | None = None) -> ParseResult:
+                     dataset_meta: dict[str, Any], read_bytes: Callable[[str], bytes] | None = None,
+                     on_rows: Callable[[int], None] | None = None) -> ParseResult:
         top = int(dataset_meta["sentimentMax"])
 
         def check(label: str) -> str | None:
@@ -57,7 +58,7 @@ class TextSentiment(TextClassification):
             return None
 
         result = parse_import_csv(data, uri=uri, read_text=read_text, multilabel=False,
-                                  max_text_chars=MAX_TEXT_CHARS, check_label=check)
+                                  max_text_chars=MAX_TEXT_CHARS, check_label=check, on_rows=on_rows)
         for ex in result.examples:
             ex.labels = tuple(str(int(x)) for x in ex.labels)  # "03" -> "3"
         return result

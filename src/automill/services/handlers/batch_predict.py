@@ -28,7 +28,9 @@ def batch_predict(ctx: JobContext) -> JobResult:
         row = sv.models.row(s, req["model"])
         display_name, problem_type, model_dir = row.display_name, row.problem_type, Path(row.artifact_dir)
     problem = get_problem(problem_type)
+    ctx.progress(1, stage="loading the model")
     loaded = problem.load(model_dir)
+    ctx.progress(2, stage="reading the inputs")
     if getattr(problem, "uses_media", False):
         return _batch_predict_images(ctx, problem, loaded, display_name)
     inputs: list[tuple[dict[str, Any], str | None, AutomillError | None]] = []
@@ -66,7 +68,9 @@ def batch_predict(ctx: JobContext) -> JobResult:
         chunk = ok[start:start + BATCH]
         preds = problem.predict(loaded, [c for _, c in chunk], req.get("params", {}))
         results.extend(json.dumps({**k, "annotations": p}) for (k, _), p in zip(chunk, preds))
-        ctx.progress(95.0 * (start + len(chunk)) / len(ok))
+        done = start + len(chunk)
+        ctx.progress(2 + 93.0 * done / len(ok), stage=f"predicting: {done:,} of {len(ok):,} inputs")
+    ctx.progress(95, stage="writing the predictions")
     for key, _, err in inputs:
         if err is not None:
             errors.append(json.dumps({**key, "error": {"code": err.code, "message": err.message}}))
@@ -107,7 +111,9 @@ def _batch_predict_images(ctx: JobContext, problem: Any, loaded: Any, display_na
         if chunk:
             preds = problem.predict(loaded, [d for _, d in chunk], req.get("params", {}))
             results.extend(json.dumps({"ID": p, "annotations": a}) for (p, _), a in zip(chunk, preds))
-        ctx.progress(95.0 * min(len(paths), start + 32) / len(paths))
+        done = min(len(paths), start + 32)
+        ctx.progress(2 + 93.0 * done / len(paths), stage=f"predicting: {done:,} of {len(paths):,} images")
+    ctx.progress(95, stage="writing the predictions")
     _write_numbered(sv, out_dir, problem.name, results)
     _write_numbered(sv, out_dir, "errors", errors)
     result: dict[str, Any] = {}

@@ -17,6 +17,7 @@ def deploy_model(ctx: JobContext) -> JobResult:
     with sv.db.tx() as s:
         row = sv.models.row(s, req["model"])
         model_id, problem_type, model_dir = row.id, row.problem_type, Path(row.artifact_dir)
+    ctx.progress(10, stage="loading the model")
     sv.serving.load(model_id, problem_type, model_dir)  # this process serves nothing: a check that it loads
     # locked as DeploymentService does: a model deleted meanwhile ends the operation NOT_FOUND
     return JobResult(commit=lambda s: mark_deployed(s, sv.models.locked(s, req["model"]), req.get("node_count")))

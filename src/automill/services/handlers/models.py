@@ -12,6 +12,7 @@ from sqlalchemy import select
 from automill.core.deadline import BudgetExhausted, Deadline, seconds_to_milli_node_hours
 from automill.core.errors import FailedPrecondition
 from automill.core.ids import make_id
+from automill.engine.progress import BudgetProgress
 from automill.jobs.context import JobContext
 from automill.jobs.registry import JobResult, register
 from automill.problems.base import StoredExample, get_problem
@@ -37,15 +38,18 @@ def create_model(ctx: JobContext) -> JobResult:
         shutil.rmtree(stale, ignore_errors=True)  # left by an earlier, killed attempt
     tmp = models_dir / f".tmp-{ctx.op_id}-{ctx.attempt}"
     problem = get_problem(req["problem_type"])
-    ctx.progress(1)
+    ctx.progress(1, stage=f"preparing: {len(examples):,} examples, a budget of {deadline.seconds:.0f} s")
     base_dir = None
     if req.get("base_model_id"):
         with sv.db.tx() as s:
             base_dir = Path(sv.models.row(s, f"{req['parent']}/models/{req['base_model_id']}").artifact_dir)
     media = {"read_media": sv.media.read} if getattr(problem, "uses_media", False) else {}
     try:
-        outcome = problem.train(examples, specs, meta, deadline=deadline, out_dir=tmp, progress=ctx.progress,
-                                model_type=req.get("model_type", ""), base_dir=base_dir, **media)
+        # The budget's spent share lifts the progress every second, between the trainer's own reports;
+        # 90..99 is left for what follows the budget (evaluating on TEST, writing the files).
+        with BudgetProgress(ctx.progress, deadline, lo=2, hi=90) as tracker:
+            outcome = problem.train(examples, specs, meta, deadline=deadline, out_dir=tmp, progress=tracker.report,
+                                    model_type=req.get("model_type", ""), base_dir=base_dir, **media)
     except BudgetExhausted as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise FailedPrecondition(f"the training budget of {req['budget']} milli node hours "
@@ -55,6 +59,7 @@ def create_model(ctx: JobContext) -> JobResult:
     if "node_qps" in outcome.info:
         model_metadata["nodeQps"] = outcome.info["node_qps"]
     cost = seconds_to_milli_node_hours(deadline.elapsed())
+    ctx.progress(99, stage="saving the model and its evaluations")
 
     def commit(s: Any) -> dict[str, Any]:
         n = next_number(s, "model")
@@ -76,6 +81,6 @@ def create_model(ctx: JobContext) -> JobResult:
                                 metrics_kind=ev.metrics_key, metrics=ev.metrics, create_time=now, seq=en))
         s.flush()
         os.rename(tmp, final)
-        return model_json(row)
+        return model_json(row, extensions=True)  # what GetModel returns (the api layer filters per caller)
 
     return JobResult(result_type="Model", commit=commit)
