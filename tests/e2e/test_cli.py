@@ -337,7 +337,7 @@ def test_image_model_commands(srv: Server, cli: Cli, image: dict[str, str]) -> N
     exported = cli.json("models", "export", model_id, "gs://img/exports", "--format", "onnx")
     out = folder / exported["metadata"]["exportModelDetails"]["outputInfo"]["gcsOutputDirectory"][len("gs://img/"):]
     assert sorted(p.name for p in out.iterdir()) == ["dict.txt", "model.onnx", "onnx_metadata.json"]
-    cli.error(1, "UNIMPLEMENTED", "models", "export", model_id, "gs://img/exports", "--format", "docker")
+    cli.error(1, "UNIMPLEMENTED", "models", "export", model_id, "gs://img/exports", "--format", "core_ml")
 
     bp = cli.json("models", "batch-predict", model_id, "--input", "gs://img/batch.csv", "--output", "gs://img/preds",
                   "--param", "score_threshold=0.2")

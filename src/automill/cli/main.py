@@ -127,6 +127,19 @@ def worker(
     w.run_forever()
 
 
+@app.command("serve-model")
+def serve_model(
+    folder: Path = typer.Argument(..., help="A folder written by `automill models export MODEL gs://... --format docker`."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8081, help="Port."),
+) -> None:
+    """Serve an exported model's :predict (no database, no docker). Example: automill serve-model ./model-export-x"""
+    from automill.api.standalone import serve
+
+    _logging()
+    serve(folder, host=host, port=port)
+
+
 @app.command()
 def migrate(
     data_dir: Optional[Path] = typer.Option(None), database_url: Optional[str] = typer.Option(None),

@@ -205,20 +205,26 @@ class ModelService:
         from automill.export.edge import FORMATS, QUANTIZATIONS
         from automill.engine.image import EXPORT_QUANTIZATION
 
-        fmt = output_config.get("modelFormat", "") or "tflite"
         params = {k: str(v) for k, v in (output_config.get("params") or {}).items()}
         with self.sv.db.tx() as s:
             row = self.row(s, name)
+            image = row.problem_type.startswith("image_")
+            fmt = output_config.get("modelFormat", "") or ("tflite" if image else "docker")
             if fmt not in EXPORT_FORMATS | set(FORMATS):
                 raise InvalidArgument(f"model_format {fmt!r} is unknown; formats: {sorted(EXPORT_FORMATS | set(FORMATS))}",
                                       field="output_config.model_format")
-            if not row.problem_type.startswith("image_"):
+            if fmt == "docker":  # every problem type: export/docker.py
+                if params:
+                    raise InvalidArgument(f"unknown export params {sorted(params)}; docker exports take none",
+                                          field="output_config.params")
+                return self._export_operation(s, row, name, output_config, fmt, "")
+            if not image:
                 raise FailedPrecondition(
-                    f"model {row.display_name} ({row.problem_type}) cannot be exported as {fmt!r}: only image models "
-                    "are exportable, as in Google AutoML")
+                    f"model {row.display_name} ({row.problem_type}) cannot be exported as {fmt!r}: tflite and onnx "
+                    "are for image models; export it with model_format docker")
             if fmt not in FORMATS:
                 raise Unimplemented(f"model_format {fmt!r} cannot be produced by Automill; supported formats: "
-                                    f"{', '.join(FORMATS)} (onnx is an Automill extension)")
+                                    f"{', '.join(FORMATS)}, docker (onnx is an Automill extension)")
             # the model type's default quantization is a TF Lite one; ONNX exports are float32
             typed = row.problem_type == "image_classification" and fmt == "tflite"
             quantization = params.pop("quantization", "") or (
@@ -230,13 +236,17 @@ class ModelService:
             if params:
                 raise InvalidArgument(f"unknown export params {sorted(params)}; the only one is quantization",
                                       field="output_config.params")
-            prefix = validation.output_prefix(output_config, self.sv.blobs)
-            op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="export_model",
-                               details_key="exportModelDetails", works_on=name, result_type="Empty",
-                               max_attempts=self.sv.settings.max_attempts,
-                               request={"model": name, "format": fmt, "quantization": quantization,
-                                        "output_uri_prefix": prefix})
-            return operation_view(op)
+            return self._export_operation(s, row, name, output_config, fmt, quantization)
+
+    def _export_operation(self, s: Session, row: ModelRow, name: str, output_config: dict[str, Any], fmt: str,
+                          quantization: str) -> OperationView:
+        prefix = validation.output_prefix(output_config, self.sv.blobs)
+        op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="export_model",
+                           details_key="exportModelDetails", works_on=name, result_type="Empty",
+                           max_attempts=self.sv.settings.max_attempts,
+                           request={"model": name, "format": fmt, "quantization": quantization,
+                                    "output_uri_prefix": prefix})
+        return operation_view(op)
 
     # -- evaluations --------------------------------------------------------------------------------
     def get_evaluation(self, name: str) -> dict[str, Any]:

@@ -84,7 +84,7 @@ def models_create(
                                help="Training budget in milli node hours (1000 = one worker-hour); 0 = server default."),
     old_budget: int = typer.Option(0, "--train-budget-milli-node-hours", hidden=True),
     model_type: str = typer.Option("", "--model-type", help="mobile-low-latency-1 | mobile-versatile-1 | "
-                                   "mobile-high-accuracy-1 | cloud (see docs/quickstart.md)."),
+                                   "mobile-high-accuracy-1 | cloud (see docs/formats.md)."),
     base_model: str = typer.Option("", "--base-model", help="Resume training from this model (same type and labels)."),
     async_: bool = ASYNC,
 ) -> None:
@@ -200,14 +200,16 @@ def models_export(
     c: Ctx,
     model: str = typer.Argument(..., help="Model ID or full name."),
     output_uri_prefix: str = typer.Argument(..., help="gs://bucket/prefix to write the package under."),
-    model_format: str = typer.Option("tflite", "--format",
-                                     help="tflite | onnx (docker and others answer UNIMPLEMENTED)."),
+    model_format: str = typer.Option("", "--format", help="docker (any model: a folder served by `automill "
+                                     "serve-model` or a Dockerfile) | tflite | onnx (image models); "
+                                     "empty = tflite for image models, docker for text models."),
     quantization: str = typer.Option("", help="float32 | int8_weights (tflite); empty = the model type's default."),
     async_: bool = ASYNC,
 ) -> None:
-    """Export an image model for the edge (TF Lite or ONNX + labels + metadata); waits with a progress bar.
+    """Export a model: docker (any model; serve it with `automill serve-model FOLDER` or its Dockerfile) or,
+    for image models, TF Lite / ONNX + labels + metadata; waits with a progress bar.
 
-    Example: automill models export ICN1000000000000000002 gs://my-bucket/exports --format onnx
+    Example: automill models export TCN1000000000000000002 gs://my-bucket/exports --format docker
     """
     name = c.name("models", model)
     cfg: dict[str, Any] = {"modelFormat": model_format, "gcsDestination": {"outputUriPrefix": output_uri_prefix}}

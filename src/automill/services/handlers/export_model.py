@@ -1,4 +1,5 @@
-"""The ExportModel job: an edge package (TF Lite or ONNX) of an image model, with a parity check."""
+"""The ExportModel job: an edge package (TF Lite or ONNX) of an image model, with a parity check, or
+a docker package (any model) that serves :predict on its own."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -16,6 +18,7 @@ from automill.jobs.registry import JobResult, register
 from automill.problems.base import StoredExample, get_problem
 from automill.problems.image_classification.images import decode_batch
 from automill.problems.image_classification.problem import image_splits
+from automill.serving.cache import require_files
 from automill.services.handlers.data import gcs_timestamp
 from automill.store.tables import ExampleRow
 
@@ -29,8 +32,10 @@ def export_model(ctx: JobContext) -> JobResult:
     with sv.db.tx() as s:
         row = sv.models.row(s, req["model"])
         display_name, problem_type, model_dir, dataset_id = row.display_name, row.problem_type, Path(row.artifact_dir), row.dataset_id
-        examples = [StoredExample(e.content, e.ml_use, e.annotations) for e in s.execute(
+        examples = [] if req["format"] == "docker" else [StoredExample(e.content, e.ml_use, e.annotations) for e in s.execute(
             select(ExampleRow).where(ExampleRow.dataset_id == dataset_id).order_by(ExampleRow.id)).scalars()]
+    if req["format"] == "docker":
+        return export_docker(ctx, display_name, problem_type, model_dir)
     keys = [e.content for e in image_splits(examples)[2]][:PARITY_IMAGES]  # the TEST images, as in training
     problem = get_problem(problem_type)
     labels = json.loads((model_dir / "model.json").read_text())["display_names"]
@@ -42,13 +47,37 @@ def export_model(ctx: JobContext) -> JobResult:
         except Exception:  # noqa: BLE001 - a missing image only shrinks the parity set
             continue
     check = decode_batch(images, model.size) if images else np.zeros((0, model.size, model.size, 3), dtype=np.uint8)
-    ctx.progress(10)
+    ctx.progress(10, stage=f"exporting to {req['format']} and checking it against the served model")
     out_dir = f"{req['output_uri_prefix'].rstrip('/')}/model-export-{display_name}-{gcs_timestamp()}"
     with tempfile.TemporaryDirectory(prefix="automill-export-") as tmp:
         package = export_detector_package if problem_type == "image_object_detection" else export_package
         package(model, labels, req["format"], req["quantization"], Path(tmp), check)
-        ctx.progress(90)
-        for path in sorted(Path(tmp).iterdir()):
-            with sv.blobs.open_write(f"{out_dir}/{path.name}") as fh, open(path, "rb") as src:
-                shutil.copyfileobj(src, fh)
+        ctx.progress(90, stage="writing the exported files")
+        upload(sv, Path(tmp), out_dir)
     return JobResult(details={"outputInfo": {"gcsOutputDirectory": out_dir}})
+
+
+def export_docker(ctx: JobContext, display_name: str, problem_type: str, model_dir: Path) -> JobResult:
+    """Any model: its serving files, a manifest, Automill's source, a Dockerfile and a README
+    (export/docker.py), served by ``automill serve-model`` with or without docker."""
+    from automill.export.docker import export_docker_package
+    from automill.problems.base import MODEL_KEYS
+
+    sv, req = ctx.services, ctx.request
+    require_files(req["model"].rsplit("/", 1)[-1], model_dir)
+    out_dir = f"{req['output_uri_prefix'].rstrip('/')}/model-export-{display_name}-{gcs_timestamp()}"
+    with tempfile.TemporaryDirectory(prefix="automill-export-") as tmp:
+        export_docker_package(model_dir, Path(tmp), problem_type=problem_type, model_name=req["model"],
+                              display_name=display_name,
+                              metadata_key=next((k for k, v in MODEL_KEYS.items() if v == problem_type), ""),
+                              predict_params=tuple(getattr(get_problem(problem_type), "predict_params", ())))
+        ctx.progress(50, stage="writing the exported files")
+        upload(sv, Path(tmp), out_dir)
+    return JobResult(details={"outputInfo": {"gcsOutputDirectory": out_dir}})
+
+
+def upload(sv: Any, folder: Path, out_dir: str) -> None:
+    """Every file under ``folder`` to ``out_dir/<relative path>`` in the blob store."""
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        with sv.blobs.open_write(f"{out_dir}/{path.relative_to(folder).as_posix()}") as fh, open(path, "rb") as src:
+            shutil.copyfileobj(src, fh)
