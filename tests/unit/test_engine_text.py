@@ -132,3 +132,16 @@ def test_the_ensemble_finds_a_weak_member_worth_a_small_weight() -> None:
     # No more distinct members than the preset allows, however many candidates help.
     counts, _ = _greedy_ensemble("multiclass", Y, [strong, weak, weak * 0.99 + 0.005, weak * 0.98 + 0.01], 2)
     assert len(counts) <= 2
+
+
+def test_unassigned_train_rows_get_a_validation_holdout() -> None:
+    """UNASSIGNED rows are split at import by their text's hash; the holdout taken from the TRAIN
+    side must not use the same hash, or it is always empty (it was: training then ran without a
+    validation split)."""
+    from automill.engine.text import holdout_mask
+    from automill.problems.text_classification.rows import assign_split
+
+    texts = [f"message number {i} about things" for i in range(2000)]
+    train = [t for t in texts if assign_split(t, "UNASSIGNED") == "TRAIN"]
+    share = holdout_mask(train).mean()
+    assert 0.12 < share < 0.18, share
