@@ -96,7 +96,7 @@ def test_google_doc_curl_bodies(server: Server) -> None:
     err = api.call("POST", f"{PARENT}/models", body, expect=400)
     assert "Core ML" in err["error"]["message"]
 
-    # Errors: google.rpc.Status JSON, never 401, unknown fields named.
+    # Errors: google.rpc.Status JSON (no 401: this server has no API keys), unknown fields named.
     err = api.call("POST", f"{PARENT}/datasets", {"displayName": "x", "textClassificationDatasetMetadata": {},
                                                   "bogusField": 1}, expect=400)
     assert "bogusField" in err["error"]["message"] and err["error"]["status"] == "INVALID_ARGUMENT"

@@ -2,7 +2,14 @@
 
 Every answer, including those for unknown paths, wrong methods and refused requests, is JSON; every
 error a google.rpc.Status. Request checks that need no route (Host, Origin, Content-Type, body
-size) run first, in api.guard.
+size) run first, in api.guard. Then, for every /v1 and /v1beta1 request:
+
+1. authentication: the key sent as ``x-goog-api-key: KEY`` or ``Authorization: Bearer KEY`` (none needed
+   while the server has no key and is on a loopback address): 401 UNAUTHENTICATED otherwise;
+2. authorization: the route's permission (api.routes) on the project of the URL's resource name, before
+   anything is read: 403 PERMISSION_DENIED otherwise;
+3. the handler, with the key's name in ``services.access.acting_key`` (new operations record it);
+4. the audit log: every request that changes something, and every 401 and 403.
 """
 
 from __future__ import annotations
@@ -21,9 +28,11 @@ from starlette.routing import Route
 
 from automill.api import codec
 from automill.api.errors import error_body
-from automill.api.guard import HostPolicy, RequestGuard
-from automill.api.routes import Call, resolve
+from automill.api.guard import MUTATING, HostPolicy, RequestGuard
+from automill.api.routes import Call, project_of, resolve
 from automill.core.errors import AutomillError, Internal, InvalidArgument, NotFound, Unimplemented
+from automill.services import audit
+from automill.services.access import acting_key, authorize
 from automill.services.container import Services
 
 log = logging.getLogger("automill.api")
@@ -35,7 +44,33 @@ _HTTP_ERRORS: dict[int, type[AutomillError]] = {404: NotFound, 405: Unimplemente
 def error_response(exc: AutomillError) -> JSONResponse:
     status, payload = error_body(exc)
     retry = getattr(exc, "retry_after", None)
-    return JSONResponse(payload, status_code=status, headers={"Retry-After": str(retry)} if retry else None)
+    headers = {"Retry-After": str(retry)} if retry else {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="automill"'
+    return JSONResponse(payload, status_code=status, headers=headers or None)
+
+
+def credential(headers: Any) -> str | None:
+    """The key a request sends: ``x-goog-api-key`` (client_options.api_key, curl -H), else
+    ``Authorization: Bearer`` (google.oauth2.credentials.Credentials(token=...)); None when neither is
+    sent, "" when something unusable is (another scheme, an empty value)."""
+    key = headers.get("x-goog-api-key")
+    if key is not None:
+        return key.strip()
+    auth = headers.get("authorization")
+    if auth is None:
+        return None
+    scheme, _, token = auth.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def describe(method: str, version: str, path: str) -> tuple[str, str, bool]:
+    """-> (RPC name, resource name, changes something) of a request, for the audit log; never raises."""
+    try:
+        r, name = resolve("GET" if method == "HEAD" else method, version, path)
+    except NotFound:
+        return "", path[:1000], method in MUTATING
+    return r.rpc, name, r.mutating
 
 
 def create_app(services: Services) -> Any:
@@ -56,32 +91,48 @@ def create_app(services: Services) -> Any:
     async def api(request: Request) -> Response:
         version = request.path_params["version"]
         path = request.path_params["path"]
+        method = request.method
+        key_name = "anonymous" if credential(request.headers) is None else "(invalid key)"
+        rpc, name, changes = describe(method, version, path)
+        status = "OK"
         try:
+            principal = await run_in_threadpool(services.auth.authenticate, credential(request.headers))
+            key_name = principal.name
             if version not in codec.VERSIONS:
                 raise NotFound(f"unknown API version {version!r}; use v1 or v1beta1")
-            handler, name = resolve("GET" if request.method == "HEAD" else request.method, version, path)
+            route, name = resolve("GET" if method == "HEAD" else method, version, path)
+            authorize(principal, route.permission, project_of(name), name)
+            acting_key.set(principal.name)
             body: dict[str, Any] = {}
-            if request.method in ("POST", "PATCH", "PUT"):
+            if method in ("POST", "PATCH", "PUT"):
                 raw = await request.body()
                 body = await run_in_threadpool(codec.parse_body, raw) if len(raw) > 65536 else codec.parse_body(raw)
             query = {k: v for k, v in request.query_params.items() if not k.startswith("$")}
             call = Call(version=version, name=name, body=body, query=query, sv=services)
             call.google_client = "x-goog-api-client" in request.headers
-            if inspect.iscoroutinefunction(handler):
-                result: Any = await handler(call)
+            if inspect.iscoroutinefunction(route.handler):
+                result: Any = await route.handler(call)
             else:
-                result = await run_in_threadpool(handler, call)
-            return JSONResponse(result if result is not None else {})
+                result = await run_in_threadpool(route.handler, call)
+            response: Response = JSONResponse(result if result is not None else {})
         except ClientDisconnect:
-            return Response(status_code=400)  # nobody is listening; the request changed nothing
+            status, response = "CANCELLED", Response(status_code=400)  # nobody is listening; nothing changed
         except AutomillError as exc:
-            return error_response(exc)
+            status, response = exc.status, error_response(exc)
+            key_name = getattr(exc, "key_name", key_name)
         except RecursionError:
-            return error_response(InvalidArgument("the request is nested too deeply"))
+            exc = InvalidArgument("the request is nested too deeply")
+            status, response = exc.status, error_response(exc)
         except Exception:  # noqa: BLE001 - a bug must still answer with a google.rpc.Status
             ref = uuid.uuid4().hex[:12]
-            log.exception("internal error %s on %s %s", ref, request.method, request.url.path)
-            return error_response(Internal(f"internal error (reference {ref} in the server log)"))
+            log.exception("internal error %s on %s %s", ref, method, request.url.path)
+            status, response = "INTERNAL", error_response(Internal(f"internal error (reference {ref} in the server log)"))
+        if changes or response.status_code in (401, 403):
+            await run_in_threadpool(
+                audit.record, services.db, key_name=key_name, project=project_of(name), method=rpc,
+                http_method=method, resource=name, http_status=response.status_code, status=status,
+                client=request.client.host if request.client else "")
+        return response
 
     async def http_error(request: Request, exc: Exception) -> Response:
         """Starlette's own refusals (no route: 404, wrong method: 405) as google.rpc.Status JSON."""
@@ -97,5 +148,19 @@ def create_app(services: Services) -> Any:
         Route("/{version}/{path:path}", api, methods=["GET", "POST", "PATCH", "DELETE", "PUT"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+    async def refused(method: str, path: str, headers: dict[str, str], client: str, status: int,
+                      exc: AutomillError) -> None:
+        """A request the guard refused (Host, Origin, Content-Type, size): audited like the API's own."""
+        version, _, rest = path.lstrip("/").partition("/")
+        if version not in codec.VERSIONS:
+            return
+        rpc, name, changes = describe(method, version, rest)
+        if changes or status in (401, 403):
+            await run_in_threadpool(
+                audit.record, services.db, key_name="anonymous" if credential(headers) is None else "(not checked)",
+                project=project_of(name), method=rpc, http_method=method, resource=name, http_status=status,
+                status=exc.status, client=client)
+
     policy = HostPolicy(settings.host, settings.allowed_hosts)
-    return RequestGuard(app, policy=policy, max_body_bytes=settings.max_request_bytes)
+    return RequestGuard(app, policy=policy, max_body_bytes=settings.max_request_bytes, on_refusal=refused)

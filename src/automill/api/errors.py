@@ -6,9 +6,12 @@ from typing import Any
 
 from automill.core.errors import AutomillError
 
-#: google.rpc.Code -> HTTP (never 401: anonymous credentials would turn it into a refresh error).
+#: google.rpc.Code -> HTTP. 401 (UNAUTHENTICATED) is sent only when a server with API keys gets a request
+#: without a valid one. Google's client libraries answer 401 by refreshing their credentials and retrying
+#: once: API-key credentials then raise ``Unauthorized`` with this message; AnonymousCredentials raise
+#: "Anonymous credentials cannot be refreshed" and ``Credentials(token=...)`` a RefreshError instead.
 HTTP_STATUS = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400, 10: 409, 11: 400,
-               12: 501, 13: 500, 14: 503, 15: 500, 16: 403}
+               12: 501, 13: 500, 14: 503, 15: 500, 16: 401}
 
 
 def error_body(exc: AutomillError) -> tuple[int, dict[str, Any]]:

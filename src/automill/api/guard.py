@@ -14,12 +14,12 @@ A pure ASGI middleware, so that a refused request costs no body read and no thre
 - A body over ``max_body_bytes`` is refused with 413 before it is read (declared length), or as
   soon as the bytes read pass the limit (chunked bodies).
 
-Every refusal is a google.rpc.Status JSON body, like the API's own errors.
+Every refusal is a google.rpc.Status JSON body, like the API's own errors, and is reported to
+``on_refusal`` (the app writes the audit log's row for it).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from automill.api.errors import error_body
 from automill.core.errors import AutomillError, InvalidArgument, PermissionDenied
+from automill.core.net import is_loopback
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,7 +36,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MUTATING = {"POST", "PATCH", "PUT", "DELETE"}
-LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 WILDCARDS = {"0.0.0.0", "::", ""}
 
 
@@ -49,15 +49,6 @@ class UnsupportedMediaType(InvalidArgument):
     """A mutating request whose body is not JSON (HTTP 415)."""
 
     http_status = 415
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def host_only(netloc: str) -> str:
@@ -76,14 +67,14 @@ class HostPolicy:
     def __init__(self, bind_host: str, allowed_hosts: Iterable[str] = ()) -> None:
         self.names = {host_only(h) for h in allowed_hosts if h.strip()}
         self.any = "*" in self.names or (bind_host.strip("[]") in WILDCARDS and not self.names)
-        self.loopback_ok = _is_loopback(bind_host) or not self.names or bind_host.strip("[]") in WILDCARDS
-        if not _is_loopback(bind_host) and bind_host.strip("[]") not in WILDCARDS:
+        self.loopback_ok = is_loopback(bind_host) or not self.names or bind_host.strip("[]") in WILDCARDS
+        if not is_loopback(bind_host) and bind_host.strip("[]") not in WILDCARDS:
             self.names.add(host_only(bind_host))
 
     def allows(self, host: str) -> bool:
         if self.any:
             return True
-        return host in self.names or (self.loopback_ok and _is_loopback(host))
+        return host in self.names or (self.loopback_ok and is_loopback(host))
 
 
 async def send_error(send: Send, exc: AutomillError, status: int | None = None,
@@ -96,11 +87,17 @@ async def send_error(send: Send, exc: AutomillError, status: int | None = None,
     await send({"type": "http.response.body", "body": body})
 
 
+#: Told of each refusal: (HTTP method, path, headers, client address, HTTP status, error); the app audits them.
+RefusalHook = Callable[[str, str, dict[str, str], str, int, AutomillError], Awaitable[None]]
+
+
 class RequestGuard:
-    def __init__(self, app: ASGIApp, *, policy: HostPolicy, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, policy: HostPolicy, max_body_bytes: int,
+                 on_refusal: RefusalHook | None = None) -> None:
         self.app = app
         self.policy = policy
         self.max_body_bytes = max_body_bytes
+        self.on_refusal = on_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,7 +107,12 @@ class RequestGuard:
         try:
             self.check(scope["method"], headers)
         except AutomillError as exc:
-            await send_error(send, exc, getattr(exc, "http_status", None))
+            status = getattr(exc, "http_status", None)
+            await send_error(send, exc, status)
+            if self.on_refusal is not None:
+                client = scope.get("client") or ("", 0)
+                await self.on_refusal(scope["method"], scope.get("path", ""), headers, str(client[0]),
+                                      status or error_body(exc)[0], exc)
             return
         await self.app(scope, self._limited(receive), send)
 

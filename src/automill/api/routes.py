@@ -1,6 +1,9 @@
 """The REST surface of AutoMl + PredictionService + google.longrunning, for /v1 and /v1beta1.
 
-Each route: (HTTP method, path regex, versions, handler). Names come from the URL, never the body.
+Each route: HTTP method, path regex, versions, handler, and the RPC's name and the permission it needs
+(services.access: which roles hold it). This file is the one RPC -> permission table: the door
+(api.app) checks the permission on the project of the URL's resource name before the handler runs.
+Names come from the URL, never the body.
 """
 
 from __future__ import annotations
@@ -43,16 +46,35 @@ class Call:
 
 
 Handler = Callable[[Call], Any]
-ROUTES: list[tuple[str, re.Pattern[str], tuple[str, ...], Handler, bool]] = []
 BOTH = ("v1", "v1beta1")
 
 
-def route(method: str, pattern: str, versions: tuple[str, ...] = BOTH, *,
-          collection: bool = False) -> Callable[[Handler], Handler]:
-    """``collection``: the URL ends in a collection (``.../datasets``); the bound name is its parent."""
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    versions: tuple[str, ...]
+    handler: Handler
+    #: The URL ends in a collection (``.../datasets``); the bound name is its parent.
+    collection: bool
+    #: The RPC's name (the audit log's method), e.g. CreateModel.
+    rpc: str
+    #: What the caller's role must hold on the name's project (services.access.PERMISSIONS).
+    permission: str
 
+    @property
+    def mutating(self) -> bool:
+        """The RPC may change something (the audit log records it): all but get, list, Predict and :wait."""
+        return self.permission.rsplit(".", 1)[1] not in ("get", "list", "predict")
+
+
+ROUTES: list[Route] = []
+
+
+def route(method: str, pattern: str, versions: tuple[str, ...] = BOTH, *, rpc: str, permission: str,
+          collection: bool = False) -> Callable[[Handler], Handler]:
     def deco(fn: Handler) -> Handler:
-        ROUTES.append((method, re.compile(f"^{pattern}$"), versions, fn, collection))
+        ROUTES.append(Route(method, re.compile(f"^{pattern}$"), versions, fn, collection, rpc, permission))
         return fn
 
     return deco
@@ -75,7 +97,7 @@ def listing(items: list[dict[str, Any]], key: str, token: str) -> dict[str, Any]
 
 
 # -- datasets -----------------------------------------------------------------------------------------
-@route("POST", rf"{LOC}/datasets", collection=True)
+@route("POST", rf"{LOC}/datasets", collection=True, rpc="CreateDataset", permission="automl.datasets.create")
 def create_dataset(c: Call) -> Any:
     dataset = codec.decode(c.version, "Dataset", c.body, field="dataset")
     if c.version == "v1beta1":
@@ -83,18 +105,18 @@ def create_dataset(c: Call) -> Any:
     return op(c, c.sv.datasets.create_operation(c.name, dataset))
 
 
-@route("GET", rf"{LOC}/datasets", collection=True)
+@route("GET", rf"{LOC}/datasets", collection=True, rpc="ListDatasets", permission="automl.datasets.list")
 def list_datasets(c: Call) -> Any:
     items, token = c.sv.datasets.list(c.name, c.query.get("filter", ""), c.q_int("pageSize"), c.query.get("pageToken", ""))
     return listing([codec.from_v1(c.version, "Dataset", d) for d in items], "datasets", token)
 
 
-@route("GET", rf"{LOC}/datasets/{SEG}")
+@route("GET", rf"{LOC}/datasets/{SEG}", rpc="GetDataset", permission="automl.datasets.get")
 def get_dataset(c: Call) -> Any:
     return codec.from_v1(c.version, "Dataset", c.sv.datasets.get(c.name))
 
 
-@route("PATCH", rf"{LOC}/datasets/{SEG}")
+@route("PATCH", rf"{LOC}/datasets/{SEG}", rpc="UpdateDataset", permission="automl.datasets.update")
 def update_dataset(c: Call) -> Any:
     body = dict(c.body)
     body.pop("name", None)
@@ -104,19 +126,19 @@ def update_dataset(c: Call) -> Any:
     return codec.from_v1(c.version, "Dataset", c.sv.datasets.update(dataset, mask))
 
 
-@route("DELETE", rf"{LOC}/datasets/{SEG}")
+@route("DELETE", rf"{LOC}/datasets/{SEG}", rpc="DeleteDataset", permission="automl.datasets.delete")
 def delete_dataset(c: Call) -> Any:
     return op(c, c.sv.datasets.delete(c.name))
 
 
-@route("POST", rf"{LOC}/datasets/{SEG}:importData")
+@route("POST", rf"{LOC}/datasets/{SEG}:importData", rpc="ImportData", permission="automl.datasets.import")
 def import_data(c: Call) -> Any:
     req = codec.decode(c.version, "ImportDataRequest", c.body)
     no_bigquery(req.get("inputConfig", {}), "bigquerySource")
     return op(c, c.sv.datasets.import_data(c.name, req.get("inputConfig", {})))
 
 
-@route("POST", rf"{LOC}/datasets/{SEG}:exportData")
+@route("POST", rf"{LOC}/datasets/{SEG}:exportData", rpc="ExportData", permission="automl.datasets.export")
 def export_data(c: Call) -> Any:
     req = codec.decode(c.version, "ExportDataRequest", c.body)
     out = req.get("outputConfig", {})
@@ -124,12 +146,14 @@ def export_data(c: Call) -> Any:
     return op(c, c.sv.datasets.export_data(c.name, out))
 
 
-@route("GET", rf"{LOC}/datasets/{SEG}/annotationSpecs/{SEG}")
+@route("GET", rf"{LOC}/datasets/{SEG}/annotationSpecs/{SEG}",
+       rpc="GetAnnotationSpec", permission="automl.annotationSpecs.get")
 def get_annotation_spec(c: Call) -> Any:
     return codec.from_v1(c.version, "AnnotationSpec", c.sv.datasets.get_annotation_spec(c.name))
 
 
-@route("GET", rf"{LOC}/datasets/{SEG}/annotationSpecs", collection=True)
+@route("GET", rf"{LOC}/datasets/{SEG}/annotationSpecs", collection=True,
+       rpc="ListAnnotationSpecs", permission="automl.annotationSpecs.list")
 def list_annotation_specs(c: Call) -> Any:
     """Automill extension (no ListAnnotationSpecs RPC exists in Google's API)."""
     specs = c.sv.datasets.list_annotation_specs(c.name)
@@ -137,7 +161,7 @@ def list_annotation_specs(c: Call) -> Any:
 
 
 # -- models -------------------------------------------------------------------------------------------
-@route("POST", rf"{LOC}/models", collection=True)
+@route("POST", rf"{LOC}/models", collection=True, rpc="CreateModel", permission="automl.models.create")
 def create_model(c: Call) -> Any:
     body = dict(c.body)
     ext = codec.pop_model_extensions(c.version, body)
@@ -145,18 +169,18 @@ def create_model(c: Call) -> Any:
     return op(c, c.sv.models.create(c.name, model, ext))
 
 
-@route("GET", rf"{LOC}/models", collection=True)
+@route("GET", rf"{LOC}/models", collection=True, rpc="ListModels", permission="automl.models.list")
 def list_models(c: Call) -> Any:
     items, token = c.sv.models.list(c.name, c.query.get("filter", ""), c.q_int("pageSize"), c.query.get("pageToken", ""))
     return listing([codec.with_extensions(c.version, m) for m in items], "model", token)
 
 
-@route("GET", rf"{LOC}/models/{SEG}")
+@route("GET", rf"{LOC}/models/{SEG}", rpc="GetModel", permission="automl.models.get")
 def get_model(c: Call) -> Any:
     return codec.with_extensions(c.version, c.sv.models.get(c.name))
 
 
-@route("PATCH", rf"{LOC}/models/{SEG}", ("v1",))
+@route("PATCH", rf"{LOC}/models/{SEG}", ("v1",), rpc="UpdateModel", permission="automl.models.update")
 def update_model(c: Call) -> Any:
     body = dict(c.body)
     body.pop("name", None)
@@ -167,53 +191,56 @@ def update_model(c: Call) -> Any:
     return codec.with_extensions(c.version, c.sv.models.update(model, mask))
 
 
-@route("DELETE", rf"{LOC}/models/{SEG}")
+@route("DELETE", rf"{LOC}/models/{SEG}", rpc="DeleteModel", permission="automl.models.delete")
 def delete_model(c: Call) -> Any:
     return op(c, c.sv.models.delete(c.name))
 
 
-@route("POST", rf"{LOC}/models/{SEG}:deploy")
+@route("POST", rf"{LOC}/models/{SEG}:deploy", rpc="DeployModel", permission="automl.models.deploy")
 def deploy_model(c: Call) -> Any:
     return op(c, c.sv.deployment.deploy(c.name, codec.decode(c.version, "DeployModelRequest", c.body)))
 
 
-@route("POST", rf"{LOC}/models/{SEG}:undeploy")
+@route("POST", rf"{LOC}/models/{SEG}:undeploy", rpc="UndeployModel", permission="automl.models.undeploy")
 def undeploy_model(c: Call) -> Any:
     codec.decode(c.version, "UndeployModelRequest", c.body)
     return op(c, c.sv.deployment.undeploy(c.name))
 
 
-@route("POST", rf"{LOC}/models/{SEG}:export")
+@route("POST", rf"{LOC}/models/{SEG}:export", rpc="ExportModel", permission="automl.models.export")
 def export_model(c: Call) -> Any:
     req = codec.decode(c.version, "ExportModelRequest", c.body)
     return op(c, c.sv.models.export(c.name, req.get("outputConfig", {})))
 
 
-@route("POST", rf"{LOC}/models/{SEG}:exportEvaluatedExamples", ("v1beta1",))
+@route("POST", rf"{LOC}/models/{SEG}:exportEvaluatedExamples", ("v1beta1",),
+       rpc="ExportEvaluatedExamples", permission="automl.models.export")
 def export_evaluated_examples(c: Call) -> Any:
     raise Unimplemented("ExportEvaluatedExamples writes to BigQuery, which Automill does not support")
 
 
-@route("GET", rf"{LOC}/models/{SEG}/modelEvaluations", collection=True)
+@route("GET", rf"{LOC}/models/{SEG}/modelEvaluations", collection=True,
+       rpc="ListModelEvaluations", permission="automl.modelEvaluations.list")
 def list_evaluations(c: Call) -> Any:
     items, token = c.sv.models.list_evaluations(c.name, c.query.get("filter", ""),
                                                 c.q_int("pageSize"), c.query.get("pageToken", ""))
     return listing([codec.from_v1(c.version, "ModelEvaluation", e) for e in items], "modelEvaluation", token)
 
 
-@route("GET", rf"{LOC}/models/{SEG}/modelEvaluations/{SEG}")
+@route("GET", rf"{LOC}/models/{SEG}/modelEvaluations/{SEG}",
+       rpc="GetModelEvaluation", permission="automl.modelEvaluations.get")
 def get_evaluation(c: Call) -> Any:
     return codec.from_v1(c.version, "ModelEvaluation", c.sv.models.get_evaluation(c.name))
 
 
-@route("POST", rf"{LOC}/models/{SEG}:predict")
+@route("POST", rf"{LOC}/models/{SEG}:predict", rpc="Predict", permission="automl.models.predict")
 def predict(c: Call) -> Any:
     req = codec.decode(c.version, "PredictRequest", c.body)
     out = c.sv.predictions.predict(c.name, req.get("payload", {}), req.get("params", {}))
     return codec.from_v1(c.version, "PredictResponse", out)
 
 
-@route("POST", rf"{LOC}/models/{SEG}:batchPredict")
+@route("POST", rf"{LOC}/models/{SEG}:batchPredict", rpc="BatchPredict", permission="automl.models.batchPredict")
 def batch_predict(c: Call) -> Any:
     req = codec.decode(c.version, "BatchPredictRequest", c.body)
     no_bigquery(req.get("inputConfig", {}), "bigquerySource")
@@ -223,32 +250,34 @@ def batch_predict(c: Call) -> Any:
 
 
 # -- v1beta1 Tables -----------------------------------------------------------------------------------
-@route("GET", rf"{LOC}/datasets/{SEG}/tableSpecs(/.*)?", ("v1beta1",))
-@route("PATCH", rf"{LOC}/datasets/{SEG}/tableSpecs(/.*)?", ("v1beta1",))
+@route("GET", rf"{LOC}/datasets/{SEG}/tableSpecs(/.*)?", ("v1beta1",),
+       rpc="GetTableSpec", permission="automl.tableSpecs.get")
+@route("PATCH", rf"{LOC}/datasets/{SEG}/tableSpecs(/.*)?", ("v1beta1",),
+       rpc="UpdateTableSpec", permission="automl.tableSpecs.update")
 def tables(c: Call) -> Any:
     raise Unimplemented("AutoML Tables (table and column specs) is not supported by Automill")
 
 
 # -- operations ---------------------------------------------------------------------------------------
-@route("GET", rf"{LOC}/operations", collection=True)
+@route("GET", rf"{LOC}/operations", collection=True, rpc="ListOperations", permission="automl.operations.list")
 def list_operations(c: Call) -> Any:
     items, token = c.sv.operations.list(c.name, c.query.get("filter", ""), c.q_int("pageSize"),
                                         c.query.get("pageToken", ""))
     return listing([op(c, v) for v in items], "operations", token)
 
 
-@route("GET", rf"{LOC}/operations/{SEG}")
+@route("GET", rf"{LOC}/operations/{SEG}", rpc="GetOperation", permission="automl.operations.get")
 def get_operation(c: Call) -> Any:
     return op(c, c.sv.operations.get(c.name))
 
 
-@route("POST", rf"{LOC}/operations/{SEG}:cancel")
+@route("POST", rf"{LOC}/operations/{SEG}:cancel", rpc="CancelOperation", permission="automl.operations.cancel")
 def cancel_operation(c: Call) -> Any:
     c.sv.operations.cancel(c.name)
     return {}
 
 
-@route("DELETE", rf"{LOC}/operations/{SEG}")
+@route("DELETE", rf"{LOC}/operations/{SEG}", rpc="DeleteOperation", permission="automl.operations.delete")
 def delete_operation(c: Call) -> Any:
     c.sv.operations.delete(c.name)
     return {}
@@ -273,7 +302,7 @@ def wait_timeout(body: dict[str, Any]) -> float:
     return min(seconds, MAX_WAIT_SECONDS)
 
 
-@route("POST", rf"{LOC}/operations/{SEG}:wait")
+@route("POST", rf"{LOC}/operations/{SEG}:wait", rpc="WaitOperation", permission="automl.operations.get")
 async def wait_operation(c: Call) -> Any:
     """Hold the call until the operation is done or the timeout passes, without holding a thread:
     each poll borrows one for a database read, and the wait between polls is a timer."""
@@ -298,15 +327,21 @@ async def wait_operation(c: Call) -> Any:
     return op(c, view)
 
 
-def resolve(method: str, version: str, path: str) -> tuple[Handler, str]:
-    """-> (handler, resource name) or NotFound / Unimplemented."""
+def resolve(method: str, version: str, path: str) -> tuple[Route, str]:
+    """-> (route, resource name) or NotFound."""
     known = False
-    for m, pattern, versions, fn, collection in ROUTES:
-        if pattern.match(path):
+    for r in ROUTES:
+        if r.pattern.match(path):
             known = True
-            if m == method and version in versions:
+            if r.method == method and version in r.versions:
                 name = path.split(":", 1)[0] if ":" in path.rsplit("/", 1)[-1] else path
-                return fn, name.rsplit("/", 1)[0] if collection else name
+                return r, name.rsplit("/", 1)[0] if r.collection else name
     if known:
         raise NotFound(f"{method} is not supported on /{version}/{path}")
     raise NotFound(f"no such resource or method: /{version}/{path}")
+
+
+def project_of(name: str) -> str:
+    """``projects/P/...`` -> P (every route's name starts so)."""
+    parts = name.split("/", 2)
+    return parts[1] if len(parts) > 1 and parts[0] == "projects" else ""

@@ -7,7 +7,7 @@ HTTP statuses, and the job runner stores ``code``/``message`` on failed operatio
     ├── InvalidArgument (3)      bad request field, bad CSV, bad filter   (also ValueError)
     ├── NotFound (5)             unknown dataset, model, operation, gs:// object
     ├── AlreadyExists (6)
-    ├── PermissionDenied (7)     a path that tries to leave its bucket
+    ├── PermissionDenied (7)     a path that tries to leave its bucket; a key without the permission
     ├── ResourceExhausted (8)
     ├── FailedPrecondition (9)   wrong state: model not deployed, dataset too small, etag mismatch
     ├── Aborted (10)
@@ -15,6 +15,7 @@ HTTP statuses, and the job runner stores ``code``/``message`` on failed operatio
     ├── Internal (13)
     ├── Unavailable (14)
     ├── DeadlineExceeded (4)
+    ├── Unauthenticated (16)     no API key, or one that is unknown, revoked or expired
     └── Cancelled (1)            the operation was cancelled
 """
 
@@ -76,6 +77,10 @@ class Unimplemented(AutomillError, NotImplementedError):
     code, status = 12, "UNIMPLEMENTED"
 
 
+class Unauthenticated(AutomillError):
+    code, status = 16, "UNAUTHENTICATED"
+
+
 class Internal(AutomillError):
     code, status = 13, "INTERNAL"
 
@@ -88,7 +93,7 @@ _BY_CODE: dict[int, type[AutomillError]] = {
     cls.code: cls
     for cls in (
         Cancelled, InvalidArgument, DeadlineExceeded, NotFound, AlreadyExists, PermissionDenied,
-        ResourceExhausted, FailedPrecondition, Aborted, Unimplemented, Internal, Unavailable,
+        ResourceExhausted, FailedPrecondition, Aborted, Unimplemented, Internal, Unavailable, Unauthenticated,
     )
 }
 
@@ -102,5 +107,5 @@ def error_for_code(code: int, message: str) -> AutomillError:
 __all__ = [
     "AutomillError", "Cancelled", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
     "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "Unimplemented",
-    "Internal", "Unavailable", "error_for_code",
+    "Internal", "Unavailable", "Unauthenticated", "error_for_code",
 ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from automill.core.net import is_loopback
 from automill.services.datasets import DatasetService
 from automill.services.deployment import DeploymentService
+from automill.services.keys import Authenticator
 from automill.services.models import ModelService
 from automill.services.operations import OperationService
 from automill.services.predictions import PredictionService
@@ -26,6 +28,9 @@ class Services:
         self.deployment = DeploymentService(self)
         self.operations = OperationService(self)
         self.predictions = PredictionService(self)
+        #: Requests without a key are the anonymous admin only while no key exists, and only on a
+        #: loopback address (or with --insecure).
+        self.auth = Authenticator(self.db, open_when_keyless=is_loopback(settings.host) or settings.insecure)
 
 
 def services_factory(settings: Settings):  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from automill.core.errors import FailedPrecondition
 from automill.core.ids import make_id, split_parent
 from automill.jobs import queue
 from automill.jobs.states import JobState
+from automill.services.access import acting_key
 from automill.services.lookup import find
 from automill.services.render import OperationView, operation_view
 from automill.store.db import next_number, utcnow
@@ -36,7 +37,7 @@ def new_operation(s: Session, *, project: str, location: str, prefix: str, kind:
         state=JobState.SUCCEEDED if done else JobState.QUEUED, progress_percent=100 if done else 0,
         partial_failures=[], result_type=result_type, result=done_result, error_code=0, error_message="",
         cancel_requested=False, attempt=0, max_attempts=max_attempts, lease_owner="", lease_expires_at=0.0,
-        created_at=now, updated_at=now, seq=n)
+        created_at=now, updated_at=now, seq=n, created_by=acting_key.get())
     s.add(row)
     s.flush()
     return row

@@ -128,3 +128,44 @@ class OperationRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     seq: Mapped[int] = mapped_column(Integer)
+    #: The API key (its name) whose request started the operation; "anonymous" on a server without keys,
+    #: "" for operations started by the server itself. Never part of the Operation JSON.
+    created_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
+
+
+class ApiKeyRow(Base):
+    """An API key: a name, a role on one project (or ``*``: all), and a slow salted hash of the secret.
+
+    The secret itself is never stored; ``key_id`` is the public part of the secret that finds the row.
+    """
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    project: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(32))
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AuditRow(Base):
+    """One mutating or refused API request: who, what, on what, and the answer (never the body or a secret)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_time", "time"), Index("ix_audit_log_project_time", "project", "time"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(DateTime)
+    key_name: Mapped[str] = mapped_column(String(64))
+    project: Mapped[str] = mapped_column(String(128), default="")
+    #: The RPC, e.g. CreateModel ("" when the path is no API route).
+    method: Mapped[str] = mapped_column(String(64))
+    http_method: Mapped[str] = mapped_column(String(8))
+    resource: Mapped[str] = mapped_column(Text, default="")
+    http_status: Mapped[int] = mapped_column(Integer)
+    #: google.rpc code name of the answer: OK, PERMISSION_DENIED, UNAUTHENTICATED, ...
+    status: Mapped[str] = mapped_column(String(32))
+    client: Mapped[str] = mapped_column(String(64), default="")
