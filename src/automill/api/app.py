@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import uuid
 from typing import Any
 
 from starlette.applications import Starlette
@@ -27,28 +26,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from automill.api import codec
-from automill.api.errors import error_body
+from automill.api.errors import error_response, handler_error, http_error
 from automill.api.guard import MUTATING, HostPolicy, RequestGuard
 from automill.api.routes import Call, project_of, resolve
-from automill.core.errors import AutomillError, Internal, InvalidArgument, NotFound, Unimplemented
+from automill.core.errors import AutomillError, NotFound
 from automill.services import audit
 from automill.services.access import acting_key, authorize
 from automill.services.container import Services
 
 log = logging.getLogger("automill.api")
-
-#: Starlette's own refusals (no route, wrong method) as the google.rpc codes they stand for.
-_HTTP_ERRORS: dict[int, type[AutomillError]] = {404: NotFound, 405: Unimplemented}
-
-
-def error_response(exc: AutomillError) -> JSONResponse:
-    status, payload = error_body(exc)
-    retry = getattr(exc, "retry_after", None)
-    headers = {"Retry-After": str(retry)} if retry else {}
-    if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="automill"'
-    return JSONResponse(payload, status_code=status, headers=headers or None)
-
 
 def credential(headers: Any) -> str | None:
     """The key a request sends: ``x-goog-api-key`` (client_options.api_key, curl -H), else
@@ -117,31 +103,16 @@ def create_app(services: Services) -> Any:
             response: Response = JSONResponse(result if result is not None else {})
         except ClientDisconnect:
             status, response = "CANCELLED", Response(status_code=400)  # nobody is listening; nothing changed
-        except AutomillError as exc:
+        except Exception as raised:  # noqa: BLE001 - every failure answers with a google.rpc.Status
+            exc = handler_error(raised, f"{method} {request.url.path}")
             status, response = exc.status, error_response(exc)
             key_name = getattr(exc, "key_name", key_name)
-        except RecursionError:
-            exc = InvalidArgument("the request is nested too deeply")
-            status, response = exc.status, error_response(exc)
-        except Exception:  # noqa: BLE001 - a bug must still answer with a google.rpc.Status
-            ref = uuid.uuid4().hex[:12]
-            log.exception("internal error %s on %s %s", ref, method, request.url.path)
-            status, response = "INTERNAL", error_response(Internal(f"internal error (reference {ref} in the server log)"))
         if changes or response.status_code in (401, 403):
             await run_in_threadpool(
                 audit.record, services.db, key_name=key_name, project=project_of(name), method=rpc,
                 http_method=method, resource=name, http_status=response.status_code, status=status,
                 client=request.client.host if request.client else "")
         return response
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        """Starlette's own refusals (no route: 404, wrong method: 405) as google.rpc.Status JSON."""
-        assert isinstance(exc, HTTPException)
-        cls = _HTTP_ERRORS.get(exc.status_code, InvalidArgument)
-        what = "no such resource" if exc.status_code == 404 else f"{request.method} is not allowed here"
-        _, payload = error_body(cls(f"{what}: {request.url.path[:200]}"))
-        payload["error"]["code"] = exc.status_code
-        return JSONResponse(payload, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
-from automill.core.errors import AutomillError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from automill.core.errors import AutomillError, Internal, InvalidArgument, NotFound, Unimplemented
+
+log = logging.getLogger("automill.api")
+
+#: Starlette's own refusals (no route, wrong method) as the google.rpc codes they stand for.
+_HTTP_ERRORS: dict[int, type[AutomillError]] = {404: NotFound, 405: Unimplemented}
 
 #: google.rpc.Code -> HTTP. 401 (UNAUTHENTICATED) is sent only when a server with API keys gets a request
 #: without a valid one. Google's client libraries answer 401 by refreshing their credentials and retrying
@@ -21,3 +32,40 @@ def error_body(exc: AutomillError) -> tuple[int, dict[str, Any]]:
         err["details"] = [{"@type": "type.googleapis.com/google.rpc.BadRequest",
                            "fieldViolations": [{"field": exc.field, "description": exc.message}]}]
     return http, {"error": err}
+
+
+def error_response(exc: AutomillError, status: int | None = None) -> JSONResponse:
+    """The JSON answer for ``exc`` (``status`` overrides the HTTP status), with Retry-After for a
+    limit that says when to retry and WWW-Authenticate for a 401."""
+    http, payload = error_body(exc)
+    if status is not None:
+        payload["error"]["code"] = http = status
+    retry = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry)} if retry else {}
+    if http == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="automill"'
+    return JSONResponse(payload, status_code=http, headers=headers or None)
+
+
+def handler_error(exc: Exception, where: str) -> AutomillError:
+    """What an exception raised while answering a request answers: itself when it is an AutomillError,
+    INVALID_ARGUMENT for a request nested too deeply, and otherwise INTERNAL with a reference to the
+    traceback in the server log (never the exception's text, which may hold server paths)."""
+    if isinstance(exc, AutomillError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return InvalidArgument("the request is nested too deeply")
+    ref = uuid.uuid4().hex[:12]
+    log.error("internal error %s on %s", ref, where, exc_info=exc)
+    return Internal(f"internal error (reference {ref} in the server log)")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no route: 404, wrong method: 405) as google.rpc.Status JSON."""
+    assert isinstance(exc, HTTPException)
+    cls = _HTTP_ERRORS.get(exc.status_code, InvalidArgument)
+    what = "no such resource" if exc.status_code == 404 else f"{request.method} is not allowed here"
+    response = error_response(cls(f"{what}: {request.url.path[:200]}"), exc.status_code)
+    for key, value in (getattr(exc, "headers", None) or {}).items():
+        response.headers[key] = value
+    return response

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +29,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from automill.api import codec
-from automill.api.errors import error_body
+from automill.api.errors import error_response, handler_error, http_error
 from automill.api.guard import HostPolicy, RequestGuard
-from automill.core.errors import AutomillError, Internal, InvalidArgument, NotFound, Unimplemented
+from automill.core.errors import NotFound
 from automill.export.docker import MODEL_DIR, read_manifest
 from automill.serving.predict import predict_payload
 
 log = logging.getLogger("automill.serve_model")
 _PREDICT = re.compile(r"^projects/[^/:]+/locations/[^/:]+/models/(?P<model>[^/:]+):predict$")
-
-
-def _error(exc: AutomillError, status: int | None = None) -> JSONResponse:
-    http, payload = error_body(exc)
-    if status is not None:
-        payload["error"]["code"] = http = status
-    return JSONResponse(payload, status_code=http)
 
 
 class ExportedModel:
@@ -87,20 +79,8 @@ def create_app(model: ExportedModel, *, host: str = "127.0.0.1", allowed_hosts: 
             return JSONResponse(codec.from_v1(version, "PredictResponse", out))
         except ClientDisconnect:
             return Response(status_code=400)
-        except AutomillError as exc:
-            return _error(exc)
-        except RecursionError:
-            return _error(InvalidArgument("the request is nested too deeply"))
-        except Exception:  # noqa: BLE001 - a bug must still answer with a google.rpc.Status
-            ref = uuid.uuid4().hex[:12]
-            log.exception("internal error %s on %s %s", ref, request.method, request.url.path)
-            return _error(Internal(f"internal error (reference {ref} in the server log)"))
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        if exc.status_code == 404:
-            return _error(NotFound(f"no such resource: {request.url.path[:200]}"), 404)
-        return _error(Unimplemented(f"{request.method} is not allowed here: {request.url.path[:200]}"), exc.status_code)
+        except Exception as raised:  # noqa: BLE001 - every failure answers with a google.rpc.Status
+            return error_response(handler_error(raised, f"{request.method} {request.url.path}"))
 
     app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]),
                             Route("/{version}/{path:path}", api, methods=["POST"])],
