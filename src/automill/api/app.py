@@ -33,6 +33,7 @@ from automill.core.errors import AutomillError, NotFound
 from automill.services import audit
 from automill.services.access import acting_key, authorize
 from automill.services.container import Services
+from automill.store.blobs import acting_project
 
 log = logging.getLogger("automill.api")
 
@@ -89,6 +90,7 @@ def create_app(services: Services) -> Any:
             route, name = resolve("GET" if method == "HEAD" else method, version, path)
             authorize(principal, route.permission, project_of(name), name)
             acting_key.set(principal.name)
+            acting_project.set(project_of(name))  # buckets granted to other projects are closed to this request
             body: dict[str, Any] = {}
             if method in ("POST", "PATCH", "PUT"):
                 raw = await request.body()

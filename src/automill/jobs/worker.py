@@ -27,6 +27,7 @@ from automill.jobs import queue
 from automill.jobs.context import JobContext
 from automill.jobs.registry import get_handler
 from automill.jobs.states import JobState
+from automill.store.blobs import acting_project
 from automill.store.db import Database
 from automill.store.tables import OperationRow
 
@@ -57,6 +58,7 @@ def _run_child(db_url: str, services_factory: Callable[[], Any], op: dict[str, A
     db = Database(db_url)
     ctx = JobContext(db=db, op_id=op["id"], kind=op["kind"], request=op["request"], owner=owner,
                      attempt=op["attempt"], project=op["project"], location=op["location"])
+    acting_project.set(op["project"])  # the job reads and writes only buckets open to its project
     try:
         ctx.services = services_factory()
         result = get_handler(op["kind"])(ctx)

@@ -25,6 +25,7 @@ import re
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -207,15 +208,45 @@ class _Target:
 BUILTIN_BUCKETS = {"automill-samples": Path(__file__).resolve().parents[1] / "samples"}
 
 
+#: The project whose request or job is using the blob store now (set by the API for each request and
+#: by the worker for each job); a granted bucket is open only to its projects. Empty: no project
+#: (server-side work such as the sweep), which grants do not restrict.
+acting_project: ContextVar[str] = ContextVar("automill_acting_project", default="")
+
+_PROJECTS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}(,[A-Za-z0-9][A-Za-z0-9._-]{0,62})*$")
+
+
+def split_grants(mapping: str) -> tuple[str, tuple[str, ...]]:
+    """``PATH@p1,p2`` -> (PATH, ("p1", "p2")); ``PATH`` -> (PATH, ()): open to every project."""
+    path, sep, projects = mapping.rpartition("@")
+    if not sep or not _PROJECTS.match(projects):
+        return mapping, ()
+    return path, tuple(projects.split(","))
+
+
 class BlobStore:
     def __init__(self, data_dir: Path, buckets: dict[str, str]) -> None:
         self.data_dir = Path(data_dir)
-        for name in buckets:
+        self.buckets: dict[str, str] = {}
+        #: bucket -> the projects it is granted to (a bucket not listed is open to every project)
+        self.grants: dict[str, tuple[str, ...]] = {}
+        for name, mapping in buckets.items():
             check_bucket_name(name, "bucket mapping", field="bucket")
             if name in BUILTIN_BUCKETS:
                 raise InvalidArgument(f"bucket mapping {name!r}: gs://{name} is built in (the sample data); "
                                       "map another name", field="bucket")
-        self.buckets = dict(buckets)
+            self.buckets[name], projects = split_grants(mapping)
+            if projects:
+                self.grants[name] = projects
+
+    def check_access(self, uri: str, project: str | None = None) -> None:
+        """Refuse a bucket that is granted to other projects than ``project`` (default: the acting one).
+        The message is the same whether or not the path exists."""
+        bucket, _ = split_gs(uri)
+        project = acting_project.get() if project is None else project
+        granted = self.grants.get(bucket)
+        if granted and project and project not in granted:
+            raise PermissionDenied(f"gs://{bucket} is not granted to project {project}")
 
     def check_writable(self, uri: str) -> None:
         """Refuse writes to a built-in bucket before any work is queued."""
@@ -232,6 +263,7 @@ class BlobStore:
 
     def _target(self, uri: str) -> _Target:
         bucket, key = split_gs(uri)
+        self.check_access(uri)
         key = _clean_key(uri, key)
         root = self._local_root(uri, bucket)
         if root is None:
