@@ -28,6 +28,7 @@ from starlette.routing import Route
 from automill.api import codec
 from automill.api.errors import error_response, handler_error, http_error
 from automill.api.guard import MUTATING, HostPolicy, RequestGuard
+from automill.api.limits import RateLimiter
 from automill.api.routes import Call, project_of, resolve
 from automill.core.errors import AutomillError, NotFound
 from automill.services import audit
@@ -62,6 +63,7 @@ def describe(method: str, version: str, path: str) -> tuple[str, str, bool]:
 
 def create_app(services: Services) -> Any:
     settings = services.settings
+    limiter = RateLimiter(settings.max_requests_per_minute)
 
     async def healthz(_: Request) -> Response:
         def check() -> None:
@@ -85,6 +87,8 @@ def create_app(services: Services) -> Any:
         try:
             principal = await run_in_threadpool(services.auth.authenticate, credential(request.headers))
             key_name = principal.name
+            if not principal.anonymous:  # the machine's own user of a keyless loopback server is not limited
+                limiter.take(principal.name)
             if version not in codec.VERSIONS:
                 raise NotFound(f"unknown API version {version!r}; use v1 or v1beta1")
             route, name = resolve("GET" if method == "HEAD" else method, version, path)
