@@ -14,22 +14,31 @@ from automill.store.blobs import check_bucket_name
 
 
 def parse_buckets(specs: list[str] | str | None) -> dict[str, str]:
-    """``NAME=PATH`` items (a list, or one comma-separated string) -> {name: path}; NAME must be a valid
-    bucket name (``--bucket ..=/srv`` would shadow the data folder's own files)."""
+    """``NAME=PATH[@PROJECT,...]`` items (a list, or one comma-separated string) -> {name: path}, where a
+    granted bucket's path keeps its ``@PROJECT,...`` suffix (store.blobs reads the grants). NAME must be
+    a valid bucket name (``--bucket ..=/srv`` would shadow the data folder's own files). In one string,
+    a part without ``=`` continues the project list of the mapping before it:
+    ``a=/srv/a@p1,p2,b=/srv/b`` grants ``a`` to p1 and p2."""
     if not specs:
         return {}
-    items = specs.split(",") if isinstance(specs, str) else list(specs)
+    items = specs.split(",") if isinstance(specs, str) else [p for spec in specs for p in spec.split(",")]
     out: dict[str, str] = {}
+    last = ""
     for item in items:
         item = item.strip()
         if not item:
             continue
         name, sep, path = item.partition("=")
+        if not sep and last and "@" in out[last]:
+            out[last] += f",{item}"  # another project granted the bucket before
+            continue
         if not sep or not name or not path:
-            raise InvalidArgument(f"bucket mapping {item!r} must look like NAME=PATH", field="bucket")
+            raise InvalidArgument(f"bucket mapping {item!r} must look like NAME=PATH or NAME=PATH@PROJECT,...",
+                                  field="bucket")
         name = name.strip()
         check_bucket_name(name, f"bucket mapping {item!r}", field="bucket")
         out[name] = path.strip()
+        last = name
     return out
 
 
@@ -60,6 +69,9 @@ class Settings:
     lease_seconds: float = 10.0
     heartbeat_seconds: float = 1.0
     max_attempts: int = 2
+    #: How often ``automill serve`` sweeps the data folder (after its sweep on start): files no row
+    #: refers to, temporary folders of ended operations, unreferenced images (``automill check``).
+    sweep_seconds: float = 600.0
     #: Host header values the server answers to besides its own address ("*" = any). Loopback
     #: servers answer to loopback names; a wildcard bind (0.0.0.0) with none set answers to any.
     allowed_hosts: tuple[str, ...] = ()
@@ -73,6 +85,12 @@ class Settings:
     body_timeout_seconds: float = 300.0
     #: Open connections at most; beyond, new ones get 503 at once.
     max_connections: int = 1000
+    #: Requests a minute each API key may make (per API server process); beyond, 429 with Retry-After.
+    #: 0 = unlimited. Anonymous callers of a keyless loopback server are not limited.
+    max_requests_per_minute: int = 600
+    #: Serve a non-loopback address while no API key exists (anyone who reaches the port is admin).
+    #: Only the --insecure flag of ``automill serve`` sets it; the server logs a warning on every start.
+    insecure: bool = False
 
     @property
     def db_url(self) -> str:
@@ -95,8 +113,9 @@ class Settings:
         for key, conv in (("host", str), ("port", int), ("workers", int), ("max_attempts", int),
                           ("text_train_budget_milli_node_hours", int), ("image_train_budget_milli_node_hours", int),
                           ("max_train_budget_milli_node_hours", int),
-                          ("lease_seconds", float), ("heartbeat_seconds", float),
+                          ("lease_seconds", float), ("heartbeat_seconds", float), ("sweep_seconds", float),
                           ("max_request_bytes", int), ("max_concurrent_waits", int), ("max_connections", int),
+                          ("max_requests_per_minute", int),
                           ("head_timeout_seconds", float), ("body_idle_timeout_seconds", float),
                           ("body_timeout_seconds", float)):
             name = f"AUTOMILL_{key.upper()}"

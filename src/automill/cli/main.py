@@ -12,6 +12,8 @@ from typing import Optional
 import typer
 
 from automill.cli import client
+from automill.cli.commands.check import check
+from automill.cli.commands.keys import audit, keys
 from automill.settings import Settings, parse_buckets
 
 app = typer.Typer(help="Automill: self-hosted AutoML with the Google Cloud AutoML API.", no_args_is_help=True)
@@ -22,8 +24,12 @@ app.add_typer(client.models, name="models")
 app.add_typer(client.evaluations, name="evaluations")
 app.add_typer(client.operations, name="operations")
 app.command("predict")(client.predict)
+app.command("check")(check)
+app.add_typer(keys, name="keys")
+app.command("audit")(audit)
 
-BUCKET_HELP = "Map gs://NAME to a folder or fsspec URL: NAME=PATH (repeatable; env AUTOMILL_BUCKETS=N=P,N2=P2)."
+BUCKET_HELP = ("Map gs://NAME to a folder or fsspec URL: NAME=PATH, or NAME=PATH@PROJECT,... to grant it to those "
+               "projects only (repeatable; env AUTOMILL_BUCKETS=N=P,N2=P2).")
 
 
 def _settings(data_dir: Optional[Path], database_url: Optional[str], bucket: Optional[list[str]],
@@ -65,25 +71,52 @@ def serve(
         None, help="Largest request body in bytes (env AUTOMILL_MAX_REQUEST_BYTES, default 41943040 = 40 MB)."),
     max_train_budget_milli_node_hours: Optional[int] = typer.Option(
         None, help="Cap on every training's budget (env AUTOMILL_MAX_TRAIN_BUDGET_MILLI_NODE_HOURS; 0 = none)."),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="Serve a non-loopback --host while no API key exists: anyone who reaches the "
+        "port can do everything. Without it such a server refuses to start (create a key: automill keys create)."),
 ) -> None:
-    """Run the API server (and local workers) on embedded defaults: SQLite + local folders."""
+    """Run the API server (and local workers) on embedded defaults: SQLite + local folders.
+
+    While no API key exists, a server on a loopback address serves anyone on this machine; once one
+    exists (automill keys create), every API request needs a key, and a non-loopback --host needs one
+    to start at all (or --insecure)."""
     import uvicorn
 
     from automill.api.app import create_app
     from automill.api.protocol import GuardedH11Protocol
     from automill.services.container import Services
 
+    from automill.core.net import is_loopback
+    from automill.services.keys import keys_exist
+
     _logging()
     settings = _settings(data_dir, database_url, bucket, host=host, port=port, workers=workers,
                          allowed_hosts=tuple(allowed_host) if allowed_host else None,
                          max_request_bytes=max_request_bytes,
-                         max_train_budget_milli_node_hours=max_train_budget_milli_node_hours)
+                         max_train_budget_milli_node_hours=max_train_budget_milli_node_hours, insecure=insecure)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     services = Services(settings)
     services.db.migrate()
+    main_log = logging.getLogger("automill")
+    if not is_loopback(settings.host) and not keys_exist(services.db):
+        if not insecure:
+            main_log.error("refusing to serve %s: it is not a loopback address and no API key exists, so anyone who "
+                           "reaches the port could use every project. Create a key first (automill keys create "
+                           "--project '*' --role admin), or serve 127.0.0.1 behind a proxy, or pass --insecure.",
+                           settings.host)
+            raise typer.Exit(2)
+        main_log.warning("INSECURE: serving %s without API keys (--insecure): anyone who reaches port %d can read, "
+                         "change and delete every project. Create a key (automill keys create) to require one.",
+                         settings.host, settings.port)
+    elif insecure:
+        main_log.warning("--insecure has no effect: %s", "API keys exist, so every request needs one"
+                         if keys_exist(services.db) else "the server is on a loopback address")
     procs = [_spawn_worker(settings) for _ in range(settings.workers)]
-    logging.getLogger("automill").info("serving on http://%s:%d (data in %s, %d workers)", settings.host,
-                                       settings.port, settings.data_dir.resolve(), len(procs))
+    from automill.services.housekeeping import Sweeper
+
+    Sweeper(services.db, settings.data_dir, settings.sweep_seconds).start()  # on start, then periodically
+    main_log.info("serving on http://%s:%d (data in %s, %d workers)", settings.host,
+                  settings.port, settings.data_dir.resolve(), len(procs))
     try:
         uvicorn.run(create_app(services), host=settings.host, port=settings.port, log_level="warning",
                     http=GuardedH11Protocol.configure(head_timeout=settings.head_timeout_seconds,

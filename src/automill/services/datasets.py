@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TYPE_CHECKING
 
 from sqlalchemy import delete, func, select
@@ -17,10 +18,13 @@ from automill.services.operations import new_operation
 from automill.services.render import OperationView, annotation_spec_json, dataset_json, operation_view
 from automill.store.blobs import split_gs
 from automill.store.db import new_etag, next_number, utcnow
+from automill.store.housekeeping import free_media
 from automill.store.tables import AnnotationSpecRow, DatasetRow, ExampleRow, ModelRow, OperationRow
 
 if TYPE_CHECKING:
     from automill.services.container import Services
+
+log = logging.getLogger(__name__)
 
 DATASET_FILTER_FIELDS = {"display_name", "displayName"} | {
     f"{k[0].lower()}{''.join('_' + c.lower() if c.isupper() else c for c in k[1:])}" for k in DATASET_KEYS
@@ -154,12 +158,22 @@ class DatasetService:
                 OperationRow.works_on == name, OperationRow.state.in_(["QUEUED", "RUNNING"]))).first()
             if running:
                 raise FailedPrecondition(f"dataset {name} has a running operation {running[0]}; wait for it or cancel it")
+            keys = list(s.execute(select(ExampleRow.content).where(ExampleRow.dataset_id == row.id)).scalars()) \
+                if row.problem_type.startswith("image_") else []
             s.execute(delete(ExampleRow).where(ExampleRow.dataset_id == row.id))
             s.execute(delete(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == row.id))
             s.delete(row)
             op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="delete_dataset",
                                details_key="deleteDetails", works_on=name, done=True)
-            return operation_view(op)
+            view = operation_view(op)
+        # Committed: now free the images no other dataset's example names (read again under the media
+        # lock). Models never read them. What a crash leaves here, the sweep frees.
+        if keys:
+            try:
+                free_media(self.sv.db, self.sv.media, keys)
+            except Exception:  # noqa: BLE001 - the delete stands; the sweep frees the rest
+                log.warning("freeing the images of dataset %s failed; the sweep will", name, exc_info=True)
+        return view
 
     # -- annotation specs ---------------------------------------------------------------------------
     def get_annotation_spec(self, name: str) -> dict[str, Any]:

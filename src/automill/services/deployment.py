@@ -5,9 +5,11 @@ DeployModel answers at once with a running Operation (the official client gives 
 only when its files have loaded, in the transaction that ends the operation. Cheap checks (the
 model exists, its files exist, ``node_count``) fail the request itself and change nothing.
 
-The operation is leased like a worker's job. If the serving process dies while loading, the lease
-runs out, the workers' sweep requeues the operation and a worker finishes it with the
-``deploy_model`` job (services/handlers/deploy.py); predict then loads the model on first use.
+The operation is leased like a worker's job, with the workers' short lease (``lease_seconds``, 10 s),
+renewed every ``heartbeat_seconds`` by a thread of the serving process for as long as it loads. If
+the serving process dies while loading, the lease runs out within seconds, the workers' sweep
+requeues the operation and a worker finishes it with the ``deploy_model`` job
+(services/handlers/deploy.py); predict then loads the model on first use.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: How long the serving process holds a deploy before the sweep may hand it to a worker. Loading a
-#: model takes seconds; a load still running past this is finished by whichever side commits first.
-DEPLOY_LEASE_SECONDS = 120.0
+#: The first lease of a deploy, before its heartbeat thread runs; then the settings' ``lease_seconds``
+#: (renewed every ``heartbeat_seconds``) while the serving process loads. A serving process that dies
+#: stops renewing: the workers' sweep hands the deploy to a worker once the lease has run out.
+DEPLOY_LEASE_SECONDS = 10.0
 
 
 def _node_count(request: dict[str, Any]) -> str | None:
@@ -110,7 +113,7 @@ class DeploymentService:
                 return operation_view(new_operation(s, **common, done=True))  # the same deployment again: a no-op
             op = new_operation(s, **common, request={"model": name, "node_count": count})
             op.state, op.attempt, op.lease_owner = JobState.RUNNING, 1, self.owner
-            op.lease_expires_at = time.time() + DEPLOY_LEASE_SECONDS
+            op.lease_expires_at = time.time() + max(DEPLOY_LEASE_SECONDS, self.sv.settings.lease_seconds)
             op.progress_percent, op.stage = 5, "loading the model for serving"
             view = operation_view(op)
             job = (op.id, row.id, row.problem_type, Path(row.artifact_dir))
@@ -122,6 +125,9 @@ class DeploymentService:
     def _load(self, op_id: str, model_id: str, problem_type: str, model_dir: Path, name: str,
               count: str | None) -> None:
         db = self.sv.db
+        stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(op_id, stop), name=f"deploy-lease-{op_id}", daemon=True)
+        beat.start()
         try:
             self.sv.serving.load(model_id, problem_type, model_dir)
 
@@ -133,8 +139,22 @@ class DeploymentService:
         except Exception as exc:  # noqa: BLE001 - every failure must end the operation with a message
             code, message = self._load_error(name, model_id, model_dir, exc)
             queue.fail(db, op_id, code, message, owner=self.owner, attempt=1)
+        finally:
+            stop.set()
         if not self._model_exists(name):
             self.sv.serving.evict(model_id)  # loaded just as the model was deleted: serve nothing of it
+
+    def _heartbeat(self, op_id: str, stop: threading.Event) -> None:
+        """Renew the deploy's lease while its model loads; stop when the load ends or the lease was lost."""
+        lease, every = self.sv.settings.lease_seconds, self.sv.settings.heartbeat_seconds
+        while not stop.wait(every):
+            try:
+                ours, _ = queue.heartbeat(self.sv.db, op_id, self.owner, 1, lease)
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the lease covers several
+                log.warning("renewing the lease of deploy %s failed", op_id, exc_info=True)
+                continue
+            if not ours:
+                return
 
     def _model_exists(self, name: str) -> bool:
         try:

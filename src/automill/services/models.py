@@ -4,7 +4,6 @@ and model evaluations."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
@@ -22,6 +21,7 @@ from automill.services.lookup import find, lock
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, evaluation_json, model_json, operation_view
 from automill.store.db import new_etag, utcnow
+from automill.store.housekeeping import remove_model_files
 from automill.engine.model_types import text_preset
 from automill.store.tables import AnnotationSpecRow, DatasetRow, EvaluationRow, ExampleRow, ModelRow
 
@@ -198,7 +198,7 @@ class ModelService:
                                details_key="deleteDetails", works_on=name, done=True)
             view = operation_view(op)
         self.sv.serving.evict(row.id)
-        shutil.rmtree(artifact, ignore_errors=True)
+        remove_model_files(artifact)  # renamed to models/.deleted-* first: a crash leaves it to the sweep
         return view
 
     def export(self, name: str, output_config: dict[str, Any]) -> OperationView:

@@ -14,6 +14,7 @@ from automill.jobs.registry import JobResult, register
 from automill.problems.base import get_problem
 from automill.problems.text_classification.problem import MAX_PREDICT_CHARS
 from automill.services.handlers.data import MAX_CSV_BYTES, gcs_timestamp
+from automill.services.housekeeping import uses_job_tmp
 
 LINES_PER_FILE = 10_000
 BATCH = 256
@@ -21,6 +22,7 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 
 
 @register("batch_predict")
+@uses_job_tmp
 def batch_predict(ctx: JobContext) -> JobResult:
     sv = ctx.services
     req = ctx.request

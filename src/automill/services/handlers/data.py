@@ -19,6 +19,8 @@ from automill.jobs.context import JobContext
 from automill.jobs.registry import JobResult, register
 from automill.problems.base import get_problem
 from automill.store.db import new_etag, next_number, utcnow
+from automill.services.housekeeping import uses_job_tmp
+from automill.store.housekeeping import free_media, media_lock
 from automill.store.tables import AnnotationSpecRow, ExampleRow
 
 MAX_CSV_BYTES = 100 * 1024 * 1024
@@ -50,7 +52,26 @@ def _rows_reporter(ctx: JobContext, text: str, i: int, n: int, files: str) -> An
 
 
 @register("import_data")
+@uses_job_tmp
 def import_data(ctx: JobContext) -> JobResult:
+    try:
+        return _import_data(ctx)
+    except BaseException:
+        _release_pins(ctx)
+        raise
+
+
+def _release_pins(ctx: JobContext) -> None:
+    """A failed import: free the images it stored that no example names (a kill leaves them to the sweep)."""
+    sv = ctx.services
+    folder = sv.media.pin_dir(ctx.op_id)
+    keys = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+    sv.media.unpin(ctx.op_id)
+    if keys:
+        free_media(sv.db, sv.media, keys)
+
+
+def _import_data(ctx: JobContext) -> JobResult:
     sv = ctx.services
     req = ctx.request
     with sv.db.tx() as s:
@@ -66,7 +87,9 @@ def import_data(ctx: JobContext) -> JobResult:
         files = f" (file {i + 1} of {len(uris)})" if len(uris) > 1 else ""
         ctx.progress(2 + 78.0 * i / len(uris), stage=f"reading {uri}{files}")
         text = sv.blobs.read_text(uri, max_bytes=MAX_CSV_BYTES)  # a missing CSV fails the whole import
-        media = {"put_media": sv.media.put} if getattr(problem, "uses_media", False) else {}
+        # each stored image is pinned to this operation until the commit (store/media.py)
+        media = {"put_media": lambda data, ext: sv.media.put(data, ext, pin=ctx.op_id)} \
+            if getattr(problem, "uses_media", False) else {}
         if counts:
             media["on_rows"] = _rows_reporter(ctx, text, i, len(uris), files)
         parsed = problem.parse_import(text, uri=uri, read_text=lambda u: sv.blobs.read_text(u, max_bytes=MAX_TEXT_BYTES),
@@ -94,6 +117,12 @@ def import_data(ctx: JobContext) -> JobResult:
 
     def commit(s: Any) -> None:
         ds = sv.datasets.row(s, req["dataset"])  # still there?
+        if getattr(problem, "uses_media", False):
+            # Under the media lock until this commits: a dataset delete freeing the same images either
+            # finished before (put them back from the pins) or waits and then sees these rows.
+            media_lock(s)
+            sv.media.restore(ctx.op_id)
+            sv.media.unpin(ctx.op_id)
         specs = {r.display_name: r.id for r in s.execute(
             select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == dataset_id)).scalars()}
         existing: dict[str, Any] = {r.content_hash: r for r in s.execute(
@@ -131,6 +160,7 @@ def import_data(ctx: JobContext) -> JobResult:
 
 
 @register("export_data")
+@uses_job_tmp
 def export_data(ctx: JobContext) -> JobResult:
     sv = ctx.services
     req = ctx.request

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ from automill.problems.image_classification.images import decode_batch
 from automill.problems.image_classification.problem import image_splits
 from automill.serving.cache import require_files
 from automill.services.handlers.data import gcs_timestamp
+from automill.services.housekeeping import uses_job_tmp
+from automill.store.housekeeping import staging
 from automill.store.tables import ExampleRow
 
 #: Held-out images the exported file is checked on against the in-process model.
@@ -27,6 +28,7 @@ PARITY_IMAGES = 64
 
 
 @register("export_model")
+@uses_job_tmp
 def export_model(ctx: JobContext) -> JobResult:
     sv, req = ctx.services, ctx.request
     with sv.db.tx() as s:
@@ -49,7 +51,7 @@ def export_model(ctx: JobContext) -> JobResult:
     check = decode_batch(images, model.size) if images else np.zeros((0, model.size, model.size, 3), dtype=np.uint8)
     ctx.progress(10, stage=f"exporting to {req['format']} and checking it against the served model")
     out_dir = f"{req['output_uri_prefix'].rstrip('/')}/model-export-{display_name}-{gcs_timestamp()}"
-    with tempfile.TemporaryDirectory(prefix="automill-export-") as tmp:
+    with staging(sv.settings.data_dir, ctx.op_id, "export-") as tmp:
         package = export_detector_package if problem_type == "image_object_detection" else export_package
         package(model, labels, req["format"], req["quantization"], Path(tmp), check)
         ctx.progress(90, stage="writing the exported files")
@@ -66,7 +68,7 @@ def export_docker(ctx: JobContext, display_name: str, problem_type: str, model_d
     sv, req = ctx.services, ctx.request
     require_files(req["model"].rsplit("/", 1)[-1], model_dir)
     out_dir = f"{req['output_uri_prefix'].rstrip('/')}/model-export-{display_name}-{gcs_timestamp()}"
-    with tempfile.TemporaryDirectory(prefix="automill-export-") as tmp:
+    with staging(sv.settings.data_dir, ctx.op_id, "export-") as tmp:
         export_docker_package(model_dir, Path(tmp), problem_type=problem_type, model_name=req["model"],
                               display_name=display_name,
                               metadata_key=next((k for k, v in MODEL_KEYS.items() if v == problem_type), ""),

@@ -16,12 +16,14 @@ from automill.engine.progress import BudgetProgress
 from automill.jobs.context import JobContext
 from automill.jobs.registry import JobResult, register
 from automill.problems.base import StoredExample, get_problem
+from automill.services.housekeeping import uses_job_tmp
 from automill.services.render import model_json
 from automill.store.db import new_etag, next_number, utcnow
 from automill.store.tables import AnnotationSpecRow, EvaluationRow, ExampleRow, ModelRow
 
 
 @register("create_model")
+@uses_job_tmp
 def create_model(ctx: JobContext) -> JobResult:
     sv = ctx.services
     req = ctx.request
