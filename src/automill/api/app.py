@@ -29,6 +29,7 @@ from automill.api import codec
 from automill.api.errors import error_response, handler_error, http_error
 from automill.api.guard import MUTATING, HostPolicy, RequestGuard
 from automill.api.limits import RateLimiter
+from automill.api.openapi import document as openapi_document
 from automill.api.routes import Call, project_of, resolve
 from automill.core.errors import AutomillError, NotFound
 from automill.services import audit
@@ -120,8 +121,12 @@ def create_app(services: Services) -> Any:
                 client=request.client.host if request.client else "")
         return response
 
+    async def openapi(_: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(openapi_document))
+
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         Route("/{version}/{path:path}", api, methods=["GET", "POST", "PATCH", "DELETE", "PUT"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
