@@ -7,29 +7,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.conftest import Server
 from tests.e2e.rest import PARENT, Rest
-
-
-def png(color: tuple[int, int, int], seed: int) -> bytes:
-    from PIL import Image
-
-    rnd = random.Random(seed)
-    im = Image.new("RGB", (32, 32), color)
-    for _ in range(60):
-        im.putpixel((rnd.randrange(32), rnd.randrange(32)),
-                    tuple(min(255, max(0, c + rnd.randint(-40, 40))) for c in color))
-    out = io.BytesIO()
-    im.save(out, format="PNG")
-    return out.getvalue()
+from tests.e2e.images import png
 
 
 def media_path(server: Server, data: bytes) -> Path:

@@ -9,7 +9,6 @@ AUTOMILL_KILL_SEED=<seed>."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import random
@@ -27,24 +26,12 @@ import requests
 
 from tests.conftest import Server, free_port
 from tests.e2e.rest import PARENT, Rest
+from tests.e2e.images import png
 
 #: The server's lease_seconds (the default): a deploy lost with its serving process is run again
 #: within this + the workers' sweep period + the time a worker needs to load it.
 LEASE_SECONDS = 10.0
 DEPLOY_RECOVERY_SECONDS = 15.0 + LEASE_SECONDS
-
-
-def png(color: tuple[int, int, int], seed: int) -> bytes:
-    from PIL import Image
-
-    rnd = random.Random(seed)
-    im = Image.new("RGB", (32, 32), color)
-    for _ in range(60):
-        im.putpixel((rnd.randrange(32), rnd.randrange(32)),
-                    tuple(min(255, max(0, c + rnd.randint(-40, 40))) for c in color))
-    out = io.BytesIO()
-    im.save(out, format="PNG")
-    return out.getvalue()
 
 
 def descendants(pid: int) -> set[int]:
