@@ -246,3 +246,18 @@ def test_conll2003_validation_parses_cleanly():
     for ex in r.examples:
         for s in ex.spans:
             assert ex.content[s.start:s.end].strip()
+
+
+def test_pdf_page_limit() -> None:
+    """A PDF bomb of many small pages is refused by its page count, before its text is read."""
+    from fpdf import FPDF
+
+    from automill.problems.text_extraction.pdf import MAX_PDF_PAGES, extract_document
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for i in range(MAX_PDF_PAGES + 1):
+        pdf.add_page()
+        pdf.cell(text=f"page {i}")
+    with pytest.raises(InvalidArgument, match=f"{MAX_PDF_PAGES + 1} pages, over the limit"):
+        extract_document(bytes(pdf.output()), "gs://b/bomb.pdf")

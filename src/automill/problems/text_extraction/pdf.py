@@ -15,6 +15,9 @@ from typing import Any
 from automill.core.errors import InvalidArgument
 
 MAX_PDF_BYTES = 20 * 1024 * 1024
+#: Pages read at most: a small file can hold thousands of pages (or streams that inflate to gigabytes),
+#: so the byte limit alone does not bound the work of reading one.
+MAX_PDF_PAGES = 100
 
 
 def extract_document(data: bytes, uri: str) -> dict[str, Any]:
@@ -31,6 +34,8 @@ def extract_document(data: bytes, uri: str) -> dict[str, Any]:
     width = height = 0.0
     with pdf:
         pages = list(pdf.pages)
+        if len(pages) > MAX_PDF_PAGES:
+            raise InvalidArgument(f"{uri} has {len(pages)} pages, over the limit of {MAX_PDF_PAGES}")
         for page_no, page in enumerate(pages, start=1):
             width, height = max(width, float(page.width)), max(height, float(page.height))
             lines: list[list[dict[str, Any]]] = []
