@@ -88,6 +88,9 @@ class Settings:
     #: Requests a minute each API key may make (per API server process); beyond, 429 with Retry-After.
     #: 0 = unlimited. Anonymous callers of a keyless loopback server are not limited.
     max_requests_per_minute: int = 600
+    #: Operations (imports, exports, trainings, deploys, batch predictions) a project may have queued or
+    #: running at once; one more gets 429 RESOURCE_EXHAUSTED. 0 = unlimited.
+    max_running_operations_per_project: int = 50
     #: Serve a non-loopback address while no API key exists (anyone who reaches the port is admin).
     #: Only the --insecure flag of ``automill serve`` sets it; the server logs a warning on every start.
     insecure: bool = False
@@ -115,7 +118,7 @@ class Settings:
                           ("max_train_budget_milli_node_hours", int),
                           ("lease_seconds", float), ("heartbeat_seconds", float), ("sweep_seconds", float),
                           ("max_request_bytes", int), ("max_concurrent_waits", int), ("max_connections", int),
-                          ("max_requests_per_minute", int),
+                          ("max_requests_per_minute", int), ("max_running_operations_per_project", int),
                           ("head_timeout_seconds", float), ("body_idle_timeout_seconds", float),
                           ("body_timeout_seconds", float)):
             name = f"AUTOMILL_{key.upper()}"

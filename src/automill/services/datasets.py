@@ -220,6 +220,7 @@ class DatasetService:
             get_problem(ds.problem_type)
             self._no_running(s, name, "import_data")
             op = new_operation(s, project=ds.project, location=ds.location, prefix=ds.id[:3], kind="import_data",
+                               limit=self.sv.settings.max_running_operations_per_project,
                                details_key="importDataDetails", works_on=name,
                                max_attempts=self.sv.settings.max_attempts,
                                request={"dataset": name, "input_uris": uris, "params": input_config.get("params", {})})
@@ -230,6 +231,7 @@ class DatasetService:
         with self.sv.db.tx() as s:
             ds = self.locked(s, name)  # not queued for a dataset whose delete is committing
             op = new_operation(s, project=ds.project, location=ds.location, prefix=ds.id[:3], kind="export_data",
+                               limit=self.sv.settings.max_running_operations_per_project,
                                details_key="exportDataDetails", works_on=name,
                                max_attempts=self.sv.settings.max_attempts,
                                request={"dataset": name, "output_uri_prefix": prefix})

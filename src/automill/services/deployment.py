@@ -111,7 +111,8 @@ class DeploymentService:
                           details_key="deployModelDetails", works_on=name)
             if row.deployment_state == "DEPLOYED" and (count is None or row.problem_metadata.get("nodeCount") == count):
                 return operation_view(new_operation(s, **common, done=True))  # the same deployment again: a no-op
-            op = new_operation(s, **common, request={"model": name, "node_count": count})
+            op = new_operation(s, **common, request={"model": name, "node_count": count},
+                               limit=self.sv.settings.max_running_operations_per_project)
             op.state, op.attempt, op.lease_owner = JobState.RUNNING, 1, self.owner
             op.lease_expires_at = time.time() + max(DEPLOY_LEASE_SECONDS, self.sv.settings.lease_seconds)
             op.progress_percent, op.stage = 5, "loading the model for serving"

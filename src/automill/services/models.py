@@ -92,6 +92,8 @@ class ModelService:
                 self._check_base(s, project, location, base_id, ds, model_type)
             op = new_operation(
                 s, project=project, location=location, prefix=ds.id[:3], kind="create_model",
+               
+                               limit=self.sv.settings.max_running_operations_per_project,
                 details_key="createModelDetails", works_on=f"{parent}/datasets/{ds.id}", result_type="Model",
                 max_attempts=self.sv.settings.max_attempts,
                 request={"parent": parent, "display_name": name, "labels": labels, "dataset_id": ds.id,
@@ -242,6 +244,7 @@ class ModelService:
                           quantization: str) -> OperationView:
         prefix = validation.output_prefix(output_config, self.sv.blobs)
         op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="export_model",
+                           limit=self.sv.settings.max_running_operations_per_project,
                            details_key="exportModelDetails", works_on=name, result_type="Empty",
                            max_attempts=self.sv.settings.max_attempts,
                            request={"model": name, "format": fmt, "quantization": quantization,

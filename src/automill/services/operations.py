@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, TYPE_CHECKING
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from automill.core import filters, paging
-from automill.core.errors import FailedPrecondition
+from automill.core.errors import FailedPrecondition, ResourceExhausted
 from automill.core.ids import make_id, split_parent
 from automill.jobs import queue
 from automill.jobs.states import JobState
@@ -27,8 +27,20 @@ OPERATION_FILTER_FIELDS = {"done", "operationId", "operation_id", "worksOn", "wo
 def new_operation(s: Session, *, project: str, location: str, prefix: str, kind: str, details_key: str,
                   works_on: str, request: dict[str, Any] | None = None, details: dict[str, Any] | None = None,
                   result_type: str = "Empty", done_result: dict[str, Any] | None = None, done: bool = False,
-                  max_attempts: int = 2) -> OperationRow:
-    """Insert an operation: QUEUED for a worker, or already SUCCEEDED for work done in the request."""
+                  max_attempts: int = 2, limit: int = 0) -> OperationRow:
+    """Insert an operation: QUEUED for a worker, or already SUCCEEDED for work done in the request.
+
+    ``limit``: the most queued or running operations the project may have (0 = no limit); one more
+    is refused with RESOURCE_EXHAUSTED. Counted in the caller's transaction, so requests for
+    different resources at the same moment may pass it by their number."""
+    if limit and not done:
+        running = s.execute(select(func.count()).select_from(OperationRow).where(
+            OperationRow.project == project, OperationRow.state.in_([JobState.QUEUED, JobState.RUNNING]))).scalar_one()
+        if running >= limit:
+            busy = ResourceExhausted(f"project {project} has {running} operations queued or running, the server's "
+                                     f"limit (max_running_operations_per_project); wait for one to end")
+            busy.retry_after = 30  # type: ignore[attr-defined]
+            raise busy
     n = next_number(s, "operation")
     now = utcnow()
     row = OperationRow(

@@ -50,6 +50,7 @@ class PredictionService:
             row = self.sv.models.row(s, name)
             params = check_params(params, row.problem_type)  # here, not only in the worker: no doomed operation
             op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="batch_predict",
+                               limit=self.sv.settings.max_running_operations_per_project,
                                details_key="batchPredictDetails", works_on=name, result_type="BatchPredictResult",
                                details={"inputConfig": input_config},
                                max_attempts=self.sv.settings.max_attempts,
