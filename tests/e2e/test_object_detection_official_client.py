@@ -23,6 +23,11 @@ RACCOON = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "
 #: machine again had none: its peaks were under 0.4 on most TEST images.
 BUDGET = 80
 
+#: Up to 80 + 20 milli node hours of training (six minutes): a long flow, run with --slow. The default
+#: run's fast paths of object detection are the quickstart's (tests/e2e/test_docs_run.py: train, deploy,
+#: predict on the sample raccoons) and tests/e2e/test_model_export_docker.py (train, export, serve).
+pytestmark = pytest.mark.slow
+
 
 def tflite_boxes(path: Path, image: bytes, meta: dict) -> list[tuple[float, tuple[float, ...]]]:
     from automill.learners.centernet import decode
