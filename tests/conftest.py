@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,18 @@ class Server:
 
     def bucket_path(self, bucket: str) -> Path:
         return self.data_dir / "buckets" / bucket
+
+
+@contextmanager
+def serving(data_dir: Path, **kwargs: object) -> Iterator[Server]:
+    """A real ``automill serve`` on a new data folder (SQLite unless ``database_url`` is given), stopped after."""
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    server = Server(data_dir=Path(data_dir), database_url=str(kwargs.pop("database_url", "")), **kwargs)  # type: ignore[arg-type]
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

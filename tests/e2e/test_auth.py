@@ -28,7 +28,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import automl_v1, automl_v1beta1
 from google.oauth2.credentials import Credentials
 
-from tests.conftest import Server, free_port
+from tests.conftest import Server, free_port, serving
 
 PROJECT = "auth"
 PARENT = f"projects/{PROJECT}/locations/us-central1"
@@ -83,13 +83,8 @@ def until(check, timeout: float = 10.0) -> Any:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data = tmp_path_factory.mktemp("auth") / "data"
-    data.mkdir()
-    server = Server(data_dir=data, database_url="").start()
-    try:
+    with serving(tmp_path_factory.mktemp("auth") / "data") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_keys_with_the_official_client(srv: Server) -> None:

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import Server
+from tests.conftest import serving
 from tests.e2e.rest import PARENT, Rest
 
 
 def test_budget_cap(tmp_path: Path) -> None:
-    server = Server(data_dir=tmp_path / "data", database_url="", workers=1,
-                    env={"AUTOMILL_MAX_TRAIN_BUDGET_MILLI_NODE_HOURS": "3"})
-    server.data_dir.mkdir()
-    server.start()
-    try:
+    with serving(tmp_path / "data", workers=1,
+                 env={"AUTOMILL_MAX_TRAIN_BUDGET_MILLI_NODE_HOURS": "3"}) as server:
         api = Rest(server.endpoint)
         rows = [f'"{w} story {i}",{lab}' for i in range(20) for w, lab in (("goal match", "sport"), ("chip code", "tech"))]
         path = server.bucket_path("cap") / "rows.csv"
@@ -29,5 +26,3 @@ def test_budget_cap(tmp_path: Path) -> None:
         got = api.call("GET", model["name"])["textClassificationModelMetadata"]
         assert got["trainBudgetMilliNodeHours"] == "3"
         assert int(got["trainCostMilliNodeHours"]) <= 3
-    finally:
-        server.stop()

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import Server, free_port
+from tests.conftest import Server, free_port, serving
 
 ID = re.compile(r"\b[A-Z]{3}\d{19}\b")
 
@@ -65,13 +65,8 @@ def short(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data = tmp_path_factory.mktemp("cli") / "data"
-    data.mkdir()
-    server = Server(data_dir=data, database_url="").start()
-    try:
+    with serving(tmp_path_factory.mktemp("cli") / "data") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

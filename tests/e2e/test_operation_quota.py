@@ -8,16 +8,13 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import Server
+from tests.conftest import serving
 from tests.e2e.rest import Rest
 
 
 def test_quota_of_running_operations(tmp_path: Path) -> None:
-    server = Server(data_dir=tmp_path / "data", database_url="", workers=0,
-                    env={"AUTOMILL_MAX_RUNNING_OPERATIONS_PER_PROJECT": "2"})
-    server.data_dir.mkdir()
-    server.start()
-    try:
+    with serving(tmp_path / "data", workers=0,
+                 env={"AUTOMILL_MAX_RUNNING_OPERATIONS_PER_PROJECT": "2"}) as server:
         api = Rest(server.endpoint)
 
         def dataset(project: str) -> str:
@@ -37,5 +34,3 @@ def test_quota_of_running_operations(tmp_path: Path) -> None:
         api.call("POST", f"{dataset('calm')}:importData", body)  # another project has its own quota
         api.call("POST", f"{ops['operations'][0]['name']}:cancel", {})
         api.call("POST", f"{third}:importData", body)  # a cancelled operation frees its place
-    finally:
-        server.stop()

@@ -7,18 +7,15 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import Server
+from tests.conftest import serving
 from tests.e2e.test_auth import create_key
 
 PATH = "v1/projects/rate/locations/us-central1/datasets"
 
 
 def test_each_key_has_its_own_rate(tmp_path: Path) -> None:
-    server = Server(data_dir=tmp_path / "data", database_url="", workers=0,
-                    env={"AUTOMILL_MAX_REQUESTS_PER_MINUTE": "5"})
-    server.data_dir.mkdir()
-    server.start()
-    try:
+    with serving(tmp_path / "data", workers=0,
+                 env={"AUTOMILL_MAX_REQUESTS_PER_MINUTE": "5"}) as server:
         url = f"{server.endpoint}/{PATH}"
         assert all(requests.get(url, timeout=10).status_code == 200 for _ in range(8))  # anonymous: not limited
         first = create_key(server.data_dir, "--project", "rate", "--role", "viewer", "--name", "first")
@@ -29,5 +26,3 @@ def test_each_key_has_its_own_rate(tmp_path: Path) -> None:
         assert refused.status_code == 429 and refused.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
         assert int(refused.headers["Retry-After"]) >= 1 and "first" in refused.json()["error"]["message"]
         assert requests.get(url, headers={"Authorization": f"Bearer {second}"}, timeout=10).status_code == 200
-    finally:
-        server.stop()
