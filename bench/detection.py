@@ -70,13 +70,19 @@ def main() -> None:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     started = datetime.now(UTC)
     data = load_split()
-    load = lambda items, size: decode_batch(list(items), size)  # noqa: E731
+    load = lambda items, size: decode_batch(list(items), size)
     rows = []
     for model_type in args.types:
         t0 = time.monotonic()
         det = CenterNetDetector(**DETECTION_PRESETS[model_type]).fit(
-            load, data["TRAIN"][0], data["TRAIN"][1], data["VALIDATE"][0], data["VALIDATE"][1], 1,
-            deadline=Deadline(args.budget))
+            load,
+            data["TRAIN"][0],
+            data["TRAIN"][1],
+            data["VALIDATE"][0],
+            data["VALIDATE"][1],
+            1,
+            deadline=Deadline(args.budget),
+        )
         train_s = time.monotonic() - t0
         images = decode_batch(data["TEST"][0], det.size)
         found = decode(det.raw(images), 1, 0.0, 100)
@@ -94,29 +100,56 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             meta = export_detector_package(det, ["raccoon"], "tflite", "float32", Path(tmp), images[:16])
             latency = tflite_latency_ms(Path(tmp) / "model.tflite", det.size)
-        row = {"system": f"automill/{model_type}", "map_50": round(by_iou[0.5], 4),
-               "map_50_95": round(m["boundingBoxMeanAveragePrecision"], 4),
-               "precision_at_0.5": precision, "recall_at_0.5": recall,
-               "uncalibrated_precision_at_0.5": raw_precision, "uncalibrated_recall_at_0.5": raw_recall,
-               "train_s": round(train_s, 1),
-               "input_px": det.size, "stop": f"{det.stop_reason_} ({det.epochs_} epochs)",
-               "tflite_mb": round(meta["size_bytes"] / 1e6, 2), "tflite_ms_1_thread": round(latency, 2),
-               "tflite_top_box_agreement": meta["parity"]["top_box_agreement"]}
+        row = {
+            "system": f"automill/{model_type}",
+            "map_50": round(by_iou[0.5], 4),
+            "map_50_95": round(m["boundingBoxMeanAveragePrecision"], 4),
+            "precision_at_0.5": precision,
+            "recall_at_0.5": recall,
+            "uncalibrated_precision_at_0.5": raw_precision,
+            "uncalibrated_recall_at_0.5": raw_recall,
+            "train_s": round(train_s, 1),
+            "input_px": det.size,
+            "stop": f"{det.stop_reason_} ({det.epochs_} epochs)",
+            "tflite_mb": round(meta["size_bytes"] / 1e6, 2),
+            "tflite_ms_1_thread": round(latency, 2),
+            "tflite_top_box_agreement": meta["parity"]["top_box_agreement"],
+        }
         print(row, flush=True)
         rows.append(row)
-    cols = ["map_50", "map_50_95", "precision_at_0.5", "recall_at_0.5", "uncalibrated_precision_at_0.5",
-            "uncalibrated_recall_at_0.5", "train_s", "input_px", "stop", "tflite_mb", "tflite_ms_1_thread",
-            "tflite_top_box_agreement"]
+    cols = [
+        "map_50",
+        "map_50_95",
+        "precision_at_0.5",
+        "recall_at_0.5",
+        "uncalibrated_precision_at_0.5",
+        "uncalibrated_recall_at_0.5",
+        "train_s",
+        "input_px",
+        "stop",
+        "tflite_mb",
+        "tflite_ms_1_thread",
+        "tflite_top_box_agreement",
+    ]
     n = {k: (len(v[0]), sum(len(b) for b in v[1])) for k, v in data.items()}
-    header = (f"raccoon ({n['TRAIN'][0]} TRAIN / {n['VALIDATE'][0]} VALIDATE / {n['TEST'][0]} TEST images, "
-              f"{n['TEST'][1]} TEST boxes); mAP on TEST, COCO-style; precision and recall (IoU 0.5) of the boxes "
-              f"scoring at least {DEFAULT_THRESHOLD}, the API's default score_threshold, with the calibrated scores "
-              f"served and, beside them, the heatmap peaks as trained. Budget {args.budget:.0f} s of training per "
-              f"model type; {os.cpu_count()} CPU cores; Python {platform.python_version()}; run "
-              f"{started:%Y-%m-%d %H:%M} UTC. TF Lite: float32, one image, one thread, ai-edge-litert; agreement "
-              "of the TF Lite file's top box with the trained model's on 16 TEST images.")
-    report.publish("detection", "Object detection", started, {"budget_s": args.budget, "results": rows}, header,
-                   report.markdown_table(rows, cols), docs=not args.no_docs)
+    header = (
+        f"raccoon ({n['TRAIN'][0]} TRAIN / {n['VALIDATE'][0]} VALIDATE / {n['TEST'][0]} TEST images, "
+        f"{n['TEST'][1]} TEST boxes); mAP on TEST, COCO-style; precision and recall (IoU 0.5) of the boxes "
+        f"scoring at least {DEFAULT_THRESHOLD}, the API's default score_threshold, with the calibrated scores "
+        f"served and, beside them, the heatmap peaks as trained. Budget {args.budget:.0f} s of training per "
+        f"model type; {os.cpu_count()} CPU cores; Python {platform.python_version()}; run "
+        f"{started:%Y-%m-%d %H:%M} UTC. TF Lite: float32, one image, one thread, ai-edge-litert; agreement "
+        "of the TF Lite file's top box with the trained model's on 16 TEST images."
+    )
+    report.publish(
+        "detection",
+        "Object detection",
+        started,
+        {"budget_s": args.budget, "results": rows},
+        header,
+        report.markdown_table(rows, cols),
+        docs=not args.no_docs,
+    )
 
 
 if __name__ == "__main__":

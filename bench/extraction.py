@@ -71,17 +71,21 @@ def spacy_default(train: Docs, valid: Docs, budget: float) -> Any:
 
 def automill(model_type: str) -> Any:
     def system(train: Docs, valid: Docs, budget: float) -> Any:
-        result = fit_extraction(train[0], train[1], valid[0], valid[1], deadline=Deadline(budget), model_type=model_type)
+        result = fit_extraction(
+            train[0], train[1], valid[0], valid[1], deadline=Deadline(budget), model_type=model_type
+        )
         print(json.dumps({"model_type": model_type, "trials": result.trials}), flush=True)
         return lambda texts: result.learner.predict(texts, min_score=0.5)
 
     return system
 
 
-SYSTEMS = {"spacy_default": spacy_default,
-           "automill/mobile-low-latency-1": automill("mobile-low-latency-1"),
-           "automill/mobile-versatile-1 (default)": automill("mobile-versatile-1"),
-           "automill/mobile-high-accuracy-1": automill("mobile-high-accuracy-1")}
+SYSTEMS = {
+    "spacy_default": spacy_default,
+    "automill/mobile-low-latency-1": automill("mobile-low-latency-1"),
+    "automill/mobile-versatile-1 (default)": automill("mobile-versatile-1"),
+    "automill/mobile-high-accuracy-1": automill("mobile-high-accuracy-1"),
+}
 
 
 def main() -> None:
@@ -105,20 +109,34 @@ def main() -> None:
         ms = 1000 * (time.monotonic() - t1) / len(test[0])
         tp, fp, fn = entity_counts(test[1], predicted, threshold=0.5)
         p, r = tp / max(1, tp + fp), tp / max(1, tp + fn)
-        row = {"system": name, "budget_s": budget, "precision": round(p, 4), "recall": round(r, 4),
-               "f1": round(2 * p * r / max(1e-9, p + r), 4), "train_s": round(train_s, 1), "latency_ms_batch": round(ms, 3)}
+        row = {
+            "system": name,
+            "budget_s": budget,
+            "precision": round(p, 4),
+            "recall": round(r, 4),
+            "f1": round(2 * p * r / max(1e-9, p + r), 4),
+            "train_s": round(train_s, 1),
+            "latency_ms_batch": round(ms, 3),
+        }
         print(json.dumps(row), flush=True)
         rows.append(row)
     cols = ["budget_s", "precision", "recall", "f1", "train_s", "latency_ms_batch"]
     md = report.markdown_table(rows, cols)
-    header = (f"conll2003 TEST ({len(test[0])} sentences), entity-level micro scores, exact match (Automill: spans "
-              f"scored >= 0.5). Budget {args.budget:.0f} s per system, {args.high_accuracy_budget:.0f} s for "
-              f"mobile-high-accuracy-1; run {started:%Y-%m-%d %H:%M} UTC on 2 cores; latency is per sentence, "
-              f"predicting the whole TEST set in batches.")
-    report.publish("extraction", "Entity extraction", started,
-                   {"budget_s": args.budget, "high_accuracy_budget_s": args.high_accuracy_budget, "results": rows},
-                   header, md,
-                   docs=not args.no_docs)
+    header = (
+        f"conll2003 TEST ({len(test[0])} sentences), entity-level micro scores, exact match (Automill: spans "
+        f"scored >= 0.5). Budget {args.budget:.0f} s per system, {args.high_accuracy_budget:.0f} s for "
+        f"mobile-high-accuracy-1; run {started:%Y-%m-%d %H:%M} UTC on 2 cores; latency is per sentence, "
+        f"predicting the whole TEST set in batches."
+    )
+    report.publish(
+        "extraction",
+        "Entity extraction",
+        started,
+        {"budget_s": args.budget, "high_accuracy_budget_s": args.high_accuracy_budget, "results": rows},
+        header,
+        md,
+        docs=not args.no_docs,
+    )
 
 
 if __name__ == "__main__":

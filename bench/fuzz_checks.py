@@ -16,8 +16,12 @@ def _is_status_json(content: bytes) -> bool:
         err = json.loads(content)["error"]
     except (ValueError, KeyError, TypeError):
         return False
-    return (isinstance(err, dict) and isinstance(err.get("code"), int) and isinstance(err.get("message"), str)
-            and isinstance(err.get("status"), str))
+    return (
+        isinstance(err, dict)
+        and isinstance(err.get("code"), int)
+        and isinstance(err.get("message"), str)
+        and isinstance(err.get("status"), str)
+    )
 
 
 @schemathesis.check
@@ -26,7 +30,16 @@ def status_json_on_errors(ctx, response, case):  # type: ignore[no-untyped-def]
     ok = response.status_code < 400 or _is_status_json(response.content)
     if LOG:
         with open(LOG, "a") as fh:
-            fh.write(json.dumps({"op": case.operation.label, "status": response.status_code,
-                                 "seconds": response.elapsed, "status_json": ok}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "op": case.operation.label,
+                        "status": response.status_code,
+                        "seconds": response.elapsed,
+                        "status_json": ok,
+                    }
+                )
+                + "\n"
+            )
     if not ok:
         raise AssertionError(f"{response.status_code} answer is not google.rpc.Status JSON: {response.content[:200]!r}")

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from automill.core.deadline import Deadline
-from automill.export.edge import export_package
 from automill.engine.image import EXPORT_QUANTIZATION, fit_image
+from automill.export.edge import export_package
 from automill.learners.efficientnet import EfficientNetClassifier, build, normalise, set_threads
 from automill.problems.image_classification.images import decode_batch
 from bench import report
@@ -71,7 +71,7 @@ def linear_probe(data: dict[str, tuple[list[bytes], np.ndarray]], budget: float)
         out = []
         with torch.inference_mode():
             for i in range(0, len(blobs), 32):
-                x = normalise(decode_batch(blobs[i:i + 32], 224))
+                x = normalise(decode_batch(blobs[i : i + 32], 224))
                 h = net._swish(net._bn1(net._conv_head(_blocks(net, x))))
                 out.append(torch.flatten(net._avg_pooling(h), 1).numpy())
         return np.concatenate(out)
@@ -121,17 +121,32 @@ def tflite_latency_ms(path: Path, size: int, runs: int = 100) -> float:
     return (time.perf_counter() - started) / runs * 1000
 
 
-def measure(name: str, model: EfficientNetClassifier, train_s: float, labels: list[str],
-            test: tuple[list[bytes], np.ndarray], quantization: str, extra: dict[str, Any]) -> dict[str, Any]:
+def measure(
+    name: str,
+    model: EfficientNetClassifier,
+    train_s: float,
+    labels: list[str],
+    test: tuple[list[bytes], np.ndarray],
+    quantization: str,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     images = decode_batch(test[0], model.size)
     scores = model.predict_proba(images)
     acc = float((scores.argmax(1) == test[1].argmax(1)).mean())
     with tempfile.TemporaryDirectory() as tmp:
         meta = export_package(model, labels, "tflite", quantization, Path(tmp), images[:64])
         latency = tflite_latency_ms(Path(tmp) / "model.tflite", model.size)
-    row = {"system": name, "accuracy": round(acc, 4), "train_s": round(train_s, 1), "input_px": model.size,
-           "tflite_quantization": quantization, "tflite_mb": round(meta["size_bytes"] / 1e6, 2),
-           "tflite_ms_1_thread": round(latency, 2), "tflite_top1_agreement": meta["parity"]["top1_agreement"], **extra}
+    row = {
+        "system": name,
+        "accuracy": round(acc, 4),
+        "train_s": round(train_s, 1),
+        "input_px": model.size,
+        "tflite_quantization": quantization,
+        "tflite_mb": round(meta["size_bytes"] / 1e6, 2),
+        "tflite_ms_1_thread": round(latency, 2),
+        "tflite_top1_agreement": meta["parity"]["top1_agreement"],
+        **extra,
+    }
     print(row, flush=True)
     return row
 
@@ -153,23 +168,55 @@ def main() -> None:
             model = linear_probe(data, args.budget)
             rows.append(measure(system, model, time.monotonic() - t0, labels, data["TEST"], "float32", {"stop": ""}))
             continue
-        result = fit_image("multiclass", lambda items, size: decode_batch(list(items), size), data["TRAIN"][0],
-                           data["TRAIN"][1], data["VALIDATE"][0], data["VALIDATE"][1],
-                           deadline=Deadline(args.budget), model_type=system)
-        rows.append(measure(f"automill/{system}", result.model, time.monotonic() - t0, labels, data["TEST"],
-                            EXPORT_QUANTIZATION.get(system, "float32"),
-                            {"stop": f"{result.stop_reason} ({result.info['epochs']} epochs)"}))
-    cols = ["accuracy", "train_s", "input_px", "tflite_quantization", "tflite_mb", "tflite_ms_1_thread",
-            "tflite_top1_agreement", "stop"]
+        result = fit_image(
+            "multiclass",
+            lambda items, size: decode_batch(list(items), size),
+            data["TRAIN"][0],
+            data["TRAIN"][1],
+            data["VALIDATE"][0],
+            data["VALIDATE"][1],
+            deadline=Deadline(args.budget),
+            model_type=system,
+        )
+        rows.append(
+            measure(
+                f"automill/{system}",
+                result.model,
+                time.monotonic() - t0,
+                labels,
+                data["TEST"],
+                EXPORT_QUANTIZATION.get(system, "float32"),
+                {"stop": f"{result.stop_reason} ({result.info['epochs']} epochs)"},
+            )
+        )
+    cols = [
+        "accuracy",
+        "train_s",
+        "input_px",
+        "tflite_quantization",
+        "tflite_mb",
+        "tflite_ms_1_thread",
+        "tflite_top1_agreement",
+        "stop",
+    ]
     md = report.markdown_table(rows, cols)
     n = {k: len(v[0]) for k, v in data.items()}
-    header = (f"cifar10 ({n['TRAIN']} TRAIN / {n['VALIDATE']} VALIDATE / {n['TEST']} TEST images), TEST accuracy. "
-              f"Budget {args.budget:.0f} s of training per system; {os.cpu_count()} CPU cores; Python "
-              f"{platform.python_version()}; run {started:%Y-%m-%d %H:%M} UTC. TF Lite latency: one image, "
-              "one thread, ai-edge-litert; top-1 agreement of the TF Lite file with the in-process model on 64 "
-              "TEST images.")
-    report.publish("images", "Image classification", started, {"budget_s": args.budget, "results": rows}, header, md,
-                   docs=not args.no_docs)
+    header = (
+        f"cifar10 ({n['TRAIN']} TRAIN / {n['VALIDATE']} VALIDATE / {n['TEST']} TEST images), TEST accuracy. "
+        f"Budget {args.budget:.0f} s of training per system; {os.cpu_count()} CPU cores; Python "
+        f"{platform.python_version()}; run {started:%Y-%m-%d %H:%M} UTC. TF Lite latency: one image, "
+        "one thread, ai-edge-litert; top-1 agreement of the TF Lite file with the in-process model on 64 "
+        "TEST images."
+    )
+    report.publish(
+        "images",
+        "Image classification",
+        started,
+        {"budget_s": args.budget, "results": rows},
+        header,
+        md,
+        docs=not args.no_docs,
+    )
 
 
 if __name__ == "__main__":

@@ -35,12 +35,15 @@ def update_docs(section: str, body: str) -> None:
 
 
 def markdown_table(rows: list[dict[str, Any]], cols: list[str], first: str = "system") -> str:
-    return "\n".join(["| " + first + " | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
-                     + [f"| {r[first]} | " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows])
+    return "\n".join(
+        ["| " + first + " | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+        + [f"| {r[first]} | " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    )
 
 
-def publish(kind: str, section: str, started: datetime, payload: dict[str, Any], header: str, table: str,
-            docs: bool = True) -> None:
+def publish(
+    kind: str, section: str, started: datetime, payload: dict[str, Any], header: str, table: str, docs: bool = True
+) -> None:
     """Print the table, save the result files and (unless ``docs`` is False) the docs section."""
     print(table)
     save(kind, started, payload, header, table)

@@ -31,8 +31,7 @@ from typing import Any
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (accuracy_score, average_precision_score, cohen_kappa_score, f1_score,
-                             mean_absolute_error)
+from sklearn.metrics import accuracy_score, average_precision_score, cohen_kappa_score, f1_score, mean_absolute_error
 from sklearn.multiclass import OneVsRestClassifier
 
 from automill.core.deadline import Deadline
@@ -63,21 +62,32 @@ def load(name: str) -> dict[str, Any]:
 def metrics(kind: str, Y: np.ndarray, P: np.ndarray, thresholds: np.ndarray | None = None) -> dict[str, float]:
     if kind == "multilabel":
         t = thresholds if thresholds is not None else np.full(Y.shape[1], 0.5)
-        pred = P >= t
-        return {"micro_f1": f1_score(Y, pred, average="micro", zero_division=0),
-                "micro_au_prc": average_precision_score(Y.ravel(), P.ravel())}
+        pred = t <= P
+        return {
+            "micro_f1": f1_score(Y, pred, average="micro", zero_division=0),
+            "micro_au_prc": average_precision_score(Y.ravel(), P.ravel()),
+        }
     y, p = Y.argmax(1), P.argmax(1)
     if kind == "ordinal":
         from automill.problems.text_sentiment.problem import decide
 
         p = decide(P) if thresholds is None else p
-        return {"accuracy": accuracy_score(y, p), "mae": mean_absolute_error(y, p),
-                "qwk": cohen_kappa_score(y, p, weights="quadratic")}
+        return {
+            "accuracy": accuracy_score(y, p),
+            "mae": mean_absolute_error(y, p),
+            "qwk": cohen_kappa_score(y, p, weights="quadratic"),
+        }
     return {"accuracy": accuracy_score(y, p), "macro_f1": f1_score(y, p, average="macro")}
 
 
-def paired(kind: str, Y: np.ndarray, a: tuple[np.ndarray, np.ndarray | None], b: tuple[np.ndarray, np.ndarray | None],
-           n: int = 1000, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+def paired(
+    kind: str,
+    Y: np.ndarray,
+    a: tuple[np.ndarray, np.ndarray | None],
+    b: tuple[np.ndarray, np.ndarray | None],
+    n: int = 1000,
+    seed: int = 0,
+) -> dict[str, tuple[float, float, float]]:
     """Per metric: (a - b, 2.5 % and 97.5 % quantiles of a - b over ``n`` paired bootstrap resamples of the rows)."""
     rng = np.random.default_rng(seed)
     point_a, point_b = metrics(kind, Y, *a), metrics(kind, Y, *b)
@@ -87,8 +97,10 @@ def paired(kind: str, Y: np.ndarray, a: tuple[np.ndarray, np.ndarray | None], b:
         ma, mb = metrics(kind, Y[idx], a[0][idx], a[1]), metrics(kind, Y[idx], b[0][idx], b[1])
         for k in diffs:
             diffs[k].append(ma[k] - mb[k])
-    return {k: (point_a[k] - point_b[k], float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975)))
-            for k, v in diffs.items()}
+    return {
+        k: (point_a[k] - point_b[k], float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975)))
+        for k, v in diffs.items()
+    }
 
 
 PEERS = ("tfidf_lr", "flaml", "minilm_lr")
@@ -96,8 +108,14 @@ DEFAULT, HIGH = "automill/mobile-versatile-1", "automill/mobile-high-accuracy-1"
 LOWER_IS_BETTER = {"mae"}
 
 
-def comparisons(name: str, kind: str, Y: np.ndarray, results: list[dict[str, Any]],
-                preds: dict[str, tuple[np.ndarray, np.ndarray | None]], n: int = 1000) -> list[dict[str, Any]]:
+def comparisons(
+    name: str,
+    kind: str,
+    Y: np.ndarray,
+    results: list[dict[str, Any]],
+    preds: dict[str, tuple[np.ndarray, np.ndarray | None]],
+    n: int = 1000,
+) -> list[dict[str, Any]]:
     """The default against the best peer (per metric) and mobile-high-accuracy-1 against the default
     (``n`` bootstrap resamples per pair)."""
     rows: list[dict[str, Any]] = []
@@ -115,8 +133,17 @@ def comparisons(name: str, kind: str, Y: np.ndarray, results: list[dict[str, Any
             if (a, b) not in done:
                 done[a, b] = paired(kind, Y, preds[a], preds[b], n=n)
             diff, lo, hi = done[a, b][metric]
-            rows.append({"dataset": name, "metric": metric, "system": a, "against": b, "difference": round(diff, 4),
-                         "ci95_low": round(lo, 4), "ci95_high": round(hi, 4)})
+            rows.append(
+                {
+                    "dataset": name,
+                    "metric": metric,
+                    "system": a,
+                    "against": b,
+                    "difference": round(diff, 4),
+                    "ci95_low": round(lo, 4),
+                    "ci95_high": round(hi, 4),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -128,13 +155,17 @@ def selection_score(kind: str, Y: np.ndarray, P: np.ndarray) -> float:
 
 def best_global_threshold(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
     grid = np.arange(0.05, 0.95, 0.05)
-    scores = [f1_score(Y, P >= t, average="micro", zero_division=0) for t in grid]
+    scores = [f1_score(Y, t <= P, average="micro", zero_division=0) for t in grid]
     return np.full(Y.shape[1], grid[int(np.argmax(scores))])
 
 
 class Fitted:
-    def __init__(self, predict: Callable[[list[str]], np.ndarray], thresholds: np.ndarray | None = None,
-                 members: list[tuple[dict[str, Any], Callable[[list[str]], np.ndarray]]] | None = None) -> None:
+    def __init__(
+        self,
+        predict: Callable[[list[str]], np.ndarray],
+        thresholds: np.ndarray | None = None,
+        members: list[tuple[dict[str, Any], Callable[[list[str]], np.ndarray]]] | None = None,
+    ) -> None:
         self.predict = predict
         self.thresholds = thresholds
         #: An ensemble's members (description, predict), scored alone on TEST as a diagnostic.
@@ -199,9 +230,18 @@ def peer_flaml(kind: str, data: dict[str, Any], budget: float) -> Fitted | None:
     Xtr, Xva = vec.fit_transform(tr), None
     Xva = vec.transform(va)
     automl = AutoML()
-    automl.fit(Xtr, Ytr.argmax(1), X_val=Xva, y_val=Yva.argmax(1), task="classification",
-               time_budget=max(10, budget - 5), estimator_list=["lgbm", "lrl1"], metric="accuracy" if kind != "multiclass" else "macro_f1",
-               verbose=0, seed=0)
+    automl.fit(
+        Xtr,
+        Ytr.argmax(1),
+        X_val=Xva,
+        y_val=Yva.argmax(1),
+        task="classification",
+        time_budget=max(10, budget - 5),
+        estimator_list=["lgbm", "lrl1"],
+        metric="accuracy" if kind != "multiclass" else "macro_f1",
+        verbose=0,
+        seed=0,
+    )
     k = Ytr.shape[1]
 
     def predict(texts: list[str]) -> np.ndarray:
@@ -216,9 +256,21 @@ def automill(model_type: str) -> Callable[[str, dict[str, Any], float], Fitted]:
     def run(kind: str, data: dict[str, Any], budget: float) -> Fitted:
         (tr, Ytr), (va, Yva) = data["TRAIN"], data["VALIDATE"]
         result = fit_text(kind, tr, Ytr, va, Yva, deadline=Deadline(budget), model_type=model_type)
-        print(json.dumps({"model_type": model_type, "stop_reason": result.stop_reason, "trials": result.trials,
-                          "members": result.model.describe()}, default=str), flush=True)
-        members = [(m, member.learner.predict_proba) for m, member in zip(result.model.describe(), result.model.members)]
+        print(
+            json.dumps(
+                {
+                    "model_type": model_type,
+                    "stop_reason": result.stop_reason,
+                    "trials": result.trials,
+                    "members": result.model.describe(),
+                },
+                default=str,
+            ),
+            flush=True,
+        )
+        members = [
+            (m, member.learner.predict_proba) for m, member in zip(result.model.describe(), result.model.members)
+        ]
         return Fitted(result.model.predict_proba, result.model.thresholds, members if len(members) > 1 else None)
 
     return run
@@ -234,21 +286,31 @@ SYSTEMS: dict[str, Callable[[str, dict[str, Any], float], Fitted | None]] = {
 }
 
 
-def member_scores(name: str, system: str, kind: str, fitted: Fitted, texts: list[str],
-                  Y: np.ndarray) -> list[dict[str, Any]]:
+def member_scores(
+    name: str, system: str, kind: str, fitted: Fitted, texts: list[str], Y: np.ndarray
+) -> list[dict[str, Any]]:
     """Each ensemble member alone on TEST (multi-label: at the ensemble's thresholds), to tell what
     the ensemble adds from how its members did."""
     rows = []
     for desc, predict in fitted.members:
         scores = metrics(kind, Y, predict(texts), fitted.thresholds)
-        rows.append({"dataset": name, "system": system, "family": desc["family"], "config": desc["config"],
-                     "weight": desc["weight"], **{k: round(float(v), 4) for k, v in scores.items()}})
+        rows.append(
+            {
+                "dataset": name,
+                "system": system,
+                "family": desc["family"],
+                "config": desc["config"],
+                "weight": desc["weight"],
+                **{k: round(float(v), 4) for k, v in scores.items()},
+            }
+        )
         print(json.dumps({"member": rows[-1]}, default=str), flush=True)
     return rows
 
 
-def run(datasets: list[str], systems: list[str], budget: float
-        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+def run(
+    datasets: list[str], systems: list[str], budget: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     results, compared, members = [], [], []
     for name in datasets:
         kind, data = KINDS[name], load(name)
@@ -271,9 +333,14 @@ def run(datasets: list[str], systems: list[str], budget: float
             for text in test_texts[:50]:
                 fitted.predict([text + " "])
             single_ms = 1000 * (time.monotonic() - t2) / min(50, len(test_texts))
-            row = {"dataset": name, "system": system, "train_s": round(train_s, 1),
-                   "latency_ms_batch": round(batch_ms, 2), "latency_ms_single": round(single_ms, 1),
-                   **{k: round(float(v), 4) for k, v in metrics(kind, Y_test, P, fitted.thresholds).items()}}
+            row = {
+                "dataset": name,
+                "system": system,
+                "train_s": round(train_s, 1),
+                "latency_ms_batch": round(batch_ms, 2),
+                "latency_ms_single": round(single_ms, 1),
+                **{k: round(float(v), 4) for k, v in metrics(kind, Y_test, P, fitted.thresholds).items()},
+            }
             print(json.dumps(row), flush=True)
             results.append(row)
             members += member_scores(name, system, kind, fitted, test_texts, Y_test)
@@ -282,8 +349,17 @@ def run(datasets: list[str], systems: list[str], budget: float
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    cols = ["accuracy", "macro_f1", "micro_f1", "micro_au_prc", "mae", "qwk", "train_s", "latency_ms_batch",
-            "latency_ms_single"]
+    cols = [
+        "accuracy",
+        "macro_f1",
+        "micro_f1",
+        "micro_au_prc",
+        "mae",
+        "qwk",
+        "train_s",
+        "latency_ms_batch",
+        "latency_ms_single",
+    ]
     lines = ["| dataset | system | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
     for r in results:
         cells = [str(r.get(c, "")) for c in cols] if "note" not in r else [r["note"]] + [""] * (len(cols) - 1)
@@ -305,16 +381,27 @@ def main() -> None:
     results, compared, members = run(args.datasets, args.systems, args.budget)
     md = table(results)
     if compared:
-        md += ("\n\nPaired differences on the same TEST rows (system minus the one it is held against; for mae "
-               "lower is better), with 95 % intervals from 1000 bootstrap resamples of the rows:\n\n"
-               + report.markdown_table(compared, ["system", "against", "metric", "difference", "ci95_low",
-                                                  "ci95_high"], first="dataset"))
-    header = (f"Budget {args.budget:.0f} s per system and dataset; {os.cpu_count()} CPU cores; "
-              f"{platform.python_version()}; run {started:%Y-%m-%d %H:%M} UTC. Metrics on each dataset's TEST rows; "
-              "latency = ms per text, batch of the whole TEST split and one text at a time.")
-    report.publish("text", "Text", started, {"budget_s": args.budget, "results": results, "paired": compared,
-                                          "members": members}, header, md,
-                   docs=not args.no_docs)
+        md += (
+            "\n\nPaired differences on the same TEST rows (system minus the one it is held against; for mae "
+            "lower is better), with 95 % intervals from 1000 bootstrap resamples of the rows:\n\n"
+            + report.markdown_table(
+                compared, ["system", "against", "metric", "difference", "ci95_low", "ci95_high"], first="dataset"
+            )
+        )
+    header = (
+        f"Budget {args.budget:.0f} s per system and dataset; {os.cpu_count()} CPU cores; "
+        f"{platform.python_version()}; run {started:%Y-%m-%d %H:%M} UTC. Metrics on each dataset's TEST rows; "
+        "latency = ms per text, batch of the whole TEST split and one text at a time."
+    )
+    report.publish(
+        "text",
+        "Text",
+        started,
+        {"budget_s": args.budget, "results": results, "paired": compared, "members": members},
+        header,
+        md,
+        docs=not args.no_docs,
+    )
 
 
 if __name__ == "__main__":

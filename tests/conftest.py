@@ -46,16 +46,34 @@ class Server:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> "Server":
+    def start(self, timeout: float = 60) -> Server:
         self.log_path = self.data_dir / f"server-{self.port}-{int(time.time() * 1000)}.log"
-        env = {**os.environ, "AUTOMILL_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
-               "AUTOMILL_TEXT_TRAIN_BUDGET_MILLI_NODE_HOURS": str(self.text_budget), **self.env}
-        cmd = [sys.executable, "-m", "automill", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
-               "--bucket", f"automill-bench={DATASETS}", "--workers", str(self.workers)]
+        env = {
+            **os.environ,
+            "AUTOMILL_LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+            "AUTOMILL_TEXT_TRAIN_BUDGET_MILLI_NODE_HOURS": str(self.text_budget),
+            **self.env,
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "automill",
+            "serve",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--bucket",
+            f"automill-bench={DATASETS}",
+            "--workers",
+            str(self.workers),
+        ]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -129,8 +147,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def server(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Iterator[Server]:
     """A real ``automill serve``; a test module may set ``TEXT_BUDGET`` (milli node hours) for it."""
-    srv = Server(data_dir=tmp_path / "data", database_url=database_url,
-                 text_budget=getattr(request.module, "TEXT_BUDGET", Server.text_budget))
+    srv = Server(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        text_budget=getattr(request.module, "TEXT_BUDGET", Server.text_budget),
+    )
     srv.data_dir.mkdir()
     srv.start()
     try:

@@ -33,8 +33,9 @@ def parse_buckets(specs: list[str] | str | None) -> dict[str, str]:
             out[last] += f",{item}"  # another project granted the bucket before
             continue
         if not sep or not name or not path:
-            raise InvalidArgument(f"bucket mapping {item!r} must look like NAME=PATH or NAME=PATH@PROJECT,...",
-                                  field="bucket")
+            raise InvalidArgument(
+                f"bucket mapping {item!r} must look like NAME=PATH or NAME=PATH@PROJECT,...", field="bucket"
+            )
         name = name.strip()
         check_bucket_name(name, f"bucket mapping {item!r}", field="bucket")
         out[name] = path.strip()
@@ -102,7 +103,7 @@ class Settings:
         return f"sqlite:///{(self.data_dir / 'automill.db').resolve()}"
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "Settings":
+    def from_env(cls, **overrides: object) -> Settings:
         env = os.environ
         values: dict[str, object] = {}
         if "AUTOMILL_DATA_DIR" in env:
@@ -113,14 +114,26 @@ class Settings:
             values["buckets"] = parse_buckets(env["AUTOMILL_BUCKETS"])
         if "AUTOMILL_ALLOWED_HOSTS" in env:
             values["allowed_hosts"] = tuple(h.strip() for h in env["AUTOMILL_ALLOWED_HOSTS"].split(",") if h.strip())
-        for key, conv in (("host", str), ("port", int), ("workers", int), ("max_attempts", int),
-                          ("text_train_budget_milli_node_hours", int), ("image_train_budget_milli_node_hours", int),
-                          ("max_train_budget_milli_node_hours", int),
-                          ("lease_seconds", float), ("heartbeat_seconds", float), ("sweep_seconds", float),
-                          ("max_request_bytes", int), ("max_concurrent_waits", int), ("max_connections", int),
-                          ("max_requests_per_minute", int), ("max_running_operations_per_project", int),
-                          ("head_timeout_seconds", float), ("body_idle_timeout_seconds", float),
-                          ("body_timeout_seconds", float)):
+        for key, conv in (
+            ("host", str),
+            ("port", int),
+            ("workers", int),
+            ("max_attempts", int),
+            ("text_train_budget_milli_node_hours", int),
+            ("image_train_budget_milli_node_hours", int),
+            ("max_train_budget_milli_node_hours", int),
+            ("lease_seconds", float),
+            ("heartbeat_seconds", float),
+            ("sweep_seconds", float),
+            ("max_request_bytes", int),
+            ("max_concurrent_waits", int),
+            ("max_connections", int),
+            ("max_requests_per_minute", int),
+            ("max_running_operations_per_project", int),
+            ("head_timeout_seconds", float),
+            ("body_idle_timeout_seconds", float),
+            ("body_timeout_seconds", float),
+        ):
             name = f"AUTOMILL_{key.upper()}"
             if name in env:
                 values[key] = conv(env[name])

@@ -63,8 +63,16 @@ def script(markdown: str, lang: str) -> str:
 def clean_copy(dest: Path) -> Path:
     """The repository as a fresh clone has it (tracked and untracked-but-not-ignored files), with
     this checkout's .venv linked in so that ./scripts/setup finds it installed."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            check=True, capture_output=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = ROOT / rel
         if not src.is_file():
@@ -99,8 +107,14 @@ class DocsServer:
 def start_server(root: Path, env: dict[str, str], timeout: float = 120) -> DocsServer:
     port = free_port()
     log_path = root.parent / f"server-{port}.log"
-    proc = subprocess.Popen(["./scripts/serve", "--port", str(port)], cwd=root, env={**os.environ, **env},
-                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["./scripts/serve", "--port", str(port)],
+        cwd=root,
+        env={**os.environ, **env},
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     server = DocsServer(root, port, proc, log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -119,13 +133,19 @@ def start_server(root: Path, env: dict[str, str], timeout: float = 120) -> DocsS
 def run_script(server: DocsServer, lang: str, code: str, timeout: float) -> subprocess.CompletedProcess[str]:
     """Run a page's script against ``server`` (its address rewritten from the pages' port)."""
     code = code.replace(f"127.0.0.1:{DOCS_PORT}", f"127.0.0.1:{server.port}")
-    path = server.root.parent / f"docs-script.{ 'py' if lang == 'python' else 'sh'}"
+    path = server.root.parent / f"docs-script.{'py' if lang == 'python' else 'sh'}"
     path.write_text(code)
-    cmd = [str(server.root / ".venv" / "bin" / "python"), str(path)] if lang == "python" else \
-        ["bash", "-euo", "pipefail", str(path)]
+    cmd = (
+        [str(server.root / ".venv" / "bin" / "python"), str(path)]
+        if lang == "python"
+        else ["bash", "-euo", "pipefail", str(path)]
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMILL_")}
     # the CLI's default endpoint is the pages' address: point it at this server, and keep its
     # config file out of the user's home
-    env.update(PYTHONUNBUFFERED="1", AUTOMILL_ENDPOINT=f"http://127.0.0.1:{server.port}",
-               AUTOMILL_CONFIG=str(server.root.parent / "automill-cli.ini"))
+    env.update(
+        PYTHONUNBUFFERED="1",
+        AUTOMILL_ENDPOINT=f"http://127.0.0.1:{server.port}",
+        AUTOMILL_CONFIG=str(server.root.parent / "automill-cli.ini"),
+    )
     return subprocess.run(cmd, cwd=server.root, env=env, capture_output=True, text=True, timeout=timeout)

@@ -14,8 +14,9 @@ class Rest:
     def __init__(self, endpoint: str, version: str = "v1") -> None:
         self.base = f"{endpoint}/{version}"
 
-    def call(self, method: str, path: str, body: Any = None, *, raw: str | None = None, params: Any = None,
-             expect: int = 200) -> dict[str, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, *, raw: str | None = None, params: Any = None, expect: int = 200
+    ) -> dict[str, Any]:
         headers = {"Content-Type": "application/json; charset=utf-8"}
         data = raw if raw is not None else (None if body is None else __import__("json").dumps(body))
         resp = requests.request(method, f"{self.base}/{path}", data=data, params=params, headers=headers, timeout=30)
@@ -31,6 +32,9 @@ class Rest:
         return op
 
     def create_text_dataset(self, name: str, ctype: str = "MULTICLASS") -> str:
-        op = self.call("POST", f"{PARENT}/datasets",
-                       {"displayName": name, "textClassificationDatasetMetadata": {"classificationType": ctype}})
+        op = self.call(
+            "POST",
+            f"{PARENT}/datasets",
+            {"displayName": name, "textClassificationDatasetMetadata": {"classificationType": ctype}},
+        )
         return self.wait(op)["response"]["name"]

@@ -20,7 +20,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from automill.store.db import Database, next_number, utcnow, new_etag
+from automill.store.db import Database, new_etag, next_number, utcnow
 from automill.store.tables import ModelRow, OperationRow
 from tests.conftest import POSTGRES_ADMIN_URL, Server
 from tests.e2e.rest import PARENT, Rest
@@ -30,9 +30,10 @@ ROUNDS = 3
 DEPLOY_ROUNDS = 10
 MIXED_ROUNDS = 6
 IMPORT_ROUNDS = 6
-ROWS = [f'TRAIN,"message number {i} about {"cats purring" if i % 2 else "dogs barking"}",{"cat" if i % 2 else "dog"}'
-        for i in range(40)] + [f'TEST,"test message {i} about {"cats" if i % 2 else "dogs"}",{"cat" if i % 2 else "dog"}'
-                               for i in range(10)]
+ROWS = [
+    f'TRAIN,"message number {i} about {"cats purring" if i % 2 else "dogs barking"}",{"cat" if i % 2 else "dog"}'
+    for i in range(40)
+] + [f'TEST,"test message {i} about {"cats" if i % 2 else "dogs"}",{"cat" if i % 2 else "dog"}' for i in range(10)]
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -70,7 +71,7 @@ def at_once(calls: list[Callable[[], requests.Response]]) -> list[requests.Respo
         barrier.wait()
         try:
             out[i] = calls[i]()
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+        except Exception as exc:
             out[i] = exc
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
@@ -100,8 +101,11 @@ def assert_errors(answers: list[requests.Response], code: int, status: str, *wor
 
 def count_ops(srv: Server, kind: str, works_on: str) -> int:
     with srv.db.tx() as s:  # type: ignore[attr-defined]
-        q = select(func.count()).select_from(OperationRow).where(OperationRow.kind == kind,
-                                                                 OperationRow.works_on == works_on)
+        q = (
+            select(func.count())
+            .select_from(OperationRow)
+            .where(OperationRow.kind == kind, OperationRow.works_on == works_on)
+        )
         return int(s.execute(q).scalar_one())
 
 
@@ -113,10 +117,15 @@ def write_csv(srv: Server, name: str) -> str:
 
 
 def dataset_with_rows(api: Rest, srv: Server, parent: str = PARENT) -> str:
-    op = api.call("POST", f"{parent}/datasets", {"displayName": "race",
-                                                  "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}})
+    op = api.call(
+        "POST",
+        f"{parent}/datasets",
+        {"displayName": "race", "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}},
+    )
     dataset = api.wait(op)["response"]["name"]
-    imp = api.call("POST", f"{dataset}:importData", {"inputConfig": {"gcsSource": {"inputUris": [write_csv(srv, "a.csv")]}}})
+    imp = api.call(
+        "POST", f"{dataset}:importData", {"inputConfig": {"gcsSource": {"inputUris": [write_csv(srv, "a.csv")]}}}
+    )
     assert "error" not in api.wait(imp)
     return dataset
 
@@ -126,8 +135,15 @@ def model(srv: Server) -> str:
     """One trained text model per database (a 5 milli-node-hour budget: about 20 s)."""
     api = Rest(srv.endpoint)
     dataset = dataset_with_rows(api, srv)
-    op = api.call("POST", f"{PARENT}/models", {"displayName": "race_model", "datasetId": dataset.rsplit("/", 1)[-1],
-                                               "textClassificationModelMetadata": {"trainBudgetMilliNodeHours": "5"}})
+    op = api.call(
+        "POST",
+        f"{PARENT}/models",
+        {
+            "displayName": "race_model",
+            "datasetId": dataset.rsplit("/", 1)[-1],
+            "textClassificationModelMetadata": {"trainBudgetMilliNodeHours": "5"},
+        },
+    )
     done = api.wait(op, timeout=180)
     assert "error" not in done, done
     return str(done["response"]["name"])
@@ -143,8 +159,15 @@ def clone(srv: Server, name: str) -> str:
         shutil.copytree(src.artifact_dir, target)
         now = utcnow()
         values = {c.key: getattr(src, c.key) for c in ModelRow.__table__.columns}
-        values.update(id=new_id, seq=n, artifact_dir=str(target), create_time=now, update_time=now,
-                      etag=new_etag(new_id, now), deployment_state="UNDEPLOYED")
+        values.update(
+            id=new_id,
+            seq=n,
+            artifact_dir=str(target),
+            create_time=now,
+            update_time=now,
+            etag=new_etag(new_id, now),
+            deployment_state="UNDEPLOYED",
+        )
         s.add(ModelRow(**values))
     return name.rsplit("/", 1)[0] + "/" + new_id
 
@@ -152,8 +175,11 @@ def clone(srv: Server, name: str) -> str:
 # -- datasets -------------------------------------------------------------------------------------------
 def test_simultaneous_imports_never_overlap(srv: Server) -> None:
     api = Rest(srv.endpoint)
-    op = api.call("POST", f"{PARENT}/datasets", {"displayName": "imports",
-                                                  "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}})
+    op = api.call(
+        "POST",
+        f"{PARENT}/datasets",
+        {"displayName": "imports", "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}},
+    )
     dataset = api.wait(op)["response"]["name"]
     body = {"inputConfig": {"gcsSource": {"inputUris": [write_csv(srv, "imports.csv")]}}}
     accepted = 0
@@ -189,11 +215,16 @@ def test_dataset_delete_waits_for_imports(srv: Server) -> None:
     api = Rest(srv.endpoint)
     body = {"inputConfig": {"gcsSource": {"inputUris": [write_csv(srv, "both.csv")]}}}
     for _ in range(MIXED_ROUNDS):
-        op = api.call("POST", f"{PARENT}/datasets", {"displayName": "both",
-                                                      "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}})
+        op = api.call(
+            "POST",
+            f"{PARENT}/datasets",
+            {"displayName": "both", "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}},
+        )
         dataset = api.wait(op)["response"]["name"]
         half = THREADS // 2
-        answers = at_once([http(srv, "POST", f"{dataset}:importData", body)] * half + [http(srv, "DELETE", dataset)] * half)
+        answers = at_once(
+            [http(srv, "POST", f"{dataset}:importData", body)] * half + [http(srv, "DELETE", dataset)] * half
+        )
         for r in answers:
             assert r.status_code == 200 or r.json()["error"]["status"] in ("NOT_FOUND", "FAILED_PRECONDITION"), r.text
         imports = [r.json() for r in answers[:half] if r.status_code == 200]
@@ -222,8 +253,13 @@ def test_simultaneous_model_deletes_succeed_once(srv: Server, model: str) -> Non
 
 def op_row(srv: Server, kind: str, works_on: str) -> list[OperationRow]:
     with srv.db.tx() as s:  # type: ignore[attr-defined]
-        return list(s.execute(select(OperationRow).where(OperationRow.kind == kind, OperationRow.works_on == works_on)
-                              .order_by(OperationRow.seq)).scalars())
+        return list(
+            s.execute(
+                select(OperationRow)
+                .where(OperationRow.kind == kind, OperationRow.works_on == works_on)
+                .order_by(OperationRow.seq)
+            ).scalars()
+        )
 
 
 def assert_deploys_ended_before_or_by_delete(api: Rest, srv: Server, name: str) -> None:
@@ -273,9 +309,15 @@ def test_base_model_of_another_project_is_not_found(srv: Server, model: str) -> 
     dataset_id = dataset_with_rows(api, srv, other).rsplit("/", 1)[-1]
 
     def create(base_id: str) -> dict[str, Any]:
-        resp = requests.post(f"{srv.endpoint}/v1/{other}/models", timeout=30, json={
-            "displayName": "probe", "datasetId": dataset_id,
-            "textClassificationModelMetadata": {"trainBudgetMilliNodeHours": "5", "baseModelId": base_id}})
+        resp = requests.post(
+            f"{srv.endpoint}/v1/{other}/models",
+            timeout=30,
+            json={
+                "displayName": "probe",
+                "datasetId": dataset_id,
+                "textClassificationModelMetadata": {"trainBudgetMilliNodeHours": "5", "baseModelId": base_id},
+            },
+        )
         return {"http": resp.status_code, **resp.json()}
 
     owned_id = model.rsplit("/", 1)[-1]
@@ -294,8 +336,15 @@ def test_base_model_without_files_names_no_path(srv: Server, model: str) -> None
     base_id = base.rsplit("/", 1)[-1]
     with srv.db.tx() as s:  # type: ignore[attr-defined]
         (Path(s.get(ModelRow, base_id).artifact_dir) / "model.json").unlink()
-    err = api.call("POST", f"{PARENT}/models", {
-        "displayName": "resumed", "datasetId": dataset_id,
-        "textClassificationModelMetadata": {"trainBudgetMilliNodeHours": "5", "baseModelId": base_id}}, expect=400)["error"]
+    err = api.call(
+        "POST",
+        f"{PARENT}/models",
+        {
+            "displayName": "resumed",
+            "datasetId": dataset_id,
+            "textClassificationModelMetadata": {"trainBudgetMilliNodeHours": "5", "baseModelId": base_id},
+        },
+        expect=400,
+    )["error"]
     assert err["status"] == "FAILED_PRECONDITION" and err["message"] == f"base model {base_id} has no model files", err
     assert str(srv.data_dir) not in str(err)

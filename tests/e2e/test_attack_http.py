@@ -28,9 +28,17 @@ MAX_WAITS = 8
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("attack-http") / "data"
     data.mkdir()
-    server = Server(data_dir=data, database_url="", workers=0, env={
-        "AUTOMILL_MAX_REQUEST_BYTES": str(LIMIT), "AUTOMILL_HEAD_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
-        "AUTOMILL_BODY_IDLE_TIMEOUT_SECONDS": str(HEAD_TIMEOUT), "AUTOMILL_MAX_CONCURRENT_WAITS": str(MAX_WAITS)})
+    server = Server(
+        data_dir=data,
+        database_url="",
+        workers=0,
+        env={
+            "AUTOMILL_MAX_REQUEST_BYTES": str(LIMIT),
+            "AUTOMILL_HEAD_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
+            "AUTOMILL_BODY_IDLE_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
+            "AUTOMILL_MAX_CONCURRENT_WAITS": str(MAX_WAITS),
+        },
+    )
     server.start()
     try:
         yield server
@@ -65,8 +73,9 @@ def test_cross_site_requests_change_nothing(srv: Server) -> None:
         resp = requests.post(url(srv, f"{PARENT}/datasets"), data=body, headers=headers, timeout=10)
         assert_status(resp, 415, "INVALID_ARGUMENT")
     # a page of another origin, even with the right content type
-    resp = requests.post(url(srv, f"{PARENT}/datasets"), data=body,
-                         headers={**JSON, "Origin": "http://evil.example"}, timeout=10)
+    resp = requests.post(
+        url(srv, f"{PARENT}/datasets"), data=body, headers={**JSON, "Origin": "http://evil.example"}, timeout=10
+    )
     assert_status(resp, 403, "PERMISSION_DENIED")
     assert dataset_count(srv) == before
     # DNS rebinding: a foreign Host name is refused, reads included
@@ -75,8 +84,10 @@ def test_cross_site_requests_change_nothing(srv: Server) -> None:
     # the server's own origin and plain clients (no Origin) still work
     own = {**JSON, "Origin": f"http://127.0.0.1:{srv.port}"}
     assert requests.post(url(srv, f"{PARENT}/datasets"), data=body, headers=own, timeout=10).status_code == 200
-    assert requests.get(url(srv, f"{PARENT}/datasets"), headers={"Host": f"localhost:{srv.port}"},
-                        timeout=10).status_code == 200
+    assert (
+        requests.get(url(srv, f"{PARENT}/datasets"), headers={"Host": f"localhost:{srv.port}"}, timeout=10).status_code
+        == 200
+    )
     assert dataset_count(srv) == before + 1
 
 
@@ -98,8 +109,10 @@ def test_oversized_bodies_are_refused_before_reading(srv: Server) -> None:
     before = dataset_count(srv)
     # declared length over the limit: answered before a byte of the body is sent
     with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
-        sock.sendall(f"POST /v1/{PARENT}/datasets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {50 * LIMIT}\r\n\r\n".encode())
+        sock.sendall(
+            f"POST /v1/{PARENT}/datasets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {50 * LIMIT}\r\n\r\n".encode()
+        )
         raw = recv_all(sock)
     assert raw.startswith(b"HTTP/1.1 413"), raw[:200]
     assert json.loads(raw.partition(b"\r\n\r\n")[2])["error"]["status"] == "INVALID_ARGUMENT"
@@ -121,7 +134,7 @@ def recv_all(sock: socket.socket) -> bytes:
     while True:
         try:
             data = sock.recv(65536)
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             return out
         if not data:
             return out
@@ -137,7 +150,7 @@ def held_for(srv: Server, first: bytes, trickle: bytes = b"", limit: float = 15.
             try:
                 if not sock.recv(4096):
                     break
-            except socket.timeout:
+            except TimeoutError:
                 if trickle:
                     try:
                         sock.sendall(trickle)
@@ -153,8 +166,10 @@ def test_stalled_requests_are_closed(srv: Server) -> None:
     assert held_for(srv, b"") < bound  # connects, sends nothing
     assert held_for(srv, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n") < bound  # stops mid-headers
     assert held_for(srv, b"GET /healthz HTTP/1.1\r\n", trickle=b"X-Slow: 1\r\n") < bound  # a header each 0.5 s
-    stalled_body = (f"POST /v1/{PARENT}/datasets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                    "Content-Length: 100\r\n\r\n{").encode()
+    stalled_body = (
+        f"POST /v1/{PARENT}/datasets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100\r\n\r\n{"
+    ).encode()
     assert held_for(srv, stalled_body) < bound
     assert requests.get(f"{srv.endpoint}/healthz", timeout=5).status_code == 200
 
@@ -162,8 +177,11 @@ def test_stalled_requests_are_closed(srv: Server) -> None:
 def test_waits_hold_no_thread_and_are_capped(srv: Server) -> None:
     """With no workers an import never finishes: :wait calls on it are held for their whole timeout."""
     dataset = requests.post(url(srv, f"{PARENT}/datasets"), json=DATASET, timeout=10).json()["response"]["name"]
-    op = requests.post(url(srv, f"{dataset}:importData"), timeout=10,
-                       json={"inputConfig": {"gcsSource": {"inputUris": ["gs://attack/none.csv"]}}}).json()["name"]
+    op = requests.post(
+        url(srv, f"{dataset}:importData"),
+        timeout=10,
+        json={"inputConfig": {"gcsSource": {"inputUris": ["gs://attack/none.csv"]}}},
+    ).json()["name"]
     codes: list[int] = []
     retry_after: list[str] = []
 
@@ -190,31 +208,63 @@ def test_waits_hold_no_thread_and_are_capped(srv: Server) -> None:
 
 HOSTILE = [
     # (what, path, raw body, field the error must name or None)
-    ("5,000-digit number", f"{PARENT}/models",
-     '{"displayName": "m", "datasetId": "x", "textClassificationModelMetadata": '
-     '{"trainBudgetMilliNodeHours": ' + "9" * 5000 + "}}", "trainBudgetMilliNodeHours"),
-    ("5,000-digit number elsewhere", f"{PARENT}/datasets",
-     '{"displayName": "d", "description": ' + "9" * 5000 + ', "textClassificationDatasetMetadata": {}}', None),
+    (
+        "5,000-digit number",
+        f"{PARENT}/models",
+        '{"displayName": "m", "datasetId": "x", "textClassificationModelMetadata": '
+        '{"trainBudgetMilliNodeHours": ' + "9" * 5000 + "}}",
+        "trainBudgetMilliNodeHours",
+    ),
+    (
+        "5,000-digit number elsewhere",
+        f"{PARENT}/datasets",
+        '{"displayName": "d", "description": ' + "9" * 5000 + ', "textClassificationDatasetMetadata": {}}',
+        None,
+    ),
     ("JSON nested 100,000 deep", f"{PARENT}/datasets", "[" * 100_000 + "]" * 100_000, None),
     ("objects nested 100,000 deep", f"{PARENT}/datasets", '{"a":' * 100_000 + "1" + "}" * 100_000, None),
-    ("budget 1e999", f"{PARENT}/models",
-     '{"displayName": "m", "datasetId": "x", "textClassificationModelMetadata": {"trainBudgetMilliNodeHours": 1e999}}',
-     "trainBudgetMilliNodeHours"),
-    ("image budget 1e999", f"{PARENT}/models",
-     '{"displayName": "m", "datasetId": "x", "imageClassificationModelMetadata": {"trainBudgetMilliNodeHours": 1e999}}',
-     "trainBudgetMilliNodeHours"),
-    ("trainBudget inf", f"{PARENT}/models",
-     '{"displayName": "m", "datasetId": "x", "imageClassificationModelMetadata": {"trainBudget": "inf"}}', "trainBudget"),
-    ("NaN literal", f"{PARENT}/models",
-     '{"displayName": "m", "datasetId": "x", "imageClassificationModelMetadata": {"trainBudget": NaN}}', None),
-    ("metadata a string", f"{PARENT}/models",
-     '{"displayName": "m", "datasetId": "x", "textClassificationModelMetadata": "abc"}',
-     "textClassificationModelMetadata"),
-    ("dataset metadata a string", f"{PARENT}/datasets",
-     '{"displayName": "d", "textClassificationDatasetMetadata": "abc"}', "textClassificationDatasetMetadata"),
-    ("base model id an object", f"{PARENT}/models",
-     '{"displayName": "m", "datasetId": "x", "baseModelId": {"a": 1}, "textClassificationModelMetadata": {}}',
-     "baseModelId"),
+    (
+        "budget 1e999",
+        f"{PARENT}/models",
+        '{"displayName": "m", "datasetId": "x", "textClassificationModelMetadata": {"trainBudgetMilliNodeHours": 1e999}}',
+        "trainBudgetMilliNodeHours",
+    ),
+    (
+        "image budget 1e999",
+        f"{PARENT}/models",
+        '{"displayName": "m", "datasetId": "x", "imageClassificationModelMetadata": {"trainBudgetMilliNodeHours": 1e999}}',
+        "trainBudgetMilliNodeHours",
+    ),
+    (
+        "trainBudget inf",
+        f"{PARENT}/models",
+        '{"displayName": "m", "datasetId": "x", "imageClassificationModelMetadata": {"trainBudget": "inf"}}',
+        "trainBudget",
+    ),
+    (
+        "NaN literal",
+        f"{PARENT}/models",
+        '{"displayName": "m", "datasetId": "x", "imageClassificationModelMetadata": {"trainBudget": NaN}}',
+        None,
+    ),
+    (
+        "metadata a string",
+        f"{PARENT}/models",
+        '{"displayName": "m", "datasetId": "x", "textClassificationModelMetadata": "abc"}',
+        "textClassificationModelMetadata",
+    ),
+    (
+        "dataset metadata a string",
+        f"{PARENT}/datasets",
+        '{"displayName": "d", "textClassificationDatasetMetadata": "abc"}',
+        "textClassificationDatasetMetadata",
+    ),
+    (
+        "base model id an object",
+        f"{PARENT}/models",
+        '{"displayName": "m", "datasetId": "x", "baseModelId": {"a": 1}, "textClassificationModelMetadata": {}}',
+        "baseModelId",
+    ),
     ("wait timeout 1e999", f"{PARENT}/operations/x:wait", '{"timeout": "1e999s"}', "timeout"),
 ]
 
@@ -241,4 +291,3 @@ def test_hostile_page_token(srv: Server) -> None:
 def test_server_log_has_no_internal_errors(srv: Server) -> None:
     log = srv.log()
     assert "Traceback" not in log and "internal error" not in log, log[-3000:]
-

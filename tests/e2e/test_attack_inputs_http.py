@@ -53,17 +53,20 @@ def test_catastrophic_regex_filter_answers_fast_and_healthz_stays_up(server: Ser
     assert listed["resp"].status_code == 200 and listed["resp"].json().get("datasets", []) == []
     assert max(health) < 1.0, f"/healthz latencies while the filter ran: {health}"
     # A pattern RE2 cannot compile within its limits is a 400 on `filter`, not a 500.
-    resp = requests.get(url, params={"filter": 'regex(display_name, "' + "(" * 2000 + "a" + ")" * 2000 + '")'},
-                        timeout=20)
+    resp = requests.get(
+        url, params={"filter": 'regex(display_name, "' + "(" * 2000 + "a" + ")" * 2000 + '")'}, timeout=20
+    )
     assert resp.status_code == 400 and field_of(resp) == "filter", resp.text
 
 
 def test_huge_project_id_is_invalid_argument(server: Server) -> None:
     parent = f"projects/{'p' * 10_000}/locations/us-central1"
     base = f"{server.endpoint}/v1"
-    resp = requests.post(f"{base}/{parent}/datasets", timeout=20,
-                         json={"displayName": "huge_project",
-                               "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}})
+    resp = requests.post(
+        f"{base}/{parent}/datasets",
+        timeout=20,
+        json={"displayName": "huge_project", "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}},
+    )
     assert resp.status_code == 400 and field_of(resp) == "parent", resp.text[:500]
     assert "p" * 200 not in resp.text  # the message shows a cut of the id, not all of it
     resp = requests.get(f"{base}/{parent}/datasets", timeout=20)
@@ -78,16 +81,35 @@ def test_batch_predict_refuses_bad_params_before_creating_an_operation(server: S
     db = Database(server.database_url or f"sqlite:///{(server.data_dir / 'automill.db').resolve()}")
     now = utcnow()
     with db.tx() as s:
-        s.add(ModelRow(id="TCN1000000000000999999", project="curl", location="us-central1", display_name="fake",
-                       dataset_id="TCN1", problem_type="text_classification", problem_metadata={}, labels={},
-                       etag=new_etag("fake", now), deployment_state="UNDEPLOYED", create_time=now, update_time=now,
-                       artifact_dir=str(server.data_dir / "no-such-model"), seq=999_999))
+        s.add(
+            ModelRow(
+                id="TCN1000000000000999999",
+                project="curl",
+                location="us-central1",
+                display_name="fake",
+                dataset_id="TCN1",
+                problem_type="text_classification",
+                problem_metadata={},
+                labels={},
+                etag=new_etag("fake", now),
+                deployment_state="UNDEPLOYED",
+                create_time=now,
+                update_time=now,
+                artifact_dir=str(server.data_dir / "no-such-model"),
+                seq=999_999,
+            )
+        )
     db.dispose()
     rest = Rest(server.endpoint)
     before = rest.call("GET", f"{PARENT}/operations").get("operations", [])
-    resp = requests.post(f"{server.endpoint}/v1/{PARENT}/models/TCN1000000000000999999:batchPredict", timeout=20,
-                         json={"inputConfig": {"gcsSource": {"inputUris": ["gs://in/rows.csv"]}},
-                               "outputConfig": {"gcsDestination": {"outputUriPrefix": "gs://out/"}},
-                               "params": {"score_threshold": "abc"}})
+    resp = requests.post(
+        f"{server.endpoint}/v1/{PARENT}/models/TCN1000000000000999999:batchPredict",
+        timeout=20,
+        json={
+            "inputConfig": {"gcsSource": {"inputUris": ["gs://in/rows.csv"]}},
+            "outputConfig": {"gcsDestination": {"outputUriPrefix": "gs://out/"}},
+            "params": {"score_threshold": "abc"},
+        },
+    )
     assert resp.status_code == 400 and field_of(resp) == "params.score_threshold", resp.text
     assert rest.call("GET", f"{PARENT}/operations").get("operations", []) == before

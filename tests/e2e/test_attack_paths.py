@@ -16,13 +16,14 @@ import pytest
 from tests.conftest import POSTGRES_ADMIN_URL, Server
 from tests.e2e.rest import Rest
 
-ROWS = [f'TRAIN,"message number {i} about {"cats" if i % 2 else "dogs"}",{"cat" if i % 2 else "dog"}'
-        for i in range(12)]
+ROWS = [
+    f'TRAIN,"message number {i} about {"cats" if i % 2 else "dogs"}",{"cat" if i % 2 else "dog"}' for i in range(12)
+]
 
 
 @contextmanager
 def database(kind: str) -> Iterator[str]:
-    """"" for SQLite in the data dir, or a fresh PostgreSQL database dropped afterwards."""
+    """ "" for SQLite in the data dir, or a fresh PostgreSQL database dropped afterwards."""
     if kind == "sqlite":
         yield ""
         return
@@ -75,8 +76,12 @@ def import_(api: Rest, dataset: str, *uris: str, timeout: float = 120) -> dict[s
 
 
 def export(api: Rest, dataset: str, prefix: str, expect: int = 200) -> dict[str, Any]:
-    return api.call("POST", f"{dataset}:exportData", {"outputConfig": {"gcsDestination": {"outputUriPrefix": prefix}}},
-                    expect=expect)
+    return api.call(
+        "POST",
+        f"{dataset}:exportData",
+        {"outputConfig": {"gcsDestination": {"outputUriPrefix": prefix}}},
+        expect=expect,
+    )
 
 
 def files_under(folder: Path) -> dict[str, int]:
@@ -89,8 +94,9 @@ def files_under(folder: Path) -> dict[str, int]:
 
 
 def messages(op: dict[str, Any]) -> list[str]:
-    return [op.get("error", {}).get("message", "")] + [f["message"] for f in op.get("metadata", {}).get(
-        "partialFailures", [])]
+    return [op.get("error", {}).get("message", "")] + [
+        f["message"] for f in op.get("metadata", {}).get("partialFailures", [])
+    ]
 
 
 def assert_no_server_path(server: Server, texts: list[str]) -> None:
@@ -104,8 +110,9 @@ def test_bucket_names_cannot_reach_the_data_folder(srv: Server, dataset: str) ->
     (srv.data_dir / "models" / "m1" / "model.json").write_text('{"secret": 1}')
     before, count = files_under(srv.data_dir), api.call("GET", dataset).get("exampleCount")
     for uri in ["gs://../automill.db", "gs://../models/*/model.json", "gs://../media/ab/x.png", "gs://./automill.db"]:
-        err = api.call("POST", f"{dataset}:importData", {"inputConfig": {"gcsSource": {"inputUris": [uri]}}},
-                       expect=400)["error"]
+        err = api.call(
+            "POST", f"{dataset}:importData", {"inputConfig": {"gcsSource": {"inputUris": [uri]}}}, expect=400
+        )["error"]
         assert err["status"] == "INVALID_ARGUMENT" and uri in err["message"] and "bucket name" in err["message"]
         assert_no_server_path(srv, [err["message"]])
     for prefix in ["gs://../x", "gs://../models/m1", "gs://../buckets/work/y"]:

@@ -37,8 +37,9 @@ KEY_RE = re.compile(r"^am_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$")
 
 def automill(*args: str, code: int = 0, columns: int = 80) -> subprocess.CompletedProcess[str]:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("AUTOMILL_")}, "COLUMNS": str(columns)}
-    proc = subprocess.run([sys.executable, "-m", "automill", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "automill", *args], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == code, f"{args}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
@@ -52,24 +53,33 @@ def create_key(data_dir: Path, *args: str) -> str:
     return lines[-1]
 
 
-def http(srv: Server, method: str, path: str, key: str | None = None, *, bearer: bool = False,
-         body: Any = None) -> requests.Response:
+def http(
+    srv: Server, method: str, path: str, key: str | None = None, *, bearer: bool = False, body: Any = None
+) -> requests.Response:
     headers = {}
     if key is not None:
         headers = {"Authorization": f"Bearer {key}"} if bearer else {"x-goog-api-key": key}
     return requests.request(method, f"{srv.endpoint}/v1/{path}", headers=headers, json=body, timeout=30)
 
 
-def clients(version: str, endpoint: str, *, api_key: str | None = None, token: str | None = None) -> tuple[Any, Any, Any]:
+def clients(
+    version: str, endpoint: str, *, api_key: str | None = None, token: str | None = None
+) -> tuple[Any, Any, Any]:
     mod = {"v1": automl_v1, "v1beta1": automl_v1beta1}[version]
     if api_key is not None:
         opts = ClientOptions(api_endpoint=endpoint, api_key=api_key)
-        return mod, mod.AutoMlClient(transport="rest", client_options=opts), \
-            mod.PredictionServiceClient(transport="rest", client_options=opts)
+        return (
+            mod,
+            mod.AutoMlClient(transport="rest", client_options=opts),
+            mod.PredictionServiceClient(transport="rest", client_options=opts),
+        )
     opts = ClientOptions(api_endpoint=endpoint)
     creds = Credentials(token=token) if token is not None else AnonymousCredentials()
-    return mod, mod.AutoMlClient(transport="rest", credentials=creds, client_options=opts), \
-        mod.PredictionServiceClient(transport="rest", credentials=creds, client_options=opts)
+    return (
+        mod,
+        mod.AutoMlClient(transport="rest", credentials=creds, client_options=opts),
+        mod.PredictionServiceClient(transport="rest", credentials=creds, client_options=opts),
+    )
 
 
 def until(check, timeout: float = 10.0) -> Any:  # type: ignore[no-untyped-def]
@@ -96,8 +106,9 @@ def test_keys_with_the_official_client(srv: Server) -> None:
     key = create_key(srv.data_dir, "--project", PROJECT, "--role", "editor", "--name", "flow", "--expires", "30d")
     listing = automill("keys", "list", "--data-dir", str(srv.data_dir), "-o", "json").stdout
     assert key not in listing and key.split("_", 2)[2] not in listing
-    assert [(k["name"], k["project"], k["role"], k["state"]) for k in json.loads(listing)["keys"]] == \
-        [("flow", PROJECT, "editor", "active")]
+    assert [(k["name"], k["project"], k["role"], k["state"]) for k in json.loads(listing)["keys"]] == [
+        ("flow", PROJECT, "editor", "active")
+    ]
     assert "flow" in automill("keys", "list", "--data-dir", str(srv.data_dir)).stdout
 
     # -- one key exists: every API request needs one, at once, loopback included -----------------------
@@ -116,21 +127,40 @@ def test_keys_with_the_official_client(srv: Server) -> None:
     # -- the official client with client_options.api_key (x-goog-api-key) ------------------------------
     mod, client, predictor = clients("v1", srv.endpoint, api_key=key)
     ops = client._transport.operations_client
-    rows = [f'TRAIN,"{w} story {i}",{lab}' for i in range(30) for w, lab in (("goal match", "sport"), ("chip code", "tech"))]
-    rows += [f'TEST,"{w} item {i}",{lab}' for i in range(8) for w, lab in (("goal match", "sport"), ("chip code", "tech"))]
+    rows = [
+        f'TRAIN,"{w} story {i}",{lab}' for i in range(30) for w, lab in (("goal match", "sport"), ("chip code", "tech"))
+    ]
+    rows += [
+        f'TEST,"{w} item {i}",{lab}' for i in range(8) for w, lab in (("goal match", "sport"), ("chip code", "tech"))
+    ]
     folder = srv.bucket_path("auth")
     folder.mkdir(parents=True)
     (folder / "rows.csv").write_text("\n".join(rows) + "\n")
-    dataset = client.create_dataset(parent=PARENT, dataset=mod.Dataset(
-        display_name="auth_ds", text_classification_dataset_metadata=mod.TextClassificationDatasetMetadata(
-            classification_type=mod.ClassificationType.MULTICLASS))).result(timeout=30)
-    client.import_data(name=dataset.name, input_config={"gcs_source": {"input_uris": ["gs://auth/rows.csv"]}}
-                       ).result(timeout=120)
+    dataset = client.create_dataset(
+        parent=PARENT,
+        dataset=mod.Dataset(
+            display_name="auth_ds",
+            text_classification_dataset_metadata=mod.TextClassificationDatasetMetadata(
+                classification_type=mod.ClassificationType.MULTICLASS
+            ),
+        ),
+    ).result(timeout=30)
+    client.import_data(name=dataset.name, input_config={"gcs_source": {"input_uris": ["gs://auth/rows.csv"]}}).result(
+        timeout=120
+    )
     assert client.get_dataset(name=dataset.name).example_count == 76
     # Training with a small budget and the fast model type (Automill's extension fields) over plain HTTP.
-    created = http(srv, "POST", f"{PARENT}/models", key, body={
-        "displayName": "auth_model", "datasetId": dataset.name.rsplit("/", 1)[1],
-        "textClassificationModelMetadata": {"modelType": "mobile-low-latency-1", "trainBudgetMilliNodeHours": "5"}})
+    created = http(
+        srv,
+        "POST",
+        f"{PARENT}/models",
+        key,
+        body={
+            "displayName": "auth_model",
+            "datasetId": dataset.name.rsplit("/", 1)[1],
+            "textClassificationModelMetadata": {"modelType": "mobile-low-latency-1", "trainBudgetMilliNodeHours": "5"},
+        },
+    )
     assert created.status_code == 200, created.text
     op = until(lambda: (o := ops.get_operation(created.json()["name"])).done and o, timeout=180)
     assert op and not op.HasField("error"), op
@@ -138,20 +168,28 @@ def test_keys_with_the_official_client(srv: Server) -> None:
     assert [m.display_name for m in models] == ["auth_model"]
     model = client.get_model(name=models[0].name)
     client.deploy_model(name=model.name).result(timeout=120)
-    got = predictor.predict(name=model.name, payload={"text_snippet": {"content": "goal match story 3",
-                                                                         "mime_type": "text/plain"}})
+    got = predictor.predict(
+        name=model.name, payload={"text_snippet": {"content": "goal match story 3", "mime_type": "text/plain"}}
+    )
     assert got.payload[0].display_name == "sport"
 
     # -- the same key as a bearer token: google.oauth2.credentials.Credentials(token=KEY) -------------
     mod_b, client_b, predictor_b = clients("v1beta1", srv.endpoint, token=key)
     assert [d.name for d in client_b.list_datasets(parent=PARENT)] == [dataset.name]
     assert client_b.get_model(name=model.name).display_name == "auth_model"
-    got_b = predictor_b.predict(name=model.name, payload={"text_snippet": {"content": "chip code item 2",
-                                                                             "mime_type": "text/plain"}})
+    got_b = predictor_b.predict(
+        name=model.name, payload={"text_snippet": {"content": "chip code item 2", "mime_type": "text/plain"}}
+    )
     assert got_b.payload[0].display_name == "tech"
-    second = client_b.create_dataset(parent=PARENT, dataset=mod_b.Dataset(
-        display_name="bearer_ds", text_classification_dataset_metadata=mod_b.TextClassificationDatasetMetadata(
-            classification_type=mod_b.ClassificationType.MULTILABEL)))
+    second = client_b.create_dataset(
+        parent=PARENT,
+        dataset=mod_b.Dataset(
+            display_name="bearer_ds",
+            text_classification_dataset_metadata=mod_b.TextClassificationDatasetMetadata(
+                classification_type=mod_b.ClassificationType.MULTILABEL
+            ),
+        ),
+    )
     assert second.name.startswith(f"{PARENT}/datasets/")
     assert http(srv, "GET", f"{PARENT}/models", key, bearer=True).status_code == 200  # curl -H 'Authorization: Bearer'
 
@@ -175,8 +213,9 @@ def test_keys_with_the_official_client(srv: Server) -> None:
     assert http(srv, "GET", f"{PARENT}/datasets", temp).status_code == 200
     assert "revoked key temp" in automill("keys", "revoke", "temp", "--data-dir", str(srv.data_dir)).stdout
     # (a list: a Response with an error status is falsy)
-    refused = until(lambda: [r for r in [http(srv, "GET", f"{PARENT}/datasets", temp)] if r.status_code == 401],
-                    timeout=5)
+    refused = until(
+        lambda: [r for r in [http(srv, "GET", f"{PARENT}/datasets", temp)] if r.status_code == 401], timeout=5
+    )
     assert refused, "a revoked key still works after 5 s"
     assert "'temp' was revoked" in refused[0].json()["error"]["message"]
     _, revoked_client, _ = clients("v1", srv.endpoint, api_key=temp)
@@ -190,32 +229,63 @@ def test_keys_with_the_official_client(srv: Server) -> None:
     time.sleep(3.5)
     gone = http(srv, "GET", f"{PARENT}/datasets", short)
     assert gone.status_code == 401 and "'short' expired" in gone.json()["error"]["message"]
-    states = {k["name"]: k["state"] for k in json.loads(automill("keys", "list", "--data-dir", str(srv.data_dir),
-                                                                 "-o", "json").stdout)["keys"]}
+    states = {
+        k["name"]: k["state"]
+        for k in json.loads(automill("keys", "list", "--data-dir", str(srv.data_dir), "-o", "json").stdout)["keys"]
+    }
     assert states == {"flow": "active", "temp": "revoked", "short": "expired"}
 
     # -- the audit log -----------------------------------------------------------------------------------
     viewer = create_key(srv.data_dir, "--project", PROJECT, "--role", "viewer", "--name", "reader")
     denied = http(srv, "POST", f"{PARENT}/datasets", viewer, body={"displayName": "nope"})
     assert denied.status_code == 403
-    entries = json.loads(automill("audit", "--data-dir", str(srv.data_dir), "-o", "json", "--project", PROJECT,
-                                  "--since", "1h", "--limit", "500").stdout)["entries"]
-    assert entries[0] == {**entries[0], "key": "reader", "project": PROJECT, "method": "CreateDataset",
-                          "httpMethod": "POST", "resource": PARENT, "httpStatus": 403, "status": "PERMISSION_DENIED"}
+    entries = json.loads(
+        automill(
+            "audit",
+            "--data-dir",
+            str(srv.data_dir),
+            "-o",
+            "json",
+            "--project",
+            PROJECT,
+            "--since",
+            "1h",
+            "--limit",
+            "500",
+        ).stdout
+    )["entries"]
+    assert entries[0] == {
+        **entries[0],
+        "key": "reader",
+        "project": PROJECT,
+        "method": "CreateDataset",
+        "httpMethod": "POST",
+        "resource": PARENT,
+        "httpStatus": 403,
+        "status": "PERMISSION_DENIED",
+    }
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", entries[0]["time"])
     mine = [(e["key"], e["method"], e["httpStatus"], e["status"]) for e in reversed(entries)]
     assert ("flow", "CreateDataset", 200, "OK") in mine and ("flow", "ImportData", 200, "OK") in mine
     assert ("flow", "DeployModel", 200, "OK") in mine and ("flow", "CreateModel", 200, "OK") in mine
     assert ("anonymous", "ListDatasets", 401, "UNAUTHENTICATED") in mine
-    assert ("temp", "ListDatasets", 401, "UNAUTHENTICATED") in mine and ("short", "ListDatasets", 401,
-                                                                         "UNAUTHENTICATED") in mine
-    assert ("flow", "GetDataset", 403, "PERMISSION_DENIED") in [(e["key"], e["method"], e["httpStatus"], e["status"])
-                                                                for e in json.loads(automill(
-                                                                    "audit", "--data-dir", str(srv.data_dir),
-                                                                    "--project", "elsewhere", "-o", "json").stdout)["entries"]]
+    assert ("temp", "ListDatasets", 401, "UNAUTHENTICATED") in mine and (
+        "short",
+        "ListDatasets",
+        401,
+        "UNAUTHENTICATED",
+    ) in mine
+    assert ("flow", "GetDataset", 403, "PERMISSION_DENIED") in [
+        (e["key"], e["method"], e["httpStatus"], e["status"])
+        for e in json.loads(
+            automill("audit", "--data-dir", str(srv.data_dir), "--project", "elsewhere", "-o", "json").stdout
+        )["entries"]
+    ]
     assert not any(m == "Predict" or m == "ListModels" for _, m, _, s in mine if s == "OK")  # reads are not logged
-    assert json.loads(automill("audit", "--data-dir", str(srv.data_dir), "-o", "json", "--limit", "1").stdout)[
-        "entries"] == entries[:1]
+    assert (
+        json.loads(automill("audit", "--data-dir", str(srv.data_dir), "-o", "json", "--limit", "1").stdout)["entries"]
+        == entries[:1]
+    )
     table = automill("audit", "--data-dir", str(srv.data_dir), "--limit", "3", columns=160).stdout
     assert "reader   CreateDataset   403 PERMISSION_DENIED   projects/auth/locations/us-central1" in table, table
     # No secret anywhere: not in the database (hashes only), not in the server's log.
@@ -228,9 +298,28 @@ def test_keys_with_the_official_client(srv: Server) -> None:
 
 def _serve(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMILL_")}
-    return subprocess.Popen([sys.executable, "-m", "automill", "serve", "--host", "0.0.0.0", "--port", str(port),
-                             "--data-dir", str(data_dir), "--workers", "0", *extra], env={**env, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "automill",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--workers",
+            "0",
+            *extra,
+        ],
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _listening(port: int) -> bool:

@@ -77,7 +77,9 @@ def cases() -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str], dict[str, dict[str, str]]]]:
+def world(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Server, dict[str, str], dict[str, dict[str, str]]]]:
     data = tmp_path_factory.mktemp("matrix") / "data"
     data.mkdir()
     server = Server(data_dir=data, database_url="", workers=0).start()
@@ -88,11 +90,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, di
         db.dispose()
         real: dict[str, dict[str, str]] = {}
         for project in (OWN, OTHER):
-            op = requests.post(f"{server.endpoint}/v1/projects/{project}/locations/l/datasets",
-                               headers={"x-goog-api-key": root}, timeout=30,
-                               json={"displayName": "m", "textClassificationDatasetMetadata": {"classificationType": 1}})
+            op = requests.post(
+                f"{server.endpoint}/v1/projects/{project}/locations/l/datasets",
+                headers={"x-goog-api-key": root},
+                timeout=30,
+                json={"displayName": "m", "textClassificationDatasetMetadata": {"classificationType": 1}},
+            )
             assert op.status_code == 200, op.text
-            real[project] = {"ds": op.json()["response"]["name"].rsplit("/", 1)[1], "op": op.json()["name"].rsplit("/", 1)[1]}
+            real[project] = {
+                "ds": op.json()["response"]["name"].rsplit("/", 1)[1],
+                "op": op.json()["name"].rsplit("/", 1)[1],
+            }
         yield server, keys, real
     finally:
         server.stop()
@@ -101,8 +109,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, di
 def counts(server: Server) -> dict[str, object]:
     with sqlite3.connect(server.data_dir / "automill.db") as db:
         out: dict[str, object] = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in COUNTED}
-        out["datasets_rows"] = db.execute("SELECT id, project, display_name, description, etag FROM datasets "
-                                          "ORDER BY id").fetchall()
+        out["datasets_rows"] = db.execute(
+            "SELECT id, project, display_name, description, etag FROM datasets ORDER BY id"
+        ).fetchall()
         out["operations_rows"] = db.execute("SELECT id, state, cancel_requested FROM operations ORDER BY id").fetchall()
         return out
 
@@ -149,7 +158,7 @@ def test_every_rpc_every_role_every_project(world) -> None:  # type: ignore[no-u
         fake_path = EXPECTED[rpc][1].format(p=OTHER, ds="TCN4242", op="TCN4343")
         a = call(server, "v1", EXPECTED[rpc][0], real_path, keys["editor"]).json()["error"]
         b = call(server, "v1", EXPECTED[rpc][0], fake_path, keys["editor"]).json()["error"]
-        strip = lambda e, p: (e["code"], e["status"], e["message"].replace(p.split(":")[0], "NAME"))  # noqa: E731
+        strip = lambda e, p: (e["code"], e["status"], e["message"].replace(p.split(":")[0], "NAME"))
         assert strip(a, real_path) == strip(b, fake_path)
         denied += 2
     # A real id of another project under one's own project name is simply not there (404), as before.
@@ -158,11 +167,21 @@ def test_every_rpc_every_role_every_project(world) -> None:  # type: ignore[no-u
 
     with sqlite3.connect(server.data_dir / "automill.db") as db:
         logged = db.execute("SELECT COUNT(*) FROM audit_log WHERE http_status IN (401, 403)").fetchone()[0]
-        sample = db.execute("SELECT key_name, project, method, http_method, resource, http_status, status FROM audit_log "
-                            "WHERE key_name = 'viewer-pa' AND method = 'DeleteDataset' AND project = ?", (OTHER,)).fetchall()
+        sample = db.execute(
+            "SELECT key_name, project, method, http_method, resource, http_status, status FROM audit_log "
+            "WHERE key_name = 'viewer-pa' AND method = 'DeleteDataset' AND project = ?",
+            (OTHER,),
+        ).fetchall()
     assert logged == denied
-    assert sample and sample[0] == ("viewer-pa", OTHER, "DeleteDataset", "DELETE",
-                                    f"projects/{OTHER}/locations/l/datasets/{real[OTHER]['ds']}", 403, "PERMISSION_DENIED")
+    assert sample and sample[0] == (
+        "viewer-pa",
+        OTHER,
+        "DeleteDataset",
+        "DELETE",
+        f"projects/{OTHER}/locations/l/datasets/{real[OTHER]['ds']}",
+        403,
+        "PERMISSION_DENIED",
+    )
 
     # -- every allowed call passes the door (its own answer may be 400 or 404 for the dummy ids) -------
     for version, rpc, method in todo:

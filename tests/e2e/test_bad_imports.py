@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import Server
 from tests.e2e.rest import Rest
 
-GOOD = [f'TRAIN,"message number {i} about {"cats" if i % 2 else "dogs"}",{"cat" if i % 2 else "dog"}' for i in range(30)]
+GOOD = [
+    f'TRAIN,"message number {i} about {"cats" if i % 2 else "dogs"}",{"cat" if i % 2 else "dog"}' for i in range(30)
+]
 
 
 def write(server: Server, name: str, text: str) -> str:
@@ -27,7 +28,9 @@ def state(api: Rest, dataset: str) -> tuple[int, list[str]]:
 
 
 def import_(api: Rest, dataset: str, *uris: str) -> dict:
-    return api.wait(api.call("POST", f"{dataset}:importData", {"inputConfig": {"gcsSource": {"inputUris": list(uris)}}}))
+    return api.wait(
+        api.call("POST", f"{dataset}:importData", {"inputConfig": {"gcsSource": {"inputUris": list(uris)}}})
+    )
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -51,21 +54,29 @@ def test_bad_imports(server: Server) -> None:
     assert state(api, dataset) == baseline
 
     # A path leaving its bucket is refused before anything is queued.
-    err = api.call("POST", f"{dataset}:importData",
-                   {"inputConfig": {"gcsSource": {"inputUris": ["gs://work/../../etc/passwd"]}}}, expect=403)
+    err = api.call(
+        "POST",
+        f"{dataset}:importData",
+        {"inputConfig": {"gcsSource": {"inputUris": ["gs://work/../../etc/passwd"]}}},
+        expect=403,
+    )
     assert err["error"]["status"] == "PERMISSION_DENIED" and "outside its bucket" in err["error"]["message"]
     outside = server.data_dir / "secret.txt"
     outside.write_text("top secret")
     os.symlink(outside, server.bucket_path("work") / "link.txt")
 
     # Row-level problems become partial failures naming file and row; good rows still import.
-    rows = GOOD[:1] + [
-        'TRIAN,"typo in ml use",cat',                              # row 2
-        f'TRAIN,"a forty character label",{"x" * 40}',             # row 3
-        "TRAIN,gs://work/missing.txt,cat",                         # row 4
-        "TRAIN,gs://work/../outside.txt,cat",                      # row 5
-        "TRAIN,gs://work/link.txt,cat",                            # row 6
-    ] + [f'TEST,"fresh text {i}",dog' for i in range(60)]
+    rows = (
+        GOOD[:1]
+        + [
+            'TRIAN,"typo in ml use",cat',  # row 2
+            f'TRAIN,"a forty character label",{"x" * 40}',  # row 3
+            "TRAIN,gs://work/missing.txt,cat",  # row 4
+            "TRAIN,gs://work/../outside.txt,cat",  # row 5
+            "TRAIN,gs://work/link.txt,cat",  # row 6
+        ]
+        + [f'TEST,"fresh text {i}",dog' for i in range(60)]
+    )
     op = import_(api, dataset, write(server, "mixed.csv", "\n".join(rows) + "\n"))
     assert "error" not in op, op
     failures = op["metadata"]["partialFailures"]
@@ -90,5 +101,5 @@ def test_bad_imports(server: Server) -> None:
     assert state(api, dataset) == before  # no 'newlabel' spec, no new examples
 
     # MULTICLASS rows with two labels fail per row.
-    op = import_(api, dataset, write(server, "two.csv", "\n".join(GOOD + ['TRAIN,"two labels here",cat,dog']) + "\n"))
+    op = import_(api, dataset, write(server, "two.csv", "\n".join([*GOOD, 'TRAIN,"two labels here",cat,dog']) + "\n"))
     assert "MULTICLASS" in op["metadata"]["partialFailures"][0]["message"]

@@ -17,8 +17,11 @@ def parent(project: str) -> str:
 
 
 def dataset(api: Rest, project: str) -> str:
-    op = api.call("POST", f"{parent(project)}/datasets",
-                  {"displayName": "grants", "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}})
+    op = api.call(
+        "POST",
+        f"{parent(project)}/datasets",
+        {"displayName": "grants", "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}},
+    )
     return api.wait(op)["response"]["name"]
 
 
@@ -32,17 +35,23 @@ def test_granted_bucket_is_closed_to_other_projects(tmp_path: Path) -> None:
     (granted / "rows.csv").write_text("\n".join(ROWS) + "\n")
     (granted / "secret.txt").write_text("the quarterly numbers of team a")
     # "team-c" after a comma continues team-a's grant (the env var's own separator is a comma too)
-    server = Server(data_dir=tmp_path / "data", database_url="", workers=1,
-                    env={"AUTOMILL_BUCKETS": f"granted={granted}@team-a,team-c"})
+    server = Server(
+        data_dir=tmp_path / "data",
+        database_url="",
+        workers=1,
+        env={"AUTOMILL_BUCKETS": f"granted={granted}@team-a,team-c"},
+    )
     server.data_dir.mkdir()
     open_bucket = server.bucket_path("open")
     open_bucket.mkdir(parents=True)
-    (open_bucket / "rows.csv").write_text("\n".join(ROWS + ["gs://granted/secret.txt,sport"]) + "\n")
+    (open_bucket / "rows.csv").write_text("\n".join([*ROWS, "gs://granted/secret.txt,sport"]) + "\n")
     server.start()
     try:
         api = Rest(server.endpoint)
         for project in ("team-a", "team-c"):  # granted: the import reads the bucket
-            done = api.wait(api.call("POST", f"{dataset(api, project)}:importData", import_body("gs://granted/rows.csv")))
+            done = api.wait(
+                api.call("POST", f"{dataset(api, project)}:importData", import_body("gs://granted/rows.csv"))
+            )
             assert "error" not in done, done
 
         other = dataset(api, "team-b")
@@ -51,8 +60,12 @@ def test_granted_bucket_is_closed_to_other_projects(tmp_path: Path) -> None:
             err = api.call("POST", f"{other}:importData", import_body(uri), expect=403)
             assert err["error"]["status"] == "PERMISSION_DENIED"
             assert err["error"]["message"] == "gs://granted is not granted to project team-b"
-        err = api.call("POST", f"{other}:exportData",
-                       {"outputConfig": {"gcsDestination": {"outputUriPrefix": "gs://granted/leak"}}}, expect=403)
+        err = api.call(
+            "POST",
+            f"{other}:exportData",
+            {"outputConfig": {"gcsDestination": {"outputUriPrefix": "gs://granted/leak"}}},
+            expect=403,
+        )
         assert err["error"]["status"] == "PERMISSION_DENIED"
         assert api.call("GET", f"{parent('team-b')}/operations").get("operations", []) == ops_before
         assert not (granted / "leak").exists()

@@ -10,18 +10,32 @@ from tests.e2e.rest import PARENT, Rest
 
 
 def test_budget_cap(tmp_path: Path) -> None:
-    with serving(tmp_path / "data", workers=1,
-                 env={"AUTOMILL_MAX_TRAIN_BUDGET_MILLI_NODE_HOURS": "3"}) as server:
+    with serving(tmp_path / "data", workers=1, env={"AUTOMILL_MAX_TRAIN_BUDGET_MILLI_NODE_HOURS": "3"}) as server:
         api = Rest(server.endpoint)
-        rows = [f'"{w} story {i}",{lab}' for i in range(20) for w, lab in (("goal match", "sport"), ("chip code", "tech"))]
+        rows = [
+            f'"{w} story {i}",{lab}' for i in range(20) for w, lab in (("goal match", "sport"), ("chip code", "tech"))
+        ]
         path = server.bucket_path("cap") / "rows.csv"
         path.parent.mkdir(parents=True)
         path.write_text("\n".join(rows) + "\n")
         dataset = api.create_text_dataset("cap")
-        api.wait(api.call("POST", f"{dataset}:importData", {"inputConfig": {"gcsSource": {"inputUris": ["gs://cap/rows.csv"]}}}))
-        op = api.call("POST", f"{PARENT}/models", {
-            "displayName": "capped", "datasetId": dataset.rsplit("/", 1)[-1],
-            "textClassificationModelMetadata": {"trainBudgetMilliNodeHours": "500", "modelType": "mobile-low-latency-1"}})
+        api.wait(
+            api.call(
+                "POST", f"{dataset}:importData", {"inputConfig": {"gcsSource": {"inputUris": ["gs://cap/rows.csv"]}}}
+            )
+        )
+        op = api.call(
+            "POST",
+            f"{PARENT}/models",
+            {
+                "displayName": "capped",
+                "datasetId": dataset.rsplit("/", 1)[-1],
+                "textClassificationModelMetadata": {
+                    "trainBudgetMilliNodeHours": "500",
+                    "modelType": "mobile-low-latency-1",
+                },
+            },
+        )
         model = api.wait(op, timeout=120)["response"]
         got = api.call("GET", model["name"])["textClassificationModelMetadata"]
         assert got["trainBudgetMilliNodeHours"] == "3"

@@ -32,14 +32,25 @@ class Cli:
 
     def env(self, columns: int = 80, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMILL_")}
-        return {**env, "AUTOMILL_ENDPOINT": self.endpoint, "AUTOMILL_CONFIG": str(self.config),
-                "COLUMNS": str(columns), **extra}
+        return {
+            **env,
+            "AUTOMILL_ENDPOINT": self.endpoint,
+            "AUTOMILL_CONFIG": str(self.config),
+            "COLUMNS": str(columns),
+            **extra,
+        }
 
-    def run(self, *args: str, code: int = 0, stdin: bytes | str | None = None, columns: int = 80,
-            **env: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, code: int = 0, stdin: bytes | str | None = None, columns: int = 80, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         data = stdin.encode() if isinstance(stdin, str) else stdin
-        proc = subprocess.run([sys.executable, "-m", "automill", *args], env=self.env(columns, **env),
-                              input=data, capture_output=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "automill", *args],
+            env=self.env(columns, **env),
+            input=data,
+            capture_output=True,
+            timeout=300,
+        )
         out = subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
         assert out.returncode == code, f"{args}: rc={out.returncode}\n{out.stdout}\n{out.stderr}"
         assert "Traceback" not in out.stderr, out.stderr
@@ -77,8 +88,12 @@ def cli(srv: Server, tmp_path_factory: pytest.TempPathFactory) -> Cli:
 @pytest.fixture(scope="module")
 def text(srv: Server, cli: Cli) -> dict[str, str]:
     """A text classification dataset and a trained, deployed model."""
-    rows = [f'TRAIN,"{w} story {i}",{lab}' for i in range(30) for w, lab in (("goal match", "sport"), ("chip code", "tech"))]
-    rows += [f'TEST,"{w} item {i}",{lab}' for i in range(8) for w, lab in (("goal match", "sport"), ("chip code", "tech"))]
+    rows = [
+        f'TRAIN,"{w} story {i}",{lab}' for i in range(30) for w, lab in (("goal match", "sport"), ("chip code", "tech"))
+    ]
+    rows += [
+        f'TEST,"{w} item {i}",{lab}' for i in range(8) for w, lab in (("goal match", "sport"), ("chip code", "tech"))
+    ]
     folder = srv.bucket_path("cli")
     folder.mkdir(parents=True)
     (folder / "rows.csv").write_text("\n".join(rows) + "\n")
@@ -87,8 +102,17 @@ def text(srv: Server, cli: Cli) -> dict[str, str]:
     dataset_id = short(ds["name"])
     imported = cli.json("datasets", "import", dataset_id, "gs://cli/rows.csv")
     assert imported["done"] and "error" not in imported and imported["metadata"]["importDataDetails"] == {}
-    model = cli.json("models", "create", "cli_model", "--dataset", dataset_id, "--model-type", "mobile-low-latency-1",
-                     "--budget", "5")
+    model = cli.json(
+        "models",
+        "create",
+        "cli_model",
+        "--dataset",
+        dataset_id,
+        "--model-type",
+        "mobile-low-latency-1",
+        "--budget",
+        "5",
+    )
     assert "@type" not in model and model["displayName"] == "cli_model" and model["datasetId"] == dataset_id
     return {"dataset": dataset_id, "model": short(model["name"])}
 
@@ -105,8 +129,9 @@ def image(srv: Server, cli: Cli) -> dict[str, str]:
         label, base = ("red", (200, 30, 30)) if i % 2 == 0 else ("blue", (30, 30, 200))
         im = Image.new("RGB", (32, 32), base)
         for _ in range(60):
-            im.putpixel((rnd.randrange(32), rnd.randrange(32)),
-                        tuple(min(255, max(0, c + rnd.randint(-40, 40))) for c in base))
+            im.putpixel(
+                (rnd.randrange(32), rnd.randrange(32)), tuple(min(255, max(0, c + rnd.randint(-40, 40))) for c in base)
+            )
         ext = "jpg" if i % 3 == 0 else "png"
         im.save(folder / f"img{i}.{ext}")
         use = "TRAIN" if i < 10 else "VALIDATE" if i < 12 else "TEST"
@@ -118,19 +143,31 @@ def image(srv: Server, cli: Cli) -> dict[str, str]:
     dataset_id = short(ds["name"])
     out = cli.run("datasets", "import", dataset_id, "gs://img/import.csv").stdout
     assert f"imported into {dataset_id}: 16 examples" in out
-    model = cli.json("models", "create", "cli_img_model", "--dataset", dataset_id, "--budget", "5",
-                     "--model-type", "mobile-low-latency-1")
+    model = cli.json(
+        "models",
+        "create",
+        "cli_img_model",
+        "--dataset",
+        dataset_id,
+        "--budget",
+        "5",
+        "--model-type",
+        "mobile-low-latency-1",
+    )
     meta = model["imageClassificationModelMetadata"]
     assert meta["trainBudgetMilliNodeHours"] == "5" and meta["modelType"] == "mobile-low-latency-1"
     return {"dataset": dataset_id, "model": short(model["name"]), "folder": str(folder)}
 
 
 # -- help ---------------------------------------------------------------------------------------------
-GROUPS = {"config": ["set", "get", "list", "unset"],
-          "datasets": ["get", "list", "create", "update", "delete", "import", "export"],
-          "annotation-specs": ["get", "list"],
-          "models": ["get", "list", "create", "update", "delete", "deploy", "undeploy", "export", "batch-predict"],
-          "evaluations": ["list", "get"], "operations": ["get", "list", "wait", "cancel", "delete"]}
+GROUPS = {
+    "config": ["set", "get", "list", "unset"],
+    "datasets": ["get", "list", "create", "update", "delete", "import", "export"],
+    "annotation-specs": ["get", "list"],
+    "models": ["get", "list", "create", "update", "delete", "deploy", "undeploy", "export", "batch-predict"],
+    "evaluations": ["list", "get"],
+    "operations": ["get", "list", "wait", "cancel", "delete"],
+}
 
 
 def test_help_lists_every_command_with_an_example() -> None:
@@ -242,22 +279,33 @@ def test_datasets_commands(srv: Server, cli: Cli, text: dict[str, str]) -> None:
 
     exported = cli.json("datasets", "export", ds_id, "gs://cli/exports")
     folder = exported["metadata"]["exportDataDetails"]["outputInfo"]["gcsOutputDirectory"]
-    assert (srv.bucket_path("cli") / folder[len("gs://cli/"):] / "text_classification_1.csv").exists()
+    assert (srv.bucket_path("cli") / folder[len("gs://cli/") :] / "text_classification_1.csv").exists()
     assert "exported" in cli.run("datasets", "export", ds_id, "gs://cli/exports2").stdout
 
     op = cli.json("datasets", "import", ds_id, "gs://cli/rows.csv", "--async")
     assert op["name"].split("/operations/")[1] and "importDataDetails" in op["metadata"]
     assert cli.json("operations", "wait", short(op["name"]))["done"]
     # the CLI's first syntax still works: --parent, --no-wait
-    old = cli.json("datasets", "import", ds_id, "gs://cli/rows.csv", "--no-wait", "--parent",
-                   "projects/my-project/locations/us-central1")
+    old = cli.json(
+        "datasets",
+        "import",
+        ds_id,
+        "gs://cli/rows.csv",
+        "--no-wait",
+        "--parent",
+        "projects/my-project/locations/us-central1",
+    )
     assert "importDataDetails" in old["metadata"]
     cli.run("operations", "wait", short(old["name"]))
 
 
 def test_datasets_create_each_kind_and_delete(cli: Cli) -> None:
-    kinds = {"--entities": ("TEN", "textExtractionDatasetMetadata"), "--objects": ("IOD", "imageObjectDetectionDatasetMetadata"),
-             "--images": ("ICN", "imageClassificationDatasetMetadata"), "--sentiment-max=4": ("TST", "textSentimentDatasetMetadata")}
+    kinds = {
+        "--entities": ("TEN", "textExtractionDatasetMetadata"),
+        "--objects": ("IOD", "imageObjectDetectionDatasetMetadata"),
+        "--images": ("ICN", "imageClassificationDatasetMetadata"),
+        "--sentiment-max=4": ("TST", "textSentimentDatasetMetadata"),
+    }
     for flag, (prefix, key) in kinds.items():
         ds = cli.json("datasets", "create", f"kind{prefix}", flag)
         assert short(ds["name"]).startswith(prefix) and key in ds, (flag, ds)
@@ -322,7 +370,9 @@ def test_image_model_commands(srv: Server, cli: Cli, image: dict[str, str]) -> N
     assert cli.json("models", "get", model_id)["imageClassificationModelMetadata"]["nodeCount"] == "2"
     pred = cli.json("predict", model_id, "--file", str(folder / "img13.png"), "--score-threshold", "0")
     assert {p["displayName"] for p in pred["payload"]} == {"red", "blue"}
-    piped = cli.json("predict", model_id, "-", "--param", "score_threshold=0", stdin=(folder / "img12.jpg").read_bytes())
+    piped = cli.json(
+        "predict", model_id, "-", "--param", "score_threshold=0", stdin=(folder / "img12.jpg").read_bytes()
+    )
     assert len(piped["payload"]) == 2  # image bytes sniffed from stdin
     no_ext = folder / "picture"
     no_ext.write_bytes((folder / "img14.png").read_bytes())
@@ -330,18 +380,30 @@ def test_image_model_commands(srv: Server, cli: Cli, image: dict[str, str]) -> N
 
     # no --quantization: an ONNX export is float32 whatever the model type's TF Lite default
     exported = cli.json("models", "export", model_id, "gs://img/exports", "--format", "onnx")
-    out = folder / exported["metadata"]["exportModelDetails"]["outputInfo"]["gcsOutputDirectory"][len("gs://img/"):]
+    out = folder / exported["metadata"]["exportModelDetails"]["outputInfo"]["gcsOutputDirectory"][len("gs://img/") :]
     assert sorted(p.name for p in out.iterdir()) == ["dict.txt", "model.onnx", "onnx_metadata.json"]
     cli.error(1, "UNIMPLEMENTED", "models", "export", model_id, "gs://img/exports", "--format", "core_ml")
 
-    bp = cli.json("models", "batch-predict", model_id, "--input", "gs://img/batch.csv", "--output", "gs://img/preds",
-                  "--param", "score_threshold=0.2")
-    where = folder / bp["metadata"]["batchPredictDetails"]["outputInfo"]["gcsOutputDirectory"][len("gs://img/"):]
-    lines = [json.loads(x) for f in sorted(where.glob("image_classification_*.jsonl")) for x in f.read_text().splitlines()]
+    bp = cli.json(
+        "models",
+        "batch-predict",
+        model_id,
+        "--input",
+        "gs://img/batch.csv",
+        "--output",
+        "gs://img/preds",
+        "--param",
+        "score_threshold=0.2",
+    )
+    where = folder / bp["metadata"]["batchPredictDetails"]["outputInfo"]["gcsOutputDirectory"][len("gs://img/") :]
+    lines = [
+        json.loads(x) for f in sorted(where.glob("image_classification_*.jsonl")) for x in f.read_text().splitlines()
+    ]
     assert len(lines) == 2 and all(x["ID"].startswith("gs://img/img1") for x in lines)
     assert "missing.png" in "".join(f.read_text() for f in where.glob("errors_*.jsonl"))
-    text_out = cli.run("models", "batch-predict", model_id, "--input", "gs://img/batch.csv", "--output",
-                       "gs://img/preds2").stdout
+    text_out = cli.run(
+        "models", "batch-predict", model_id, "--input", "gs://img/batch.csv", "--output", "gs://img/preds2"
+    ).stdout
     assert "written to gs://img/preds2/prediction-cli_img_model-" in text_out
 
     evals = cli.json("evaluations", "list", model_id)["modelEvaluation"]
@@ -352,11 +414,18 @@ def test_image_model_commands(srv: Server, cli: Cli, image: dict[str, str]) -> N
 
 # -- tables never cut an id ---------------------------------------------------------------------------
 def test_tables_print_whole_ids_at_80_columns(cli: Cli, text: dict[str, str], image: dict[str, str]) -> None:
-    for args in (["datasets", "list"], ["models", "list"], ["operations", "list"], ["models", "get", text["model"]],
-                 ["datasets", "get", image["dataset"]]):
+    for args in (
+        ["datasets", "list"],
+        ["models", "list"],
+        ["operations", "list"],
+        ["models", "get", text["model"]],
+        ["datasets", "get", image["dataset"]],
+    ):
         out = cli.table(*args)
         json_out = cli.json(*args)
-        ids = {short(x["name"]) for v in json_out.values() if isinstance(v, list) for x in v} or {short(json_out["name"])}
+        ids = {short(x["name"]) for v in json_out.values() if isinstance(v, list) for x in v} or {
+            short(json_out["name"])
+        }
         for i in ids:
             assert len(i) == 22 and i in out, (args, i, out)
     models = cli.table("models", "list")
@@ -369,7 +438,9 @@ def test_tables_print_whole_ids_at_80_columns(cli: Cli, text: dict[str, str], im
 # -- operations and waiting ---------------------------------------------------------------------------
 def test_operations_commands_and_ctrl_c(cli: Cli, text: dict[str, str]) -> None:
     ops = cli.json("operations", "list")["operations"]
-    assert {"createDatasetDetails", "importDataDetails", "createModelDetails"} <= {k for o in ops for k in o["metadata"]}
+    assert {"createDatasetDetails", "importDataDetails", "createModelDetails"} <= {
+        k for o in ops for k in o["metadata"]
+    }
     first = short(ops[0]["name"])
     assert cli.json("operations", "get", first)["name"] == ops[0]["name"]
     assert first in cli.table("operations", "get", first)
@@ -377,13 +448,29 @@ def test_operations_commands_and_ctrl_c(cli: Cli, text: dict[str, str]) -> None:
     assert all(o.get("done") for o in cli.json("operations", "list", "--filter", "done=true")["operations"])
 
     # a training long enough to interrupt: Ctrl-C, answer no (resume hint), then yes (cancel)
-    op = cli.json("models", "create", "cli_cancel", "--dataset", text["dataset"], "--budget", "50",
-                     "--model-type", "mobile-high-accuracy-1", "--async")
+    op = cli.json(
+        "models",
+        "create",
+        "cli_cancel",
+        "--dataset",
+        text["dataset"],
+        "--budget",
+        "50",
+        "--model-type",
+        "mobile-high-accuracy-1",
+        "--async",
+    )
     assert not op.get("done")
     op_id = short(op["name"])
     for answer, said in (("n\n", f"automill operations wait {op_id}"), ("y\n", "cancel requested")):
-        proc = subprocess.Popen([sys.executable, "-m", "automill", "operations", "wait", op_id], env=cli.env(),
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "automill", "operations", "wait", op_id],
+            env=cli.env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(3)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(answer, timeout=60)
@@ -393,8 +480,18 @@ def test_operations_commands_and_ctrl_c(cli: Cli, text: dict[str, str]) -> None:
     assert op_id in err
     assert cli.json("operations", "get", op_id)["error"]["code"] == 1
 
-    other = cli.json("models", "create", "cli_cancel2", "--dataset", text["dataset"], "--budget", "50",
-                     "--model-type", "mobile-high-accuracy-1", "--async")
+    other = cli.json(
+        "models",
+        "create",
+        "cli_cancel2",
+        "--dataset",
+        text["dataset"],
+        "--budget",
+        "50",
+        "--model-type",
+        "mobile-high-accuracy-1",
+        "--async",
+    )
     assert cli.json("operations", "cancel", short(other["name"])) == {}
     cli.error(1, "CANCELLED", "operations", "wait", short(other["name"]))
     assert cli.json("operations", "delete", short(other["name"])) == {}
@@ -405,8 +502,13 @@ def test_operations_commands_and_ctrl_c(cli: Cli, text: dict[str, str]) -> None:
 # -- errors -------------------------------------------------------------------------------------------
 def test_error_exit_codes(cli: Cli, text: dict[str, str], tmp_path: Path) -> None:
     missing = "TCN1000000000000009999"
-    for args in (["datasets", "get", missing], ["models", "get", missing], ["operations", "get", missing],
-                 ["evaluations", "list", missing], ["annotation-specs", "list", missing]):
+    for args in (
+        ["datasets", "get", missing],
+        ["models", "get", missing],
+        ["operations", "get", missing],
+        ["evaluations", "list", missing],
+        ["annotation-specs", "list", missing],
+    ):
         cli.error(4, "NOT_FOUND", *args)
     down = f"http://127.0.0.1:{free_port()}"
     err = cli.error(6, "UNAVAILABLE", "datasets", "list", "--endpoint", down)
@@ -414,8 +516,19 @@ def test_error_exit_codes(cli: Cli, text: dict[str, str], tmp_path: Path) -> Non
     cli.error(6, "UNAVAILABLE", "models", "get", "X", AUTOMILL_ENDPOINT=down)
     cli.error(3, "INVALID_ARGUMENT", "datasets", "create", "bad name!")
     cli.error(3, "INVALID_ARGUMENT", "predict", text["model"], "--file", str(tmp_path / "nope.txt"))
-    cli.error(3, "INVALID_ARGUMENT", "models", "batch-predict", text["model"], "--input", "gs://cli/x.csv",
-              "--output", "gs://cli/o", "--param", "no_equals_sign")
+    cli.error(
+        3,
+        "INVALID_ARGUMENT",
+        "models",
+        "batch-predict",
+        text["model"],
+        "--input",
+        "gs://cli/x.csv",
+        "--output",
+        "gs://cli/o",
+        "--param",
+        "no_equals_sign",
+    )
     cli.error(3, "INVALID_ARGUMENT", "datasets", "get", "a/b")
     cli.error(3, "INVALID_ARGUMENT", "models", "create", "m", "--dataset", text["dataset"], "--model-type", "nonsense")
     bad = tmp_path / "bad.ini"

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from tests.conftest import Server
-from tests.e2e.rest import PARENT, Rest
 from tests.e2e.images import png
+from tests.e2e.rest import PARENT, Rest
 
 
 def media_path(server: Server, data: bytes) -> Path:
@@ -58,18 +58,32 @@ def test_dataset_delete_frees_its_images_and_its_model_still_works(server: Serve
 
     datasets = {}
     for key in ("a", "b"):
-        op = api.call("POST", f"{PARENT}/datasets", {"displayName": f"frees_{key}",
-                                                     "imageClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}})
+        op = api.call(
+            "POST",
+            f"{PARENT}/datasets",
+            {"displayName": f"frees_{key}", "imageClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}},
+        )
         datasets[key] = api.wait(op)["response"]["name"]
     for key in ("a", "b"):
-        done = api.wait(api.call("POST", f"{datasets[key]}:importData",
-                                 {"inputConfig": {"gcsSource": {"inputUris": [f"gs://work/{key}.csv"]}}}))
+        done = api.wait(
+            api.call(
+                "POST",
+                f"{datasets[key]}:importData",
+                {"inputConfig": {"gcsSource": {"inputUris": [f"gs://work/{key}.csv"]}}},
+            )
+        )
         assert "error" not in done, done
     assert all(media_path(server, d).is_file() for d in images.values())
 
-    training = api.call("POST", f"{PARENT}/models", {
-        "displayName": "frees_model", "datasetId": datasets["a"].rsplit("/", 1)[-1],
-        "imageClassificationModelMetadata": {"trainBudgetMilliNodeHours": "5", "modelType": "mobile-low-latency-1"}})
+    training = api.call(
+        "POST",
+        f"{PARENT}/models",
+        {
+            "displayName": "frees_model",
+            "datasetId": datasets["a"].rsplit("/", 1)[-1],
+            "imageClassificationModelMetadata": {"trainBudgetMilliNodeHours": "5", "modelType": "mobile-low-latency-1"},
+        },
+    )
     done = api.wait(training, timeout=300)
     assert "error" not in done, done
     model = done["response"]["name"]
@@ -84,22 +98,44 @@ def test_dataset_delete_frees_its_images_and_its_model_still_works(server: Serve
 
     # The model trained on the deleted dataset still deploys, predicts, batch predicts and exports.
     assert "error" not in api.wait(api.call("POST", f"{model}:deploy", {}), timeout=120)
-    payload = {"payload": {"image": {"imageBytes": base64.b64encode(images["img12.png"]).decode()}},
-               "params": {"score_threshold": "0"}}
+    payload = {
+        "payload": {"image": {"imageBytes": base64.b64encode(images["img12.png"]).decode()}},
+        "params": {"score_threshold": "0"},
+    }
     pred = api.call("POST", f"{model}:predict", payload)
     assert {p["displayName"] for p in pred["payload"]} == {"red", "blue"}
-    batch = api.wait(api.call("POST", f"{model}:batchPredict", {
-        "inputConfig": {"gcsSource": {"inputUris": ["gs://work/batch.csv"]}},
-        "outputConfig": {"gcsDestination": {"outputUriPrefix": "gs://work/batch_out"}}}), timeout=120)
+    batch = api.wait(
+        api.call(
+            "POST",
+            f"{model}:batchPredict",
+            {
+                "inputConfig": {"gcsSource": {"inputUris": ["gs://work/batch.csv"]}},
+                "outputConfig": {"gcsDestination": {"outputUriPrefix": "gs://work/batch_out"}},
+            },
+        ),
+        timeout=120,
+    )
     assert "error" not in batch, batch
-    exported = api.wait(api.call("POST", f"{model}:export", {"outputConfig": {
-        "modelFormat": "onnx", "gcsDestination": {"outputUriPrefix": "gs://work/exports"}}}), timeout=300)
+    exported = api.wait(
+        api.call(
+            "POST",
+            f"{model}:export",
+            {"outputConfig": {"modelFormat": "onnx", "gcsDestination": {"outputUriPrefix": "gs://work/exports"}}},
+        ),
+        timeout=300,
+    )
     assert "error" not in exported, exported
     out = exported["metadata"]["exportModelDetails"]["outputInfo"]["gcsOutputDirectory"]
-    assert (folder / out[len("gs://work/"):] / "model.onnx").is_file()
+    assert (folder / out[len("gs://work/") :] / "model.onnx").is_file()
     # B still trains (its images are all there) -- checked through an export of its data
-    exported_b = api.wait(api.call("POST", f"{datasets['b']}:exportData", {
-        "outputConfig": {"gcsDestination": {"outputUriPrefix": "gs://work/b_export"}}}), timeout=120)
+    exported_b = api.wait(
+        api.call(
+            "POST",
+            f"{datasets['b']}:exportData",
+            {"outputConfig": {"gcsDestination": {"outputUriPrefix": "gs://work/b_export"}}},
+        ),
+        timeout=120,
+    )
     assert "error" not in exported_b, exported_b
 
     # No temporary folder outside the data folder's own, and nothing left behind.

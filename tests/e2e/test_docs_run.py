@@ -35,7 +35,9 @@ def test_page_runs_as_written(fresh: DocsServer, page: str, lang: str) -> None:
     code = script((ROOT / page).read_text(), lang)
     assert code.strip(), f"{page} has no runnable {lang} blocks"
     proc = run_script(fresh, lang, code, timeout=1200)
-    assert proc.returncode == 0, (f"{page} ({lang}) failed with exit code {proc.returncode}\n--- output\n"
-                                  f"{proc.stdout[-6000:]}\n--- errors\n{proc.stderr[-6000:]}\n--- server log\n"
-                                  f"{fresh.log()[-4000:]}")
+    assert proc.returncode == 0, (
+        f"{page} ({lang}) failed with exit code {proc.returncode}\n--- output\n"
+        f"{proc.stdout[-6000:]}\n--- errors\n{proc.stderr[-6000:]}\n--- server log\n"
+        f"{fresh.log()[-4000:]}"
+    )
     assert "Traceback" not in fresh.log(), fresh.log()[-4000:]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-
-from pathlib import Path
 
 from tests.conftest import DATASETS
 from tests.e2e.clients import PARENT, clients
@@ -48,25 +47,39 @@ def subset(server, name: str, n: int) -> str:
 def test_entity_extraction_conll_subset(server) -> None:
     mod, client, predictor = clients("v1", server.endpoint)
     index = server.bucket_path("ner") / "index.csv"
-    uris = {use: subset(server, f, n) for use, f, n in (("TRAIN", "train", 2000), ("VALIDATE", "validation", 300),
-                                                          ("TEST", "test", 300))}
+    uris = {
+        use: subset(server, f, n)
+        for use, f, n in (("TRAIN", "train", 2000), ("VALIDATE", "validation", 300), ("TEST", "test", 300))
+    }
     make_pdfs(index.parent)
     per = [{"display_name": "PER", "text_extraction": {"text_segment": {"start_offset": 0, "end_offset": 15}}}]
-    (index.parent / "pdfs.jsonl").write_text(pdf_line("gs://ner/good.pdf", per) + "\n" + pdf_line("gs://ner/scan.pdf", []) + "\n")
+    (index.parent / "pdfs.jsonl").write_text(
+        pdf_line("gs://ner/good.pdf", per) + "\n" + pdf_line("gs://ner/scan.pdf", []) + "\n"
+    )
     index.write_text("".join(f"{use},{uri}\n" for use, uri in uris.items()) + "TRAIN,gs://ner/pdfs.jsonl\n")
-    dataset = client.create_dataset(parent=PARENT, dataset={
-        "display_name": "conll", "text_extraction_dataset_metadata": {}}).result(timeout=30)
+    dataset = client.create_dataset(
+        parent=PARENT, dataset={"display_name": "conll", "text_extraction_dataset_metadata": {}}
+    ).result(timeout=30)
     assert dataset.name.rsplit("/", 1)[-1].startswith("TEN")
     imp = client.import_data(name=dataset.name, input_config={"gcs_source": {"input_uris": ["gs://ner/index.csv"]}})
     imp.result(timeout=120)
     assert client.get_dataset(name=dataset.name).example_count > 2400
     failures = [f.message for f in imp.metadata.partial_failures]
     pdf_failures = [f for f in failures if "pdfs.jsonl" in f]
-    assert len(pdf_failures) == 1 and "gs://ner/pdfs.jsonl line 2" in pdf_failures[0] and "no text layer" in pdf_failures[0]
+    assert (
+        len(pdf_failures) == 1
+        and "gs://ner/pdfs.jsonl line 2" in pdf_failures[0]
+        and "no text layer" in pdf_failures[0]
+    )
 
-    model = client.create_model(parent=PARENT, model={
-        "display_name": "ner", "dataset_id": dataset.name.rsplit("/", 1)[-1],
-        "text_extraction_model_metadata": {}}).result(timeout=600)
+    model = client.create_model(
+        parent=PARENT,
+        model={
+            "display_name": "ner",
+            "dataset_id": dataset.name.rsplit("/", 1)[-1],
+            "text_extraction_model_metadata": {},
+        },
+    ).result(timeout=600)
     evals = list(client.list_model_evaluations(request={"parent": model.name, "filter": ""}))
     by_type = {e.display_name: e for e in evals if e.annotation_spec_id}
     assert sorted(by_type) == ["LOC", "MISC", "ORG", "PER"]
@@ -82,58 +95,70 @@ def test_entity_extraction_conll_subset(server) -> None:
     assert resp.payload, "no entity found"
     for p in resp.payload:
         seg = p.text_extraction.text_segment
-        assert text[seg.start_offset:seg.end_offset] == seg.content and seg.content
+        assert text[seg.start_offset : seg.end_offset] == seg.content and seg.content
         assert 0.5 <= p.text_extraction.score <= 1 and p.display_name in by_type
     found = {p.text_extraction.text_segment.content for p in resp.payload}
     assert found & {"Peter Blackburn", "European Union", "Brussels"}, found
 
-    doc = predictor.predict(name=model.name, payload={"document": {"input_config": {"gcs_source": {
-        "input_uris": ["gs://ner/good.pdf"]}}}})
+    doc = predictor.predict(
+        name=model.name, payload={"document": {"input_config": {"gcs_source": {"input_uris": ["gs://ner/good.pdf"]}}}}
+    )
     document_text = doc.preprocessed_input.document.document_text.content
     assert "Brussels" in document_text and doc.preprocessed_input.document.page_count == 1
     assert doc.preprocessed_input.document.layout[0].page_number == 1
     for p in doc.payload:
         seg = p.text_extraction.text_segment
-        assert document_text[seg.start_offset:seg.end_offset] == seg.content
+        assert document_text[seg.start_offset : seg.end_offset] == seg.content
 
     work = server.bucket_path("ner")
-    (work / "batch.jsonl").write_text(json.dumps({"id": "doc1", "text_snippet": {"content": text}}) + "\n"
-                                      + json.dumps({"id": "doc2", "text_snippet": {}}) + "\n")
-    bp = predictor.batch_predict(name=model.name, input_config={"gcs_source": {"input_uris": ["gs://ner/batch.jsonl"]}},
-                                 output_config={"gcs_destination": {"output_uri_prefix": "gs://ner/out"}})
+    (work / "batch.jsonl").write_text(
+        json.dumps({"id": "doc1", "text_snippet": {"content": text}})
+        + "\n"
+        + json.dumps({"id": "doc2", "text_snippet": {}})
+        + "\n"
+    )
+    bp = predictor.batch_predict(
+        name=model.name,
+        input_config={"gcs_source": {"input_uris": ["gs://ner/batch.jsonl"]}},
+        output_config={"gcs_destination": {"output_uri_prefix": "gs://ner/out"}},
+    )
     bp.result(timeout=120)
-    out = work / bp.metadata.batch_predict_details.output_info.gcs_output_directory[len("gs://ner/"):]
+    out = work / bp.metadata.batch_predict_details.output_info.gcs_output_directory[len("gs://ner/") :]
     lines = [json.loads(x) for x in (out / "text_extraction_1.jsonl").read_text().splitlines()]
     assert [ln["id"] for ln in lines] == ["doc1"] and lines[0]["annotations"]
     seg = lines[0]["annotations"][0]["textExtraction"]["textSegment"]
-    assert text[int(seg["startOffset"]):int(seg["endOffset"])] == seg["content"]
+    assert text[int(seg["startOffset"]) : int(seg["endOffset"])] == seg["content"]
     errors = [json.loads(x) for x in (out / "errors_1.jsonl").read_text().splitlines()]
     assert errors[0]["id"] == "doc2" and errors[0]["error"]["code"] == 3
 
     ex = client.export_data(name=dataset.name, output_config={"gcs_destination": {"output_uri_prefix": "gs://ner/ex"}})
     ex.result(timeout=120)
-    exdir = work / ex.metadata.export_data_details.output_info.gcs_output_directory[len("gs://ner/"):]
+    exdir = work / ex.metadata.export_data_details.output_info.gcs_output_directory[len("gs://ner/") :]
     index_rows = (exdir / "text_extraction_1.csv").read_text().split()
     assert {r.split(",")[0] for r in index_rows} == {"TRAIN", "VALIDATE", "TEST"}
     first = json.loads((exdir / "train.jsonl").read_text().splitlines()[0])
     content = first["text_snippet"]["content"]
     for a in first["annotations"]:
         seg = a["text_extraction"]["text_segment"]
-        assert content[seg["start_offset"]:seg["end_offset"]]
+        assert content[seg["start_offset"] : seg["end_offset"]]
 
     # Resumable training: the new model continues the base model's learner from its weights.
     api = Rest(server.endpoint)
     base_id = model.name.rsplit("/", 1)[-1]
-    body = {"displayName": "ner_resumed", "datasetId": dataset.name.rsplit("/", 1)[-1],
-            "textExtractionModelMetadata": {"baseModelId": base_id}}
+    body = {
+        "displayName": "ner_resumed",
+        "datasetId": dataset.name.rsplit("/", 1)[-1],
+        "textExtractionModelMetadata": {"baseModelId": base_id},
+    }
     resumed = api.wait(api.call("POST", f"{PARENT}/models", body), timeout=600)
     assert "error" not in resumed, resumed
     got = api.call("GET", resumed["response"]["name"])
     assert got["textExtractionModelMetadata"]["baseModelId"] == base_id
     assert got["textExtractionModelMetadata"]["modelType"] == "mobile-versatile-1"
     models_dir = Path(server.data_dir) / "models"
-    base_meta, new_meta = (json.loads((models_dir / m / "model.json").read_text())
-                           for m in (base_id, got["name"].rsplit("/", 1)[-1]))
+    base_meta, new_meta = (
+        json.loads((models_dir / m / "model.json").read_text()) for m in (base_id, got["name"].rsplit("/", 1)[-1])
+    )
     assert new_meta["learner"] == base_meta["learner"] and len(new_meta["trials"]) == 1
     base_f1 = max(h["valid_f1"] for h in base_meta["history"])
     # Starts where the base ended (the base, scored first, is epoch 0) and never ends below it.

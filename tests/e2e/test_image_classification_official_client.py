@@ -43,13 +43,20 @@ def test_image_classification_low_latency_flow(server) -> None:
     good = (CIFAR / "images" / rows[0][1].rsplit("/", 1)[1]).read_bytes()
     (work / "truncated.jpg").write_bytes(good[: len(good) // 2])
     (work / "not_an_image.png").write_bytes(b"hello, I am text")
-    lines = [",".join(r) for r in rows] + ["TRAIN,gs://work/truncated.jpg,cat", "TRAIN,gs://work/not_an_image.png,dog",
-                                           "TRAIN,gs://work/missing.jpg,cat"]
+    lines = [",".join(r) for r in rows] + [
+        "TRAIN,gs://work/truncated.jpg,cat",
+        "TRAIN,gs://work/not_an_image.png,dog",
+        "TRAIN,gs://work/missing.jpg,cat",
+    ]
     (work / "import.csv").write_text("\n".join(lines) + "\n")
 
-    dataset = client.create_dataset(parent=PARENT, dataset={
-        "display_name": "cifar_small",
-        "image_classification_dataset_metadata": {"classification_type": "MULTICLASS"}}).result(timeout=30)
+    dataset = client.create_dataset(
+        parent=PARENT,
+        dataset={
+            "display_name": "cifar_small",
+            "image_classification_dataset_metadata": {"classification_type": "MULTICLASS"},
+        },
+    ).result(timeout=30)
     dataset_id = dataset.name.rsplit("/", 1)[-1]
     assert dataset_id.startswith("ICN")
     op = client.import_data(name=dataset.name, input_config={"gcs_source": {"input_uris": ["gs://work/import.csv"]}})
@@ -60,10 +67,17 @@ def test_image_classification_low_latency_flow(server) -> None:
     assert any("not_an_image.png" in f for f in failures) and any("missing.jpg" in f for f in failures)
     assert client.get_dataset(name=dataset.name).example_count == len(rows)
 
-    model = client.create_model(parent=PARENT, model={
-        "display_name": "cifar_fast", "dataset_id": dataset_id,
-        "image_classification_model_metadata": {"model_type": "mobile-low-latency-1",
-                                                "train_budget_milli_node_hours": 25}}).result(timeout=600)
+    model = client.create_model(
+        parent=PARENT,
+        model={
+            "display_name": "cifar_fast",
+            "dataset_id": dataset_id,
+            "image_classification_model_metadata": {
+                "model_type": "mobile-low-latency-1",
+                "train_budget_milli_node_hours": 25,
+            },
+        },
+    ).result(timeout=600)
     meta = model.image_classification_model_metadata
     assert model.name.rsplit("/", 1)[-1].startswith("ICN")
     assert meta.model_type == "mobile-low-latency-1" and meta.train_budget_milli_node_hours == 25
@@ -78,15 +92,18 @@ def test_image_classification_low_latency_flow(server) -> None:
     assert m.au_prc > 0.45 and len(m.confusion_matrix.row) == 10  # 10 classes, chance is 0.1
     assert sum(sum(r.example_count) for r in m.confusion_matrix.row) == 100
 
-    client.deploy_model(request={"name": model.name, "image_classification_model_deployment_metadata": {
-        "node_count": 2}}).result(timeout=60)
+    client.deploy_model(
+        request={"name": model.name, "image_classification_model_deployment_metadata": {"node_count": 2}}
+    ).result(timeout=60)
     deployed = client.get_model(name=model.name)
     assert deployed.deployment_state == mod.Model.DeploymentState.DEPLOYED
     assert deployed.image_classification_model_metadata.node_count == 2
 
     test_rows = [r for r in rows if r[0] == "TEST"]
     image = (CIFAR / "images" / test_rows[0][1].rsplit("/", 1)[1]).read_bytes()
-    resp = predictor.predict(name=model.name, payload={"image": {"image_bytes": image}}, params={"score_threshold": "0"})
+    resp = predictor.predict(
+        name=model.name, payload={"image": {"image_bytes": image}}, params={"score_threshold": "0"}
+    )
     assert len(resp.payload) == 10
     scores = [p.classification.score for p in resp.payload]
     assert scores == sorted(scores, reverse=True) and abs(sum(scores) - 1) < 1e-3
@@ -96,10 +113,12 @@ def test_image_classification_low_latency_flow(server) -> None:
         predictor.predict(name=model.name, payload={"image": {"image_bytes": good[:200]}})
 
     # TF Lite export (int8 weights by default for mobile-low-latency-1), run with ai-edge-litert.
-    ex = client.export_model(name=model.name, output_config={
-        "model_format": "tflite", "gcs_destination": {"output_uri_prefix": "gs://work/exports"}})
+    ex = client.export_model(
+        name=model.name,
+        output_config={"model_format": "tflite", "gcs_destination": {"output_uri_prefix": "gs://work/exports"}},
+    )
     ex.result(timeout=300)
-    out = work / ex.metadata.export_model_details.output_info.gcs_output_directory[len("gs://work/"):]
+    out = work / ex.metadata.export_model_details.output_info.gcs_output_directory[len("gs://work/") :]
     assert out.name.startswith("model-export-cifar_fast-")
     assert sorted(p.name for p in out.iterdir()) == ["dict.txt", "model.tflite", "tflite_metadata.json"]
     tmeta = json.loads((out / "tflite_metadata.json").read_text())
@@ -110,69 +129,119 @@ def test_image_classification_low_latency_flow(server) -> None:
     lite = tflite_scores(out / "model.tflite", image, tmeta["input"]["shape"][1])
     assert labels[int(np.argmax(lite))] == resp.payload[0].display_name
     with pytest.raises(exceptions.MethodNotImplemented, match="tflite, onnx"):
-        client.export_model(name=model.name, output_config={
-            "model_format": "core_ml", "gcs_destination": {"output_uri_prefix": "gs://work/exports"}})
+        client.export_model(
+            name=model.name,
+            output_config={"model_format": "core_ml", "gcs_destination": {"output_uri_prefix": "gs://work/exports"}},
+        )
 
     # Batch predict: three images and a missing one.
     paths = [f"gs://automill-bench/cifar10/images/{r[1].rsplit('/', 1)[1]}" for r in test_rows[:3]]
-    (work / "batch.csv").write_text("\n".join(paths + ["gs://work/nope.jpg"]) + "\n")
-    bp = predictor.batch_predict(name=model.name, input_config={"gcs_source": {"input_uris": ["gs://work/batch.csv"]}},
-                                 output_config={"gcs_destination": {"output_uri_prefix": "gs://work/preds"}})
+    (work / "batch.csv").write_text("\n".join([*paths, "gs://work/nope.jpg"]) + "\n")
+    bp = predictor.batch_predict(
+        name=model.name,
+        input_config={"gcs_source": {"input_uris": ["gs://work/batch.csv"]}},
+        output_config={"gcs_destination": {"output_uri_prefix": "gs://work/preds"}},
+    )
     bp.result(timeout=120)
-    pdir = work / bp.metadata.batch_predict_details.output_info.gcs_output_directory[len("gs://work/"):]
+    pdir = work / bp.metadata.batch_predict_details.output_info.gcs_output_directory[len("gs://work/") :]
     got = [json.loads(line) for line in (pdir / "image_classification_1.jsonl").read_text().splitlines()]
-    assert [g["ID"] for g in got] == paths and all("classification" in g["annotations"][0] for g in got if g["annotations"])
+    assert [g["ID"] for g in got] == paths and all(
+        "classification" in g["annotations"][0] for g in got if g["annotations"]
+    )
     errors = [json.loads(line) for line in (pdir / "errors_1.jsonl").read_text().splitlines()]
     assert [e["ID"] for e in errors] == ["gs://work/nope.jpg"] and errors[0]["error"]["code"] == 5
 
     # Export data: the import format, images copied beside the CSV.
-    ed = client.export_data(name=dataset.name, output_config={"gcs_destination": {"output_uri_prefix": "gs://work/data"}})
+    ed = client.export_data(
+        name=dataset.name, output_config={"gcs_destination": {"output_uri_prefix": "gs://work/data"}}
+    )
     ed.result(timeout=120)
-    edir = work / ed.metadata.export_data_details.output_info.gcs_output_directory[len("gs://work/"):]
+    edir = work / ed.metadata.export_data_details.output_info.gcs_output_directory[len("gs://work/") :]
     exported = list(csv.reader(open(edir / "image_classification_1.csv")))
-    assert len(exported) == len(rows) and all((work / r[1][len("gs://work/"):]).is_file() for r in exported)
+    assert len(exported) == len(rows) and all((work / r[1][len("gs://work/") :]).is_file() for r in exported)
 
     # Resumable training: same type and labels -> accepted, from the base model's weights.
-    resumed = client.create_model(parent=PARENT, model={
-        "display_name": "cifar_fast_2", "dataset_id": dataset_id,
-        "image_classification_model_metadata": {"model_type": "mobile-low-latency-1", "train_budget_milli_node_hours": 25,
-                                                "base_model_id": model.name.rsplit("/", 1)[-1]}}).result(timeout=600)
+    resumed = client.create_model(
+        parent=PARENT,
+        model={
+            "display_name": "cifar_fast_2",
+            "dataset_id": dataset_id,
+            "image_classification_model_metadata": {
+                "model_type": "mobile-low-latency-1",
+                "train_budget_milli_node_hours": 25,
+                "base_model_id": model.name.rsplit("/", 1)[-1],
+            },
+        },
+    ).result(timeout=600)
     assert resumed.image_classification_model_metadata.base_model_id == model.name.rsplit("/", 1)[-1]
     r_overall = next(e for e in client.list_model_evaluations(parent=resumed.name) if not e.annotation_spec_id)
     assert r_overall.classification_evaluation_metrics.au_prc > 0.45
     with pytest.raises(exceptions.BadRequest, match="FAILED_PRECONDITION|model type"):
-        client.create_model(parent=PARENT, model={
-            "display_name": "cifar_other", "dataset_id": dataset_id,
-            "image_classification_model_metadata": {"model_type": "mobile-versatile-1",
-                                                    "base_model_id": model.name.rsplit("/", 1)[-1]}})
-    (work / "more.csv").write_text(f"TRAIN,gs://work/new_label.png,unicorn\n")
+        client.create_model(
+            parent=PARENT,
+            model={
+                "display_name": "cifar_other",
+                "dataset_id": dataset_id,
+                "image_classification_model_metadata": {
+                    "model_type": "mobile-versatile-1",
+                    "base_model_id": model.name.rsplit("/", 1)[-1],
+                },
+            },
+        )
+    (work / "more.csv").write_text("TRAIN,gs://work/new_label.png,unicorn\n")
     from PIL import Image
 
     Image.new("RGB", (32, 32), (255, 0, 255)).save(work / "new_label.png")
-    client.import_data(name=dataset.name, input_config={"gcs_source": {"input_uris": ["gs://work/more.csv"]}}).result(timeout=60)
+    client.import_data(name=dataset.name, input_config={"gcs_source": {"input_uris": ["gs://work/more.csv"]}}).result(
+        timeout=60
+    )
     with pytest.raises(exceptions.BadRequest, match="labels of dataset"):
-        client.create_model(parent=PARENT, model={
-            "display_name": "cifar_more", "dataset_id": dataset_id,
-            "image_classification_model_metadata": {"model_type": "mobile-low-latency-1",
-                                                    "base_model_id": model.name.rsplit("/", 1)[-1]}})
+        client.create_model(
+            parent=PARENT,
+            model={
+                "display_name": "cifar_more",
+                "dataset_id": dataset_id,
+                "image_classification_model_metadata": {
+                    "model_type": "mobile-low-latency-1",
+                    "base_model_id": model.name.rsplit("/", 1)[-1],
+                },
+            },
+        )
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_image_classification_v1beta1_budget_in_hours(server) -> None:
     """v1beta1 speaks node hours (trainBudget/trainCost); the stored budget is 1000 x that."""
-    from tests.e2e.rest import PARENT as P, Rest
+    from tests.e2e.rest import PARENT as P
+    from tests.e2e.rest import Rest
 
     api = Rest(server.endpoint, "v1beta1")
     work = server.bucket_path("work")
     work.mkdir(parents=True)
     rows = subset({"TRAIN": 6, "VALIDATE": 2, "TEST": 2})
     (work / "import.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
-    ds = api.call("POST", f"{P}/datasets", {"displayName": "cifar_tiny",
-                                            "imageClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}})
-    api.wait(api.call("POST", f"{ds['name']}:importData", {"inputConfig": {"gcsSource": {"inputUris": ["gs://work/import.csv"]}}}))
-    op = api.wait(api.call("POST", f"{P}/models", {
-        "displayName": "tiny", "datasetId": ds["name"].rsplit("/", 1)[-1],
-        "imageClassificationModelMetadata": {"modelType": "mobile-low-latency-1", "trainBudget": "1"}}), timeout=600)
+    ds = api.call(
+        "POST",
+        f"{P}/datasets",
+        {"displayName": "cifar_tiny", "imageClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}},
+    )
+    api.wait(
+        api.call(
+            "POST", f"{ds['name']}:importData", {"inputConfig": {"gcsSource": {"inputUris": ["gs://work/import.csv"]}}}
+        )
+    )
+    op = api.wait(
+        api.call(
+            "POST",
+            f"{P}/models",
+            {
+                "displayName": "tiny",
+                "datasetId": ds["name"].rsplit("/", 1)[-1],
+                "imageClassificationModelMetadata": {"modelType": "mobile-low-latency-1", "trainBudget": "1"},
+            },
+        ),
+        timeout=600,
+    )
     meta = op["response"]["imageClassificationModelMetadata"]
     assert meta["trainBudget"] == "1" and meta["trainCost"] == "1" and "trainBudgetMilliNodeHours" not in meta
     assert meta["stopReason"] == "MODEL_CONVERGED"  # early stopping, long before the hour

@@ -25,8 +25,8 @@ import pytest
 import requests
 
 from tests.conftest import Server, free_port
-from tests.e2e.rest import PARENT, Rest
 from tests.e2e.images import png
+from tests.e2e.rest import PARENT, Rest
 
 #: The server's lease_seconds (the default): a deploy lost with its serving process is run again
 #: within this + the workers' sweep period + the time a worker needs to load it.
@@ -79,7 +79,7 @@ class Chaos:
         self.logs: list[Path] = []
         self.folder = server.bucket_path("work")
         self.datasets = 0
-        self.model = ""          # the model every trial uses (trained once, never deleted)
+        self.model = ""  # the model every trial uses (trained once, never deleted)
         self.spare: list[str] = []  # models a delete may take
 
     # -- data -------------------------------------------------------------------------------------------
@@ -95,17 +95,26 @@ class Chaos:
             rows.append(f"{'TRAIN' if i < 8 else 'VALIDATE' if i < 10 else 'TEST'},gs://work/{name},{label}")
         (self.folder / f"d{n}.csv").write_text("\n".join(rows) + "\n")
         (self.folder / "batch.csv").write_text("gs://work/d1_img10.png\ngs://work/d1_img11.png\n")
-        op = self.api.call("POST", f"{PARENT}/datasets", {"displayName": f"chaos{n}",
-                                                          "imageClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}})
+        op = self.api.call(
+            "POST",
+            f"{PARENT}/datasets",
+            {"displayName": f"chaos{n}", "imageClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}},
+        )
         ds = self.api.wait(op)["response"]["name"]
-        done = self.api.wait(self.api.call("POST", f"{ds}:importData",
-                                           {"inputConfig": {"gcsSource": {"inputUris": [f"gs://work/d{n}.csv"]}}}))
+        done = self.api.wait(
+            self.api.call(
+                "POST", f"{ds}:importData", {"inputConfig": {"gcsSource": {"inputUris": [f"gs://work/d{n}.csv"]}}}
+            )
+        )
         assert "error" not in done, done
         return ds
 
     def train_request(self, ds: str) -> dict[str, Any]:
-        return {"displayName": "chaos", "datasetId": ds.rsplit("/", 1)[-1],
-                "imageClassificationModelMetadata": {"trainBudgetMilliNodeHours": "5", "modelType": "mobile-low-latency-1"}}
+        return {
+            "displayName": "chaos",
+            "datasetId": ds.rsplit("/", 1)[-1],
+            "imageClassificationModelMetadata": {"trainBudgetMilliNodeHours": "5", "modelType": "mobile-low-latency-1"},
+        }
 
     def train(self, ds: str) -> str:
         done = self.api.wait(self.api.call("POST", f"{PARENT}/models", self.train_request(ds)), timeout=300)
@@ -208,8 +217,9 @@ class Chaos:
             if api.call("GET", self.model)["deploymentState"] == "DEPLOYED":
                 api.wait(api.call("POST", f"{self.model}:undeploy", {}))
             # accepted, then killed while the serving process loads it (or just after)
-            self.kill_during(lambda: api.call("POST", f"{self.model}:deploy", {}), rnd.uniform(0.0, 0.05),
-                             after_answer=True)
+            self.kill_during(
+                lambda: api.call("POST", f"{self.model}:deploy", {}), rnd.uniform(0.0, 0.05), after_answer=True
+            )
         elif kind == "undeploy":
             if api.call("GET", self.model)["deploymentState"] != "DEPLOYED":
                 assert "error" not in api.wait(api.call("POST", f"{self.model}:deploy", {}), timeout=60)
@@ -224,8 +234,10 @@ class Chaos:
             body = {"outputConfig": {"modelFormat": "onnx", "gcsDestination": {"outputUriPrefix": "gs://work/exports"}}}
             self.kill_during(lambda: api.call("POST", f"{self.model}:export", body), rnd.uniform(0.2, 4.0))
         elif kind == "batch_predict":
-            body = {"inputConfig": {"gcsSource": {"inputUris": ["gs://work/batch.csv"]}},
-                    "outputConfig": {"gcsDestination": {"outputUriPrefix": "gs://work/batch_out"}}}
+            body = {
+                "inputConfig": {"gcsSource": {"inputUris": ["gs://work/batch.csv"]}},
+                "outputConfig": {"gcsDestination": {"outputUriPrefix": "gs://work/batch_out"}},
+            }
             self.kill_during(lambda: api.call("POST", f"{self.model}:batchPredict", body), rnd.uniform(0.2, 4.0))
         elif kind == "training":
             ds = self.image_dataset()
@@ -234,8 +246,9 @@ class Chaos:
             raise AssertionError(kind)
         print(f"  {kind}: killed after {time.monotonic() - started:.2f} s", flush=True)
         up = self.restart()
-        ops = self.wait_all(DEPLOY_RECOVERY_SECONDS if kind in ("deploy", "undeploy", "model_delete", "dataset_delete")
-                            else 300)
+        ops = self.wait_all(
+            DEPLOY_RECOVERY_SECONDS if kind in ("deploy", "undeploy", "model_delete", "dataset_delete") else 300
+        )
         print(f"  {kind}: every operation ended {time.monotonic() - up:.1f} s after the restart", flush=True)
         for op in ops:
             if op.get("metadata", {}).get("deployModelDetails") is not None and "error" in op:
@@ -259,8 +272,11 @@ def run_trials(server: Server, kinds: list[str], shuffle: bool = False) -> None:
         chaos.trial(kind)
     # the model every trial used still answers
     assert "error" not in chaos.api.wait(chaos.api.call("POST", f"{chaos.model}:deploy", {}), timeout=60)
-    pred = chaos.api.call("POST", f"{chaos.model}:predict", {"payload": {"image": {
-        "imageBytes": base64.b64encode((chaos.folder / "d1_img10.png").read_bytes()).decode()}}})
+    pred = chaos.api.call(
+        "POST",
+        f"{chaos.model}:predict",
+        {"payload": {"image": {"imageBytes": base64.b64encode((chaos.folder / "d1_img10.png").read_bytes()).decode()}}},
+    )
     assert pred["payload"]
 
 

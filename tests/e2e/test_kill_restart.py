@@ -30,12 +30,20 @@ def alive(pid: int) -> bool:
 def test_sigkill_during_training_then_restart(server: Server) -> None:
     api = Rest(server.endpoint)
     dataset = api.create_text_dataset("killme")
-    api.wait(api.call("POST", f"{dataset}:importData",
-                      {"inputConfig": {"gcsSource": {"inputUris": ["gs://automill-bench/sms_spam/sms_spam.csv"]}}}))
+    api.wait(
+        api.call(
+            "POST",
+            f"{dataset}:importData",
+            {"inputConfig": {"gcsSource": {"inputUris": ["gs://automill-bench/sms_spam/sms_spam.csv"]}}},
+        )
+    )
     before = api.call("GET", dataset)
     specs_before = api.call("GET", f"{dataset}/annotationSpecs")
-    op = api.call("POST", f"{PARENT}/models", {"displayName": "killed", "datasetId": dataset.rsplit("/", 1)[-1],
-                                                "textClassificationModelMetadata": {}})
+    op = api.call(
+        "POST",
+        f"{PARENT}/models",
+        {"displayName": "killed", "datasetId": dataset.rsplit("/", 1)[-1], "textClassificationModelMetadata": {}},
+    )
     end = time.monotonic() + 60
     while api.call("GET", op["name"])["metadata"].get("progressPercent", 0) < 1:
         assert time.monotonic() < end, "training never started"

@@ -42,10 +42,13 @@ def test_object_detection_raccoon(server) -> None:
     work = server.bucket_path("work")
     work.mkdir(parents=True)
     rows = list(csv.reader(open(RACCOON / "raccoon.csv")))
-    lines = [",".join(r) for r in rows] + ["TRAIN,gs://automill-bench/raccoon/images/raccoon-1.jpg,raccoon,0.9,0.2,,,0.1,0.6,,"]
+    lines = [",".join(r) for r in rows] + [
+        "TRAIN,gs://automill-bench/raccoon/images/raccoon-1.jpg,raccoon,0.9,0.2,,,0.1,0.6,,"
+    ]
     (work / "import.csv").write_text("\n".join(lines) + "\n")
-    dataset = client.create_dataset(parent=PARENT, dataset={
-        "display_name": "raccoon", "image_object_detection_dataset_metadata": {}}).result(timeout=30)
+    dataset = client.create_dataset(
+        parent=PARENT, dataset={"display_name": "raccoon", "image_object_detection_dataset_metadata": {}}
+    ).result(timeout=30)
     dataset_id = dataset.name.rsplit("/", 1)[-1]
     assert dataset_id.startswith("IOD")
     op = client.import_data(name=dataset.name, input_config={"gcs_source": {"input_uris": ["gs://work/import.csv"]}})
@@ -58,10 +61,17 @@ def test_object_detection_raccoon(server) -> None:
         by_bytes.setdefault(digest, set()).add(tuple(f"{float(v):.6f}" for v in (r[3], r[4], r[7], r[8])))
     assert client.get_dataset(name=dataset.name).example_count == len(by_bytes) == 196
 
-    model = client.create_model(parent=PARENT, model={
-        "display_name": "raccoon_edge", "dataset_id": dataset_id,
-        "image_object_detection_model_metadata": {"model_type": "mobile-versatile-1",
-                                                  "train_budget_milli_node_hours": BUDGET}}).result(timeout=600)
+    model = client.create_model(
+        parent=PARENT,
+        model={
+            "display_name": "raccoon_edge",
+            "dataset_id": dataset_id,
+            "image_object_detection_model_metadata": {
+                "model_type": "mobile-versatile-1",
+                "train_budget_milli_node_hours": BUDGET,
+            },
+        },
+    ).result(timeout=600)
     meta = model.image_object_detection_model_metadata
     assert model.name.rsplit("/", 1)[-1].startswith("IOD") and meta.model_type == "mobile-versatile-1"
     assert meta.stop_reason in ("MODEL_CONVERGED", "BUDGET_REACHED") and meta.node_qps > 1
@@ -81,42 +91,59 @@ def test_object_detection_raccoon(server) -> None:
     client.deploy_model(name=model.name).result(timeout=60)
     test_path = next(r[1] for r in rows if r[0] == "TEST")
     image = (RACCOON / "images" / test_path.rsplit("/", 1)[1]).read_bytes()
-    resp = predictor.predict(name=model.name, payload={"image": {"image_bytes": image}},
-                             params={"score_threshold": "0.2", "max_bounding_box_count": "3"})
+    resp = predictor.predict(
+        name=model.name,
+        payload={"image": {"image_bytes": image}},
+        params={"score_threshold": "0.2", "max_bounding_box_count": "3"},
+    )
     assert 1 <= len(resp.payload) <= 3 and resp.metadata["max_bounding_box_count"] == "3"
     top = resp.payload[0]
     vs = top.image_object_detection.bounding_box.normalized_vertices
     assert top.display_name == "raccoon" and 0 <= vs[0].x < vs[1].x <= 1 and 0 <= vs[0].y < vs[1].y <= 1
 
-    ex = client.export_model(name=model.name, output_config={
-        "model_format": "tflite", "gcs_destination": {"output_uri_prefix": "gs://work/exports"}})
+    ex = client.export_model(
+        name=model.name,
+        output_config={"model_format": "tflite", "gcs_destination": {"output_uri_prefix": "gs://work/exports"}},
+    )
     ex.result(timeout=300)
-    out = work / ex.metadata.export_model_details.output_info.gcs_output_directory[len("gs://work/"):]
+    out = work / ex.metadata.export_model_details.output_info.gcs_output_directory[len("gs://work/") :]
     assert sorted(p.name for p in out.iterdir()) == ["dict.txt", "model.tflite", "tflite_metadata.json"]
     tmeta = json.loads((out / "tflite_metadata.json").read_text())
     assert tmeta["parity"]["top_box_agreement"] >= 0.9
-    server_boxes = [(p.image_object_detection.score, (p.image_object_detection.bounding_box.normalized_vertices[0].x,
-                                                      p.image_object_detection.bounding_box.normalized_vertices[0].y,
-                                                      p.image_object_detection.bounding_box.normalized_vertices[1].x,
-                                                      p.image_object_detection.bounding_box.normalized_vertices[1].y))
-                    for p in predictor.predict(name=model.name, payload={"image": {"image_bytes": image}}).payload]
+    server_boxes = [
+        (
+            p.image_object_detection.score,
+            (
+                p.image_object_detection.bounding_box.normalized_vertices[0].x,
+                p.image_object_detection.bounding_box.normalized_vertices[0].y,
+                p.image_object_detection.bounding_box.normalized_vertices[1].x,
+                p.image_object_detection.bounding_box.normalized_vertices[1].y,
+            ),
+        )
+        for p in predictor.predict(name=model.name, payload={"image": {"image_bytes": image}}).payload
+    ]
     lite = tflite_boxes(out / "model.tflite", image, tmeta)
     assert len(lite) == len(server_boxes)
     for (s1, b1), (s2, b2) in zip(lite, server_boxes):
         assert abs(s1 - s2) < 1e-3 and np.allclose(b1, b2, atol=1e-3)
 
     (work / "batch.csv").write_text(f"gs://automill-bench/raccoon/images/{test_path.rsplit('/', 1)[1]}\n")
-    bp = predictor.batch_predict(name=model.name, input_config={"gcs_source": {"input_uris": ["gs://work/batch.csv"]}},
-                                 output_config={"gcs_destination": {"output_uri_prefix": "gs://work/preds"}},
-                                 params={"score_threshold": "0.2"})
+    bp = predictor.batch_predict(
+        name=model.name,
+        input_config={"gcs_source": {"input_uris": ["gs://work/batch.csv"]}},
+        output_config={"gcs_destination": {"output_uri_prefix": "gs://work/preds"}},
+        params={"score_threshold": "0.2"},
+    )
     assert bp.result(timeout=120).metadata["max_bounding_box_count"] == "100"
-    pdir = work / bp.metadata.batch_predict_details.output_info.gcs_output_directory[len("gs://work/"):]
+    pdir = work / bp.metadata.batch_predict_details.output_info.gcs_output_directory[len("gs://work/") :]
     line = json.loads((pdir / "image_object_detection_1.jsonl").read_text().splitlines()[0])
     assert line["ID"].endswith(".jpg") and "imageObjectDetection" in line["annotations"][0]
 
-    ed = client.export_data(name=dataset.name, output_config={"gcs_destination": {"output_uri_prefix": "gs://work/data"}})
+    ed = client.export_data(
+        name=dataset.name, output_config={"gcs_destination": {"output_uri_prefix": "gs://work/data"}}
+    )
     ed.result(timeout=120)
-    edir = work / ed.metadata.export_data_details.output_info.gcs_output_directory[len("gs://work/"):]
+    edir = work / ed.metadata.export_data_details.output_info.gcs_output_directory[len("gs://work/") :]
     exported = list(csv.reader(open(edir / "image_object_detection_1.csv")))
     assert len(exported) == sum(len(v) for v in by_bytes.values()) and all(len(r) == 11 for r in exported)
 
@@ -125,8 +152,12 @@ def test_object_detection_raccoon(server) -> None:
     from tests.e2e.rest import Rest
 
     api = Rest(server.endpoint)
-    body = {"displayName": "raccoon_edge_2", "datasetId": dataset_id, "baseModelId": model.name.rsplit("/", 1)[-1],
-            "imageObjectDetectionModelMetadata": {"modelType": "mobile-versatile-1", "trainBudgetMilliNodeHours": "20"}}
+    body = {
+        "displayName": "raccoon_edge_2",
+        "datasetId": dataset_id,
+        "baseModelId": model.name.rsplit("/", 1)[-1],
+        "imageObjectDetectionModelMetadata": {"modelType": "mobile-versatile-1", "trainBudgetMilliNodeHours": "20"},
+    }
     resumed = api.wait(api.call("POST", f"{PARENT}/models", body), timeout=600)
     assert resumed["response"]["imageObjectDetectionModelMetadata"]["modelType"] == "mobile-versatile-1"
     body["imageObjectDetectionModelMetadata"]["modelType"] = "mobile-low-latency-1"

@@ -13,13 +13,15 @@ from tests.e2e.rest import Rest
 
 
 def test_quota_of_running_operations(tmp_path: Path) -> None:
-    with serving(tmp_path / "data", workers=0,
-                 env={"AUTOMILL_MAX_RUNNING_OPERATIONS_PER_PROJECT": "2"}) as server:
+    with serving(tmp_path / "data", workers=0, env={"AUTOMILL_MAX_RUNNING_OPERATIONS_PER_PROJECT": "2"}) as server:
         api = Rest(server.endpoint)
 
         def dataset(project: str) -> str:
-            op = api.call("POST", f"projects/{project}/locations/us-central1/datasets",
-                          {"displayName": "q", "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}})
+            op = api.call(
+                "POST",
+                f"projects/{project}/locations/us-central1/datasets",
+                {"displayName": "q", "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}},
+            )
             return api.wait(op)["response"]["name"]
 
         body = {"inputConfig": {"gcsSource": {"inputUris": ["gs://quota/rows.csv"]}}}

@@ -32,23 +32,31 @@ BUDGET = "17"
 MAX_STUCK_SECONDS = 10.0
 
 
-def rest(server: Any, method: str, path: str, body: dict[str, Any] | None = None,
-         headers: dict[str, str] | None = None) -> dict[str, Any]:
+def rest(
+    server: Any, method: str, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     resp = requests.request(method, f"{server.endpoint}/v1/{path}", json=body, headers=headers, timeout=30)
     assert resp.status_code == 200, resp.text
     return resp.json()
 
 
-def sample(server: Any, name: str, every: float, timeout: float,
-           during: Any = None) -> list[tuple[float, int, str | None, bool]]:
+def sample(
+    server: Any, name: str, every: float, timeout: float, during: Any = None
+) -> list[tuple[float, int, str | None, bool]]:
     """(seconds, progressPercent, stage, done) of the operation every ``every`` s until it is done."""
     out: list[tuple[float, int, str | None, bool]] = []
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         op = rest(server, "GET", name)
         meta = op["metadata"]
-        out.append((round(time.monotonic() - start, 1), int(meta.get("progressPercent", 0)), meta.get("stage"),
-                    bool(op.get("done"))))
+        out.append(
+            (
+                round(time.monotonic() - start, 1),
+                int(meta.get("progressPercent", 0)),
+                meta.get("stage"),
+                bool(op.get("done")),
+            )
+        )
         if op.get("done"):
             assert "error" not in op, op["error"]
             return out
@@ -93,8 +101,12 @@ def write_bucket(server: Any, bucket: str, path: str, text: str) -> str:
 
 
 def create_dataset(server: Any, name: str) -> str:
-    op = rest(server, "POST", f"{PARENT}/datasets", {
-        "displayName": name, "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}})
+    op = rest(
+        server,
+        "POST",
+        f"{PARENT}/datasets",
+        {"displayName": name, "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}},
+    )
     for _ in range(100):
         if op.get("done"):
             return op["response"]["name"]
@@ -110,7 +122,7 @@ def import_rows(server: Any, dataset: str, uri: str) -> dict[str, Any]:
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_training_progress_rises_with_stage_for_plain_callers_only(server) -> None:
     with open(DATASETS / "ag_news" / "ag_news.csv", newline="") as fh:
-        records = [r for r in csv.reader(fh)][:400]
+        records = list(csv.reader(fh))[:400]
     buf = io.StringIO()
     uses = ["TEST", "VALIDATE"] + ["TRAIN"] * 6  # explicit: a validation split for the trials to be scored on
     csv.writer(buf).writerows([[uses[i % 8], text, label] for i, (_, text, label) in enumerate(records)])
@@ -118,10 +130,17 @@ def test_training_progress_rises_with_stage_for_plain_callers_only(server) -> No
     imp = import_rows(server, dataset, write_bucket(server, "progress", "news.csv", buf.getvalue()))
     sample(server, imp["name"], 0.2, 60)
 
-    op = rest(server, "POST", f"{PARENT}/models", {
-        "displayName": "news", "datasetId": dataset.rsplit("/", 1)[-1],
-        # "cloud": the cheap families, then fine-tuning MiniLM with the rest of the budget
-        "textClassificationModelMetadata": {"trainBudgetMilliNodeHours": BUDGET, "modelType": "cloud"}})
+    op = rest(
+        server,
+        "POST",
+        f"{PARENT}/models",
+        {
+            "displayName": "news",
+            "datasetId": dataset.rsplit("/", 1)[-1],
+            # "cloud": the cheap families, then fine-tuning MiniLM with the rest of the budget
+            "textClassificationModelMetadata": {"trainBudgetMilliNodeHours": BUDGET, "modelType": "cloud"},
+        },
+    )
     _, client, _ = clients("v1", server.endpoint)
     ops = operations_client(client)
     seen: dict[str, list[Any]] = {"stages": [], "google": []}
@@ -143,8 +162,9 @@ def test_training_progress_rises_with_stage_for_plain_callers_only(server) -> No
     assert seen["google"], "the operation was never sampled running"
 
     # The official client polls the same operation to its end (strict parse of the final response).
-    future = ga_operation.from_gapic(ops.get_operation(op["name"]), ops, automl_v1.Model,
-                                     metadata_type=automl_v1.OperationMetadata)
+    future = ga_operation.from_gapic(
+        ops.get_operation(op["name"]), ops, automl_v1.Model, metadata_type=automl_v1.OperationMetadata
+    )
     model = future.result(timeout=30)
     assert model.text_classification_model_metadata is not None
     assert automl_v1.Model.to_dict(model) == automl_v1.Model.to_dict(client.get_model(name=model.name))
@@ -174,8 +194,12 @@ def test_import_progress_rises_with_rows_read(server) -> None:
         lines.append(f"UNASSIGNED,gs://progress/docs/{i}.txt,{'even' if i % 2 == 0 else 'odd'}")
     uri = write_bucket(server, "progress", "rows.csv", "\n".join(lines) + "\n")
     warm = create_dataset(server, "warm")  # the workers start (a few seconds) before the import we watch
-    sample(server, import_rows(server, warm, write_bucket(server, "progress", "warm.csv", "\n".join(lines[:20])))["name"],
-           0.2, 60)
+    sample(
+        server,
+        import_rows(server, warm, write_bucket(server, "progress", "warm.csv", "\n".join(lines[:20])))["name"],
+        0.2,
+        60,
+    )
     dataset = create_dataset(server, "rows")
     imp = import_rows(server, dataset, uri)
     stages: list[str] = []

@@ -14,8 +14,7 @@ PATH = "v1/projects/rate/locations/us-central1/datasets"
 
 
 def test_each_key_has_its_own_rate(tmp_path: Path) -> None:
-    with serving(tmp_path / "data", workers=0,
-                 env={"AUTOMILL_MAX_REQUESTS_PER_MINUTE": "5"}) as server:
+    with serving(tmp_path / "data", workers=0, env={"AUTOMILL_MAX_REQUESTS_PER_MINUTE": "5"}) as server:
         url = f"{server.endpoint}/{PATH}"
         assert all(requests.get(url, timeout=10).status_code == 200 for _ in range(8))  # anonymous: not limited
         first = create_key(server.data_dir, "--project", "rate", "--role", "viewer", "--name", "first")

@@ -25,20 +25,29 @@ def rows(labels: list[str], n: int = 30) -> str:
 
 
 def dataset_with(api: Rest, server: Server, parent: str, name: str, labels: list[str]) -> str:
-    op = api.call("POST", f"{parent}/datasets", {"displayName": name,
-                                                 "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}})
+    op = api.call(
+        "POST",
+        f"{parent}/datasets",
+        {"displayName": name, "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}},
+    )
     ds = api.wait(op)["response"]["name"]
     path = server.bucket_path("rt") / f"{name}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(rows(labels))
-    imp = api.wait(api.call("POST", f"{ds}:importData", {"inputConfig": {"gcsSource": {"inputUris": [f"gs://rt/{name}.csv"]}}}))
+    imp = api.wait(
+        api.call("POST", f"{ds}:importData", {"inputConfig": {"gcsSource": {"inputUris": [f"gs://rt/{name}.csv"]}}})
+    )
     assert "error" not in imp, imp
     return ds
 
 
 def train(api: Rest, parent: str, dataset: str, name: str, expect: int = 200, **meta: str) -> dict:
-    return api.call("POST", f"{parent}/models", {"displayName": name, "datasetId": dataset.rsplit("/", 1)[-1],
-                                                 "textClassificationModelMetadata": meta}, expect=expect)
+    return api.call(
+        "POST",
+        f"{parent}/models",
+        {"displayName": name, "datasetId": dataset.rsplit("/", 1)[-1], "textClassificationModelMetadata": meta},
+        expect=expect,
+    )
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -47,18 +56,24 @@ def test_resumable_training(server: Server) -> None:
     ds = dataset_with(api, server, P1, "base_ds", ["sport", "tech"])
     base = api.wait(train(api, P1, ds, "base", modelType="mobile-low-latency-1", trainBudgetMilliNodeHours="5"))
     base_id = base["response"]["name"].rsplit("/", 1)[-1]
-    assert api.call("GET", base["response"]["name"])["textClassificationModelMetadata"]["modelType"] == "mobile-low-latency-1"
+    assert (
+        api.call("GET", base["response"]["name"])["textClassificationModelMetadata"]["modelType"]
+        == "mobile-low-latency-1"
+    )
 
     # Accepted: same project, location, model type and labels; a fresh budget; the search continues.
-    resumed = api.wait(train(api, P1, ds, "resumed", modelType="mobile-low-latency-1", baseModelId=base_id,
-                             trainBudgetMilliNodeHours="5"))
+    resumed = api.wait(
+        train(
+            api, P1, ds, "resumed", modelType="mobile-low-latency-1", baseModelId=base_id, trainBudgetMilliNodeHours="5"
+        )
+    )
     assert "error" not in resumed, resumed
     got = api.call("GET", resumed["response"]["name"])
     assert got["textClassificationModelMetadata"]["baseModelId"] == base_id
     model_dir = Path(server.data_dir) / "models" / got["name"].rsplit("/", 1)[-1]
     base_dir = Path(server.data_dir) / "models" / base_id
     trials, base_trials = (json.loads((d / "model.json").read_text())["trials"] for d in (model_dir, base_dir))
-    assert trials[:len(base_trials)] == base_trials  # the base model's search history is kept, not redone
+    assert trials[: len(base_trials)] == base_trials  # the base model's search history is kept, not redone
 
     # Refused: another model type.
     err = train(api, P1, ds, "other_type", modelType="mobile-versatile-1", baseModelId=base_id, expect=400)
@@ -79,8 +94,9 @@ def test_resumable_training(server: Server) -> None:
     # Refused: the dataset's labels changed since the base model was trained.
     path = server.bucket_path("rt") / "more.csv"
     path.write_text(rows(["food"], n=10))
-    assert "error" not in api.wait(api.call("POST", f"{ds}:importData",
-                                            {"inputConfig": {"gcsSource": {"inputUris": ["gs://rt/more.csv"]}}}))
+    assert "error" not in api.wait(
+        api.call("POST", f"{ds}:importData", {"inputConfig": {"gcsSource": {"inputUris": ["gs://rt/more.csv"]}}})
+    )
     err = train(api, P1, ds, "changed", modelType="mobile-low-latency-1", baseModelId=base_id, expect=400)
     assert "labels" in err["error"]["message"] and "food" in err["error"]["message"]
     # Nothing was created by the refused requests.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -48,8 +47,12 @@ def test_text_classification_end_to_end(server, version: str) -> None:
     ops = operations_client(client)
 
     # -- dataset ------------------------------------------------------------------------------------
-    dataset_msg = mod.Dataset(display_name=f"sms_{version}", text_classification_dataset_metadata=mod.TextClassificationDatasetMetadata(
-        classification_type=mod.ClassificationType.MULTICLASS))
+    dataset_msg = mod.Dataset(
+        display_name=f"sms_{version}",
+        text_classification_dataset_metadata=mod.TextClassificationDatasetMetadata(
+            classification_type=mod.ClassificationType.MULTICLASS
+        ),
+    )
     if version == "v1":
         create_op = client.create_dataset(parent=PARENT, dataset=dataset_msg)
         dataset = create_op.result(timeout=30)
@@ -74,11 +77,20 @@ def test_text_classification_end_to_end(server, version: str) -> None:
 
     listed = list(client.list_datasets(request={"parent": PARENT, "filter": "text_classification_dataset_metadata:*"}))
     assert [d.name for d in listed] == [dataset.name]
-    assert list(client.list_datasets(request={"parent": PARENT, "filter": "image_classification_dataset_metadata:*"})) == []
+    assert (
+        list(client.list_datasets(request={"parent": PARENT, "filter": "image_classification_dataset_metadata:*"}))
+        == []
+    )
 
     # -- model --------------------------------------------------------------------------------------
-    create = client.create_model(parent=PARENT, model={
-        "display_name": f"sms_model_{version}", "dataset_id": dataset_id, "text_classification_model_metadata": {}})
+    create = client.create_model(
+        parent=PARENT,
+        model={
+            "display_name": f"sms_model_{version}",
+            "dataset_id": dataset_id,
+            "text_classification_model_metadata": {},
+        },
+    )
     model = create.result(timeout=600)
     assert model.name.startswith(f"{PARENT}/models/TCN")
     assert create.operation.name.rsplit("/", 1)[-1].startswith("TCN")
@@ -105,8 +117,11 @@ def test_text_classification_end_to_end(server, version: str) -> None:
     resp = predictor.predict(name=model.name, payload={"text_snippet": {"content": spam, "mime_type": "text/plain"}})
     top = resp.payload[0]
     assert top.display_name == "spam" and top.classification.score > 0.5
-    resp = predictor.predict(name=model.name, payload={"text_snippet": {"content": "see you at lunch tomorrow?"}},
-                             params={"score_threshold": "0.5"})
+    resp = predictor.predict(
+        name=model.name,
+        payload={"text_snippet": {"content": "see you at lunch tomorrow?"}},
+        params={"score_threshold": "0.5"},
+    )
     assert [p.display_name for p in resp.payload] == ["ham"]
     with pytest.raises(gexc.BadRequest):
         predictor.predict(name=model.name, payload={"text_snippet": {"content": "x" * 60_001}})
@@ -117,12 +132,15 @@ def test_text_classification_end_to_end(server, version: str) -> None:
     (work / "in" / "a.txt").write_text(spam)
     (work / "in" / "b.txt").write_text("ok see you at home later")
     (work / "in" / "list.csv").write_text("gs://work/in/a.txt\ngs://work/in/b.txt\ngs://work/in/missing.txt\n")
-    bp = predictor.batch_predict(name=model.name, input_config={"gcs_source": {"input_uris": ["gs://work/in/list.csv"]}},
-                                 output_config={"gcs_destination": {"output_uri_prefix": "gs://work/out"}})
+    bp = predictor.batch_predict(
+        name=model.name,
+        input_config={"gcs_source": {"input_uris": ["gs://work/in/list.csv"]}},
+        output_config={"gcs_destination": {"output_uri_prefix": "gs://work/out"}},
+    )
     bp.result(timeout=120)
     out_dir = bp.metadata.batch_predict_details.output_info.gcs_output_directory
     assert out_dir.startswith("gs://work/out/prediction-")
-    local = work / out_dir[len("gs://work/"):]
+    local = work / out_dir[len("gs://work/") :]
     lines = [json.loads(x) for x in (local / "text_classification_1.jsonl").read_text().splitlines()]
     assert {ln["textSnippet"]["contentUri"] for ln in lines} == {"gs://work/in/a.txt", "gs://work/in/b.txt"}
     by_uri = {ln["textSnippet"]["contentUri"]: ln["annotations"][0]["displayName"] for ln in lines}
@@ -131,22 +149,26 @@ def test_text_classification_end_to_end(server, version: str) -> None:
     assert errors[0]["textSnippet"]["contentUri"] == "gs://work/in/missing.txt" and errors[0]["error"]["code"] == 5
 
     # -- export data --------------------------------------------------------------------------------
-    ex = client.export_data(name=dataset.name, output_config={"gcs_destination": {"output_uri_prefix": "gs://work/export"}})
+    ex = client.export_data(
+        name=dataset.name, output_config={"gcs_destination": {"output_uri_prefix": "gs://work/export"}}
+    )
     ex.result(timeout=120)
     export_dir = ex.metadata.export_data_details.output_info.gcs_output_directory
     assert f"/export_data-sms_{version}-" in export_dir
-    rows = list(csv.reader((work / export_dir[len("gs://work/"):] / "text_classification_1.csv").open()))
+    rows = list(csv.reader((work / export_dir[len("gs://work/") :] / "text_classification_1.csv").open()))
     assert len(rows) == got.example_count
     assert {r[0] for r in rows} <= {"TRAIN", "VALIDATE", "TEST", "UNASSIGNED"} and rows[0][2] in ("ham", "spam")
-    first_doc = work / rows[0][1][len("gs://work/"):]
+    first_doc = work / rows[0][1][len("gs://work/") :]
     assert first_doc.read_text().strip()
 
     # -- operations: list done=true, cancel a running training ---------------------------------------
     done_ops = list(ops.list_operations(name=PARENT, filter_="done=true"))
     assert create.operation.name in {o.name for o in done_ops}
     assert all(o.done for o in done_ops)
-    slow = client.create_model(parent=PARENT, model={
-        "display_name": "cancel_me", "dataset_id": dataset_id, "text_classification_model_metadata": {}})
+    slow = client.create_model(
+        parent=PARENT,
+        model={"display_name": "cancel_me", "dataset_id": dataset_id, "text_classification_model_metadata": {}},
+    )
     wait_running(ops, slow.operation.name)
     t0 = time.monotonic()
     slow.cancel()

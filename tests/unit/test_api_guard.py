@@ -34,8 +34,18 @@ def test_wildcard_bind() -> None:
     assert HostPolicy("127.0.0.1", ["*"]).allows("evil.example")
 
 
-@pytest.mark.parametrize("raw", [b"[1]", b'{"a": NaN}', b'{"a": Infinity}', b"[" * 10_000 + b"]" * 10_000,
-                                 b'{"a":' * 65 + b"1" + b"}" * 65, b"\xff\xfe", b"{"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[1]",
+        b'{"a": NaN}',
+        b'{"a": Infinity}',
+        b"[" * 10_000 + b"]" * 10_000,
+        b'{"a":' * 65 + b"1" + b"}" * 65,
+        b"\xff\xfe",
+        b"{",
+    ],
+)
 def test_bad_bodies(raw: bytes) -> None:
     with pytest.raises(InvalidArgument):
         parse_body(raw)

@@ -15,8 +15,17 @@ from automill.core.durations import ago_or_time, later_or_time, parse_duration
 from automill.core.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from automill.services import keys as keymod
 from automill.services.access import ANONYMOUS, PERMISSIONS, ROLES, Principal, authorize
-from automill.services.keys import (Authenticator, create_key, hash_key, keys_exist, list_keys, new_key, parse_key,
-                                    revoke_key, verify_key)
+from automill.services.keys import (
+    Authenticator,
+    create_key,
+    hash_key,
+    keys_exist,
+    list_keys,
+    new_key,
+    parse_key,
+    revoke_key,
+    verify_key,
+)
 from automill.settings import Settings
 from automill.store.db import Database, utcnow
 from automill.store.tables import ApiKeyRow, AuditRow, OperationRow
@@ -35,8 +44,16 @@ def test_key_format() -> None:
     assert re.fullmatch(r"am_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", key), key
     assert key.startswith(f"am_{key_id}_") and parse_key(key) == key_id
     assert len({new_key()[1] for _ in range(50)}) == 50
-    for bad in ("", "am_", key[:-1], key + "x", key.replace("am_", "AM_"), "Bearer " + key, key.upper(),
-                f"am_{key_id}_{'a' * 42}!"):
+    for bad in (
+        "",
+        "am_",
+        key[:-1],
+        key + "x",
+        key.replace("am_", "AM_"),
+        "Bearer " + key,
+        key.upper(),
+        f"am_{key_id}_{'a' * 42}!",
+    ):
         assert parse_key(bad) is None, bad
 
 
@@ -188,15 +205,24 @@ def test_door_in_process(tmp_path: Path, db: Database) -> None:
         assert s.get(OperationRow, op["name"].rsplit("/", 1)[1]).created_by == "ed"
     denied = client.post("/v1/projects/p2/locations/us-central1/datasets", json=body, headers={"x-goog-api-key": key})
     assert denied.status_code == 403 and denied.json()["error"]["status"] == "PERMISSION_DENIED"
-    cross = client.delete(f"/v1/{parent}/datasets/TCN1", headers={"Origin": "http://evil.example", "x-goog-api-key": key})
+    cross = client.delete(
+        f"/v1/{parent}/datasets/TCN1", headers={"Origin": "http://evil.example", "x-goog-api-key": key}
+    )
     assert cross.status_code == 403  # refused by the guard, before the key is looked at: audited too
     with db.tx() as s:
-        rows = [(a.key_name, a.project, a.method, a.http_status, a.status) for a in s.query(AuditRow).order_by(AuditRow.id)]
-        assert key not in json.dumps([[str(getattr(a, c.name)) for c in AuditRow.__table__.columns]
-                                      for a in s.query(AuditRow)])
-    assert rows == [("anonymous", "p1", "CreateDataset", 200, "OK"), ("anonymous", "p1", "ListDatasets", 401, "UNAUTHENTICATED"),
-                    ("ed", "p1", "CreateDataset", 200, "OK"), ("ed", "p2", "CreateDataset", 403, "PERMISSION_DENIED"),
-                    ("(not checked)", "p1", "DeleteDataset", 403, "PERMISSION_DENIED")]
+        rows = [
+            (a.key_name, a.project, a.method, a.http_status, a.status) for a in s.query(AuditRow).order_by(AuditRow.id)
+        ]
+        assert key not in json.dumps(
+            [[str(getattr(a, c.name)) for c in AuditRow.__table__.columns] for a in s.query(AuditRow)]
+        )
+    assert rows == [
+        ("anonymous", "p1", "CreateDataset", 200, "OK"),
+        ("anonymous", "p1", "ListDatasets", 401, "UNAUTHENTICATED"),
+        ("ed", "p1", "CreateDataset", 200, "OK"),
+        ("ed", "p2", "CreateDataset", 403, "PERMISSION_DENIED"),
+        ("(not checked)", "p1", "DeleteDataset", 403, "PERMISSION_DENIED"),
+    ]
 
 
 def test_every_route_declares_a_known_permission() -> None:
@@ -218,8 +244,16 @@ def test_keys_and_audit_on_postgres(postgres_url: str) -> None:
         info, key = create_key(db, project="*", role="admin", name="pg")
         auth = Authenticator(db, open_when_keyless=False)
         assert auth.authenticate(key).name == "pg" and keys_exist(db)
-        audit.record(db, key_name="pg", project="p", method="CreateModel", http_method="POST",
-                     resource="projects/p/locations/l", http_status=200, status="OK")
+        audit.record(
+            db,
+            key_name="pg",
+            project="p",
+            method="CreateModel",
+            http_method="POST",
+            resource="projects/p/locations/l",
+            http_status=200,
+            status="OK",
+        )
         got = audit.entries(db, project="p", since=utcnow() - timedelta(minutes=1))
         assert [(e.key_name, e.method, e.http_status) for e in got] == [("pg", "CreateModel", 200)]
         assert revoke_key(db, "pg")[1] and list_keys(db)[0].revoked_at is not None

@@ -49,19 +49,23 @@ def test_catastrophic_regex_is_linear_time() -> None:
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.strip().splitlines()[-1]) < 0.5
     # Ordinary RE2 patterns still work.
-    assert filters.matches(filters.parse_filter(r'regex(display_name, "^sms_\d+$")', DATASET_FIELDS),
-                           {"display_name": "sms_12"})
+    assert filters.matches(
+        filters.parse_filter(r'regex(display_name, "^sms_\d+$")', DATASET_FIELDS), {"display_name": "sms_12"}
+    )
 
 
-@pytest.mark.parametrize("pattern", [
-    "(" * 2000 + "a" + ")" * 2000,      # Python's re: RecursionError (500)
-    "a{99999999999}",                   # Python's re: OverflowError (500); RE2 would read it as literal text
-    "a{2,99999999999}",
-    "a" * 5000,                         # over the pattern length cap
-    "[" + "".join(chr(0x10000 + 997 * i) for i in range(40)) + "]{1000}",  # 48 chars, RE2 program over max_mem
-    "(?=a)b",                           # lookahead: not RE2
-    r"(a)\1",                           # backreference: not RE2
-])
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "(" * 2000 + "a" + ")" * 2000,  # Python's re: RecursionError (500)
+        "a{99999999999}",  # Python's re: OverflowError (500); RE2 would read it as literal text
+        "a{2,99999999999}",
+        "a" * 5000,  # over the pattern length cap
+        "[" + "".join(chr(0x10000 + 997 * i) for i in range(40)) + "]{1000}",  # 48 chars, RE2 program over max_mem
+        "(?=a)b",  # lookahead: not RE2
+        r"(a)\1",  # backreference: not RE2
+    ],
+)
 def test_bad_regex_is_invalid_argument_on_filter(pattern: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         filters.parse_filter(f'regex(display_name, "{pattern}")', DATASET_FIELDS)
@@ -80,10 +84,12 @@ def test_filter_length_is_capped() -> None:
 
 # -- names and ids --------------------------------------------------------------------------------
 def test_trailing_newline_is_refused() -> None:
-    for call in (lambda: validation.dataset_display_name("name\n"),
-                 lambda: validation.model_display_name("name\n"),
-                 lambda: validation.labels({"env\n": "prod"}, "dataset.labels"),
-                 lambda: validation.labels({"env": "prod\n"}, "dataset.labels")):
+    for call in (
+        lambda: validation.dataset_display_name("name\n"),
+        lambda: validation.model_display_name("name\n"),
+        lambda: validation.labels({"env\n": "prod"}, "dataset.labels"),
+        lambda: validation.labels({"env": "prod\n"}, "dataset.labels"),
+    ):
         with pytest.raises(InvalidArgument):
             call()
     assert validation.dataset_display_name("name_1") == "name_1"
@@ -98,13 +104,23 @@ def test_project_location_and_id_are_checked() -> None:
     with pytest.raises(InvalidArgument) as info:
         split_name(f"projects/{huge}/locations/us-central1/datasets/TCN1", "datasets")
     assert info.value.field == "name" and len(info.value.message) < 300
-    for parent in ("projects/p/locations/us-central1\n", "projects/-p/locations/l", "projects/p q/locations/l",
-                   "projects/p/locations/US", f"projects/p/locations/{'l' * 64}", f"projects/{'p' * 64}/locations/l"):
+    for parent in (
+        "projects/p/locations/us-central1\n",
+        "projects/-p/locations/l",
+        "projects/p q/locations/l",
+        "projects/p/locations/US",
+        f"projects/p/locations/{'l' * 64}",
+        f"projects/{'p' * 64}/locations/l",
+    ):
         with pytest.raises(InvalidArgument) as info:
             split_parent(parent)
         assert info.value.field == "parent", parent
-    for name in ("projects/p/locations/l/models/TCN1\n", f"projects/p/locations/l/models/{'1' * 129}",
-                 "projects/p/locations/l/models/a.b", "projects/p/locations/L/models/TCN1"):
+    for name in (
+        "projects/p/locations/l/models/TCN1\n",
+        f"projects/p/locations/l/models/{'1' * 129}",
+        "projects/p/locations/l/models/a.b",
+        "projects/p/locations/L/models/TCN1",
+    ):
         with pytest.raises(InvalidArgument) as info:
             split_name(name, "models")
         assert info.value.field == "name", name
@@ -112,7 +128,10 @@ def test_project_location_and_id_are_checked() -> None:
     for project in ("curl", "local", "my-project", "e2e", "p", "P", "123456789012", "example.com_proj", "p" * 63):
         assert split_parent(f"projects/{project}/locations/us-central1") == (project, "us-central1")
     assert split_name("projects/p/locations/l/operations/TCN1000000000000000042", "operations") == (
-        "p", "l", "TCN1000000000000000042")
+        "p",
+        "l",
+        "TCN1000000000000000042",
+    )
 
 
 # -- batch predict params -------------------------------------------------------------------------
@@ -137,10 +156,24 @@ def services(tmp_path: Path) -> Iterator[Services]:
     sv.db.migrate()
     now = utcnow()
     with sv.db.tx() as s:
-        s.add(ModelRow(id="TCN7", project="p", location="us-central1", display_name="m", dataset_id="TCN1",
-                       problem_type="text_classification", problem_metadata={}, labels={}, etag=new_etag("TCN7", now),
-                       deployment_state="UNDEPLOYED", create_time=now, update_time=now,
-                       artifact_dir=str(tmp_path / "no-model"), seq=7))
+        s.add(
+            ModelRow(
+                id="TCN7",
+                project="p",
+                location="us-central1",
+                display_name="m",
+                dataset_id="TCN1",
+                problem_type="text_classification",
+                problem_metadata={},
+                labels={},
+                etag=new_etag("TCN7", now),
+                deployment_state="UNDEPLOYED",
+                create_time=now,
+                update_time=now,
+                artifact_dir=str(tmp_path / "no-model"),
+                seq=7,
+            )
+        )
     yield sv
     sv.db.dispose()
 
@@ -148,9 +181,12 @@ def services(tmp_path: Path) -> Iterator[Services]:
 def test_batch_predict_checks_params_before_creating_the_operation(services: Services) -> None:
     name = "projects/p/locations/us-central1/models/TCN7"
     with pytest.raises(InvalidArgument) as info:
-        services.predictions.batch_predict(name, {"gcsSource": {"inputUris": ["gs://in/rows.csv"]}},
-                                           {"gcsDestination": {"outputUriPrefix": "gs://out/"}},
-                                           {"score_threshold": "abc"})
+        services.predictions.batch_predict(
+            name,
+            {"gcsSource": {"inputUris": ["gs://in/rows.csv"]}},
+            {"gcsDestination": {"outputUriPrefix": "gs://out/"}},
+            {"score_threshold": "abc"},
+        )
     assert info.value.field == "params.score_threshold"
     with services.db.tx() as s:
         assert s.execute(select(func.count()).select_from(OperationRow)).scalar_one() == 0

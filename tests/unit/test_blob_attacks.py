@@ -47,7 +47,7 @@ def finished(seconds: float, fn: Callable[[], Any], unblock: Callable[[], None] 
     def run() -> None:
         try:
             outcome["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller
+        except BaseException as exc:
             outcome["error"] = exc
 
     thread = threading.Thread(target=run, daemon=True)
@@ -76,11 +76,39 @@ def open_and_close(path: Path, flags: int) -> None:
 
 # -- bucket names ----------------------------------------------------------------------------------
 
-VALID = ["my-bucket", "b", "automill-bench", "a_b", "0day", "a.b.c", "x" * 63,
-         ".".join(["y" * 63] * 3) + "." + "z" * 30]  # 222 characters in parts of at most 63
-INVALID = ["..", ".", "...", "UPPER", "Bucket", "-abc", "abc-", "_abc", "abc_", ".abc", "abc.", "a..b",
-           "192.168.1.10", "a b", "café", "a%2e", "*", "b*", "x" * 64, ".".join(["y" * 63] * 3) + "." + "z" * 31,
-           "a." + "x" * 64]
+VALID = [
+    "my-bucket",
+    "b",
+    "automill-bench",
+    "a_b",
+    "0day",
+    "a.b.c",
+    "x" * 63,
+    ".".join(["y" * 63] * 3) + "." + "z" * 30,
+]  # 222 characters in parts of at most 63
+INVALID = [
+    "..",
+    ".",
+    "...",
+    "UPPER",
+    "Bucket",
+    "-abc",
+    "abc-",
+    "_abc",
+    "abc_",
+    ".abc",
+    "abc.",
+    "a..b",
+    "192.168.1.10",
+    "a b",
+    "café",
+    "a%2e",
+    "*",
+    "b*",
+    "x" * 64,
+    ".".join(["y" * 63] * 3) + "." + "z" * 31,
+    "a." + "x" * 64,
+]
 
 
 def test_bucket_names_follow_the_gcs_rules() -> None:
@@ -100,8 +128,13 @@ def test_dot_buckets_cannot_reach_the_data_folder(tmp_path: Path) -> None:
     (data / "models" / "m1" / "model.json").write_text('{"secret": 1}')
     (data / "media" / "ab" / "ab12.png").write_bytes(b"\x89PNG other project's image")
     store = BlobStore(data, {})
-    for uri in ["gs://../automill.db", "gs://../models/m1/model.json", "gs://../media/ab/ab12.png",
-                "gs://./buckets/../automill.db", "gs://.../x"]:
+    for uri in [
+        "gs://../automill.db",
+        "gs://../models/m1/model.json",
+        "gs://../media/ab/ab12.png",
+        "gs://./buckets/../automill.db",
+        "gs://.../x",
+    ]:
         exc = error_of(lambda: store.read_bytes(uri))
         assert isinstance(exc, InvalidArgument) and uri in exc.message, uri
         assert str(tmp_path) not in exc.message
@@ -129,8 +162,11 @@ def test_default_bucket_folder_cannot_lead_outside_the_bucket_area(tmp_path: Pat
     (tmp_path / "data" / "buckets").mkdir(parents=True)
     os.symlink(outside, tmp_path / "data" / "buckets" / "evil")
     store = BlobStore(tmp_path / "data", {})
-    for action in (lambda: store.read_text("gs://evil/secret.txt"), lambda: store.write_text("gs://evil/new.txt", "x"),
-                   lambda: store.expand("gs://evil/*.txt")):
+    for action in (
+        lambda: store.read_text("gs://evil/secret.txt"),
+        lambda: store.write_text("gs://evil/new.txt", "x"),
+        lambda: store.expand("gs://evil/*.txt"),
+    ):
         exc = error_of(action)
         assert isinstance(exc, PermissionDenied) and "gs://evil/" in exc.message
         assert str(tmp_path) not in exc.message
@@ -141,6 +177,7 @@ def test_default_bucket_folder_cannot_lead_outside_the_bucket_area(tmp_path: Pat
 
 
 # -- wildcards -------------------------------------------------------------------------------------
+
 
 def test_wildcards_never_match_outside_the_bucket(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
@@ -168,14 +205,19 @@ def test_wildcards_never_match_outside_the_bucket(tmp_path: Path) -> None:
 
 # -- only regular files ----------------------------------------------------------------------------
 
+
 def test_reading_a_named_pipe_fails_at_once(store: BlobStore, tmp_path: Path) -> None:
     pipe = tmp_path / "bucket" / "pipe.csv"
     os.mkfifo(pipe)
     os.symlink(pipe, tmp_path / "bucket" / "alias.csv")
     store.buckets["fb"] = f"file://{tmp_path / 'bucket'}"  # a bucket mapped by file:// URL is local too
-    free_reader = lambda: open_and_close(pipe, os.O_WRONLY)  # noqa: E731 - a writer that closes: EOF
-    for read in (lambda: store.read_bytes("gs://b/pipe.csv"), lambda: store.read_text("gs://b/pipe.csv", max_bytes=10),
-                 lambda: store.read_text("gs://b/alias.csv"), lambda: store.read_bytes("gs://fb/pipe.csv")):
+    free_reader = lambda: open_and_close(pipe, os.O_WRONLY)
+    for read in (
+        lambda: store.read_bytes("gs://b/pipe.csv"),
+        lambda: store.read_text("gs://b/pipe.csv", max_bytes=10),
+        lambda: store.read_text("gs://b/alias.csv"),
+        lambda: store.read_bytes("gs://fb/pipe.csv"),
+    ):
         exc = within(1.0, read, free_reader)
         assert isinstance(exc, InvalidArgument) and "is not a regular file" in exc.message, exc
         assert "gs://" in exc.message and str(tmp_path) not in exc.message
@@ -198,6 +240,7 @@ def test_sockets_are_not_regular_files(store: BlobStore, tmp_path: Path) -> None
 
 # -- storage errors name the URI, never the path ---------------------------------------------------
 
+
 def test_a_file_where_a_folder_should_be(store: BlobStore, tmp_path: Path) -> None:
     (tmp_path / "bucket" / "out").write_text("I am a file")
     for uri in ["gs://b/out/x.csv", "gs://b/out/sub/deeper/x.csv"]:
@@ -211,9 +254,11 @@ def test_a_file_where_a_folder_should_be(store: BlobStore, tmp_path: Path) -> No
 
 
 def test_a_name_over_255_bytes_is_invalid_argument(store: BlobStore, tmp_path: Path) -> None:
-    for action in (lambda: store.write_text(f"gs://b/out/{LONG}/x.csv", "x"),
-                   lambda: store.write_text(f"gs://b/{LONG}", "x"),
-                   lambda: store.read_bytes(f"gs://b/{LONG}.csv")):
+    for action in (
+        lambda: store.write_text(f"gs://b/out/{LONG}/x.csv", "x"),
+        lambda: store.write_text(f"gs://b/{LONG}", "x"),
+        lambda: store.read_bytes(f"gs://b/{LONG}.csv"),
+    ):
         exc = error_of(action)
         assert isinstance(exc, InvalidArgument), exc
         assert "255 bytes" in exc.message and "gs://b/" in exc.message and str(tmp_path) not in exc.message
@@ -245,6 +290,7 @@ def test_storage_error_codes_and_messages() -> None:
 
 # -- unexpected job errors -------------------------------------------------------------------------
 
+
 @registry.register("test_attack_oserror")
 def _open_missing(ctx: JobContext) -> JobResult:
     open(ctx.request["path"], "rb")  # FileNotFoundError, whose text holds the server path
@@ -268,9 +314,16 @@ def test_unexpected_job_error_hides_server_paths(tmp_path: Path, unregister: Non
     db.migrate()
     try:
         with db.tx() as s:
-            op = new_operation(s, project="p", location="l", prefix="TCN", kind="test_attack_oserror",
-                               details_key="importDataDetails", works_on="x",
-                               request={"path": str(tmp_path / "server-only" / "model.json")}).id
+            op = new_operation(
+                s,
+                project="p",
+                location="l",
+                prefix="TCN",
+                kind="test_attack_oserror",
+                details_key="importDataDetails",
+                works_on="x",
+                request={"path": str(tmp_path / "server-only" / "model.json")},
+            ).id
         assert Worker(db, lambda: None, lease_seconds=10.0, heartbeat_seconds=0.2).run_once()
         with db.tx() as s:
             row = s.get(OperationRow, op)

@@ -19,6 +19,7 @@ def store(tmp_path: Path) -> BlobStore:
 
 # -- split_gs --------------------------------------------------------------------------------------
 
+
 def test_split_gs() -> None:
     assert split_gs("gs://b/a/c.csv") == ("b", "a/c.csv")
     assert split_gs("gs://b") == ("b", "")
@@ -32,6 +33,7 @@ def test_split_gs_rejects_non_gs(uri: str) -> None:
 
 
 # -- mapped and unmapped buckets -------------------------------------------------------------------
+
 
 def test_mapped_bucket_reads_and_writes(store: BlobStore, tmp_path: Path) -> None:
     store.write_text("gs://b/dir/sub/hello.txt", "héllo")
@@ -74,17 +76,21 @@ def test_utf8_bom_is_stripped(store: BlobStore, tmp_path: Path) -> None:
 
 # -- escaping the bucket ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("uri", [
-    "gs://b/../secret.txt",
-    "gs://b/dir/../../secret.txt",
-    "gs://b/dir/..",
-    "gs://b/..",
-    "gs://b//etc/passwd",
-    "gs://b//secret.txt",
-    "gs://b/a\\..\\..\\secret.txt",
-    "gs://b/a\x00b",
-    "gs://other/../b/x",
-])
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "gs://b/../secret.txt",
+        "gs://b/dir/../../secret.txt",
+        "gs://b/dir/..",
+        "gs://b/..",
+        "gs://b//etc/passwd",
+        "gs://b//secret.txt",
+        "gs://b/a\\..\\..\\secret.txt",
+        "gs://b/a\x00b",
+        "gs://other/../b/x",
+    ],
+)
 def test_paths_outside_the_bucket_are_refused(store: BlobStore, tmp_path: Path, uri: str) -> None:
     (tmp_path / "secret.txt").write_text("top secret")
     with pytest.raises(PermissionDenied):
@@ -145,6 +151,7 @@ def test_bucket_root_reached_through_a_symlink_works(tmp_path: Path) -> None:
 
 # -- errors ----------------------------------------------------------------------------------------
 
+
 def test_missing_object_is_not_found_naming_the_uri(store: BlobStore) -> None:
     with pytest.raises(NotFound) as info:
         store.read_bytes("gs://b/missing/file.csv")
@@ -181,6 +188,7 @@ def test_non_utf8_is_invalid_argument(store: BlobStore, tmp_path: Path) -> None:
 
 
 # -- wildcards -------------------------------------------------------------------------------------
+
 
 def test_expand_wildcard_returns_sorted_gs_uris(store: BlobStore, tmp_path: Path) -> None:
     d = tmp_path / "bucket" / "dir"

@@ -31,12 +31,21 @@ WORDS = {"1": "goal match team score league", "2": "chip software code computer 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real mobile-low-latency-1 text model's folder."""
-    examples = [StoredExample(f"{WORDS[spec]} story {i}", "TEST" if i % 4 == 0 else "TRAIN", [spec])
-                for i in range(24) for spec in WORDS]
+    examples = [
+        StoredExample(f"{WORDS[spec]} story {i}", "TEST" if i % 4 == 0 else "TRAIN", [spec])
+        for i in range(24)
+        for spec in WORDS
+    ]
     out = tmp_path_factory.mktemp("model") / "TCN7"
-    get_problem("text_classification").train(examples, [("1", "sport"), ("2", "tech")], {"classificationType": "MULTICLASS"},
-                                             deadline=Deadline(60), out_dir=out, progress=lambda p: None,
-                                             model_type="mobile-low-latency-1")
+    get_problem("text_classification").train(
+        examples,
+        [("1", "sport"), ("2", "tech")],
+        {"classificationType": "MULTICLASS"},
+        deadline=Deadline(60),
+        out_dir=out,
+        progress=lambda p: None,
+        model_type="mobile-low-latency-1",
+    )
     return out
 
 
@@ -46,9 +55,24 @@ def sv(tmp_path: Path, trained: Path) -> Iterator[Services]:
     services.db.migrate()
     now = utcnow()
     with services.db.tx() as s:
-        s.add(ModelRow(id="TCN7", project="p", location="us-central1", display_name="m", dataset_id="TCN1",
-                       problem_type="text_classification", problem_metadata={}, labels={}, etag=new_etag("TCN7", now),
-                       deployment_state="UNDEPLOYED", create_time=now, update_time=now, artifact_dir=str(trained), seq=7))
+        s.add(
+            ModelRow(
+                id="TCN7",
+                project="p",
+                location="us-central1",
+                display_name="m",
+                dataset_id="TCN1",
+                problem_type="text_classification",
+                problem_metadata={},
+                labels={},
+                etag=new_etag("TCN7", now),
+                deployment_state="UNDEPLOYED",
+                create_time=now,
+                update_time=now,
+                artifact_dir=str(trained),
+                seq=7,
+            )
+        )
     yield services
     services.deployment.wait_idle()
     services.db.dispose()
@@ -105,7 +129,9 @@ def test_undeploy_while_loading_cancels_the_deploy(sv: Services) -> None:
     assert state(sv) == "UNDEPLOYED"
 
 
-def test_files_that_do_not_load_fail_the_operation_and_change_nothing(sv: Services, tmp_path: Path, trained: Path) -> None:
+def test_files_that_do_not_load_fail_the_operation_and_change_nothing(
+    sv: Services, tmp_path: Path, trained: Path
+) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model.json").write_text((trained / "model.json").read_text())
@@ -142,8 +168,17 @@ def test_a_deploy_whose_server_was_lost_is_finished_by_a_worker(sv: Services) ->
     claimed = queue.claim(sv.db, "worker", 30.0, kinds={"deploy_model"})
     assert claimed is not None and claimed.attempt == 2
     worker = Services(sv.settings)  # the worker's own process: its own cache, the same database
-    ctx = JobContext(db=worker.db, op_id=claimed.id, kind=claimed.kind, request=claimed.request, owner="worker",
-                     attempt=claimed.attempt, project="p", location="us-central1", services=worker)
+    ctx = JobContext(
+        db=worker.db,
+        op_id=claimed.id,
+        kind=claimed.kind,
+        request=claimed.request,
+        owner="worker",
+        attempt=claimed.attempt,
+        project="p",
+        location="us-central1",
+        services=worker,
+    )
     assert queue.complete(worker.db, claimed.id, "worker", claimed.attempt, deploy_model(ctx), [])
     worker.db.dispose()
     assert op_row(sv, view.name).state == JobState.SUCCEEDED and state(sv) == "DEPLOYED"

@@ -36,23 +36,35 @@ def test_folded_calibration_maps_every_score_and_keeps_the_boxes() -> None:
     logit = torch.logit(before[:, :2].double())
     assert torch.allclose(after[:, :2].double(), torch.sigmoid(1.7 * logit + 0.4), atol=1e-5)
     assert torch.equal(after[:, 2:], before[:, 2:])  # sizes and offsets
-    boxes = lambda out: [[(k, b) for k, _, b in image] for image in decode(out.numpy(), 2, 0.0, 100)]  # noqa: E731
+    boxes = lambda out: [[(k, b) for k, _, b in image] for image in decode(out.numpy(), 2, 0.0, 100)]
     assert boxes(after) == boxes(before)  # same peaks, same order
 
 
 def test_matches_pairs_each_label_separately() -> None:
     truth = [Box(0, 0, (0.1, 0.1, 0.5, 0.5)), Box(0, 1, (0.1, 0.1, 0.5, 0.5))]
-    preds = [Box(0, 0, (0.1, 0.1, 0.5, 0.5), 0.9), Box(0, 0, (0.1, 0.1, 0.5, 0.52), 0.8),
-             Box(0, 1, (0.6, 0.6, 0.9, 0.9), 0.7)]
+    preds = [
+        Box(0, 0, (0.1, 0.1, 0.5, 0.5), 0.9),
+        Box(0, 0, (0.1, 0.1, 0.5, 0.52), 0.8),
+        Box(0, 1, (0.6, 0.6, 0.9, 0.9), 0.7),
+    ]
     scores, hits = matches(truth, preds)
     assert sorted(zip(scores.tolist(), hits.tolist())) == [(0.7, False), (0.8, False), (0.9, True)]
 
 
 def _loop(validate, deadline_s: float) -> tuple[str, int]:
     model = torch.nn.Linear(2, 1)
-    result = train_epochs(model, n=4, batch_size=4, max_epochs=100, patience=3, rng=np.random.default_rng(0),
-                          step=lambda idx, scale: time.sleep(0.1), validate=validate, start_epoch=lambda: None,
-                          deadline=Deadline(deadline_s))
+    result = train_epochs(
+        model,
+        n=4,
+        batch_size=4,
+        max_epochs=100,
+        patience=3,
+        rng=np.random.default_rng(0),
+        step=lambda idx, scale: time.sleep(0.1),
+        validate=validate,
+        start_epoch=lambda: None,
+        deadline=Deadline(deadline_s),
+    )
     return result.stop_reason, result.epochs
 
 

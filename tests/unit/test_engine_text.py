@@ -7,8 +7,15 @@ import pytest
 
 from automill.core.deadline import Deadline
 from automill.core.errors import InvalidArgument
-from automill.engine.text import (BUDGET_REACHED, MODEL_CONVERGED, _fits, _greedy_ensemble, _held_back, fit_text,
-                                  validation_loss)
+from automill.engine.text import (
+    BUDGET_REACHED,
+    MODEL_CONVERGED,
+    _fits,
+    _greedy_ensemble,
+    _held_back,
+    fit_text,
+    validation_loss,
+)
 
 WORDS = {0: "goal match team striker", 1: "chip code software laptop", 2: "bread soup pizza salad"}
 
@@ -54,9 +61,11 @@ def test_resumed_search_keeps_base_history_and_skips_tried_configs() -> None:
     texts, Y = data(300, 0)
     vt, vY = data(60, 1)
     base = fit_text("multiclass", texts, Y, vt, vY, deadline=Deadline(60), model_type="mobile-low-latency-1")
-    again = fit_text("multiclass", texts, Y, vt, vY, deadline=Deadline(60), model_type="mobile-low-latency-1", base=base)
+    again = fit_text(
+        "multiclass", texts, Y, vt, vY, deadline=Deadline(60), model_type="mobile-low-latency-1", base=base
+    )
     assert again.trials[: len(base.trials)] == base.trials
-    tried = [t["config"] for t in again.trials[len(base.trials):]]
+    tried = [t["config"] for t in again.trials[len(base.trials) :]]
     assert all(c in [m.config for m in base.model.members] for c in tried)  # only the base members are refit
 
 
@@ -80,7 +89,7 @@ def test_high_accuracy_reaches_fine_tuning_after_the_cheap_families_stall() -> N
     result = fit_text("multiclass", texts, Y, vt, vY, deadline=Deadline(120), model_type="mobile-high-accuracy-1")
     families = [t["family"] for t in result.trials]
     assert "minilm_finetune" in families, families
-    cheap = families[:families.index("minilm_finetune")]
+    cheap = families[: families.index("minilm_finetune")]
     assert set(cheap) <= {"tfidf_linear", "minilm_linear"}
     tune = result.trials[families.index("minilm_finetune")]
     assert 0 < tune["steps"] <= tune["schedule_steps"], tune  # how far the deadline let it go, for diagnosis
@@ -101,8 +110,12 @@ def test_a_fine_tune_holds_back_only_what_the_refits_cost() -> None:
     assert _held_back("minilm_finetune", slow, "multiclass", Y, 4, 1.5, 600.0, 0.2) == pytest.approx(120)
     # A refit that would not fit in what is left (an earlier fine-tune's: 1.2 x 1.5 x 100 s = 180 s)
     # is skipped after the search, so a second fine-tune gets that time.
-    assert _held_back("minilm_finetune", slow, "multiclass", Y, 4, 1.5, 600.0, 0.2, remaining=170.0) == pytest.approx(12)
-    assert _held_back("minilm_finetune", slow, "multiclass", Y, 4, 1.5, 600.0, 0.2, remaining=190.0) == pytest.approx(120)
+    assert _held_back("minilm_finetune", slow, "multiclass", Y, 4, 1.5, 600.0, 0.2, remaining=170.0) == pytest.approx(
+        12
+    )
+    assert _held_back("minilm_finetune", slow, "multiclass", Y, 4, 1.5, 600.0, 0.2, remaining=190.0) == pytest.approx(
+        120
+    )
     # Members refitted already (before the fine-tune) cost nothing more.
     assert _held_back("minilm_finetune", fitted, "multiclass", Y, 4, 1.5, 600.0, 0.2, refit={0}) == pytest.approx(12)
     # Nothing to refit (no VALIDATE rows to add): only the scoring margin is held back.

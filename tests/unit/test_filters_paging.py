@@ -16,6 +16,7 @@ FIELDS = {"image_classification_dataset_metadata", "annotation_spec_id", "displa
 
 # -- parsing ---------------------------------------------------------------------------------------
 
+
 def test_empty_and_none_filters_have_no_terms() -> None:
     assert parse_filter(None, FIELDS) == []
     assert parse_filter("", FIELDS) == []
@@ -24,7 +25,8 @@ def test_empty_and_none_filters_have_no_terms() -> None:
 
 def test_existence_terms() -> None:
     assert parse_filter("image_classification_dataset_metadata:*", FIELDS) == [
-        Term("exists", "image_classification_dataset_metadata")]
+        Term("exists", "image_classification_dataset_metadata")
+    ]
     assert parse_filter("NOT annotation_spec_id:*", FIELDS) == [Term("exists", "annotation_spec_id", negate=True)]
     assert parse_filter("-x:*", FIELDS) == [Term("exists", "x", negate=True)]
     assert parse_filter("x : *", FIELDS) == [Term("exists", "x")]
@@ -44,12 +46,17 @@ def test_regex_term() -> None:
 
 
 def test_and_and_space_joined_terms() -> None:
-    expected = [Term("eq", "dataset_id", "5"), Term("exists", "annotation_spec_id", negate=True),
-                Term("regex", "display_name", "^A")]
+    expected = [
+        Term("eq", "dataset_id", "5"),
+        Term("exists", "annotation_spec_id", negate=True),
+        Term("regex", "display_name", "^A"),
+    ]
     assert parse_filter('dataset_id=5 AND NOT annotation_spec_id:* AND regex(display_name, "^A")', FIELDS) == expected
     assert parse_filter('dataset_id=5 NOT annotation_spec_id:* regex(display_name, "^A")', FIELDS) == expected
     assert parse_filter('display_name="a b" dataset_id=7', FIELDS) == [
-        Term("eq", "display_name", "a b"), Term("eq", "dataset_id", "7")]
+        Term("eq", "display_name", "a b"),
+        Term("eq", "dataset_id", "7"),
+    ]
 
 
 @pytest.mark.parametrize("text", ['"done=true"', "'done=true'", '  "done=true"  ', '" done=true "'])
@@ -57,17 +64,20 @@ def test_filter_wrapped_in_quotes(text: str) -> None:
     assert parse_filter(text, FIELDS) == [Term("eq", "done", "true")]
 
 
-@pytest.mark.parametrize("text", [
-    "display_name",                   # no operator
-    "display_name=",                  # no value
-    "=5",                             # no field
-    "x:* AND AND dataset_id=5",       # doubled AND
-    'regex(display_name, "^A"',       # unclosed regex(
-    'regex(display_name, "(")',       # bad regular expression
-    'display_name="unterminated',     # unterminated quote
-    "dataset_id=5 OR dataset_id=6",   # OR is not in the grammar
-    "x:* & dataset_id=5",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "display_name",  # no operator
+        "display_name=",  # no value
+        "=5",  # no field
+        "x:* AND AND dataset_id=5",  # doubled AND
+        'regex(display_name, "^A"',  # unclosed regex(
+        'regex(display_name, "(")',  # bad regular expression
+        'display_name="unterminated',  # unterminated quote
+        "dataset_id=5 OR dataset_id=6",  # OR is not in the grammar
+        "x:* & dataset_id=5",
+    ],
+)
 def test_bad_syntax_raises_invalid_argument(text: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         parse_filter(text, FIELDS)
@@ -75,8 +85,9 @@ def test_bad_syntax_raises_invalid_argument(text: str) -> None:
     assert info.value.code == 3
 
 
-@pytest.mark.parametrize("text", ["unknown_field=1", "NOT unknown_field:*", 'regex(unknown_field, "a")',
-                                  "dataset_id=5 AND unknown_field:*"])
+@pytest.mark.parametrize(
+    "text", ["unknown_field=1", "NOT unknown_field:*", 'regex(unknown_field, "a")', "dataset_id=5 AND unknown_field:*"]
+)
 def test_unknown_field_raises_invalid_argument(text: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         parse_filter(text, FIELDS)
@@ -86,12 +97,17 @@ def test_unknown_field_raises_invalid_argument(text: str) -> None:
 
 # -- matching --------------------------------------------------------------------------------------
 
+
 def test_existence_matching() -> None:
     has = parse_filter("annotation_spec_id:*", FIELDS)
     has_not = parse_filter("NOT annotation_spec_id:*", FIELDS)
     dash = parse_filter("-annotation_spec_id:*", FIELDS)
-    for record, present in [({"annotation_spec_id": "123"}, True), ({"annotation_spec_id": ""}, False),
-                            ({"annotation_spec_id": None}, False), ({}, False)]:
+    for record, present in [
+        ({"annotation_spec_id": "123"}, True),
+        ({"annotation_spec_id": ""}, False),
+        ({"annotation_spec_id": None}, False),
+        ({}, False),
+    ]:
         assert matches(has, record) is present
         assert matches(has_not, record) is (not present)
         assert matches(dash, record) is (not present)
@@ -148,6 +164,7 @@ def test_all_terms_must_match() -> None:
 
 # -- paging ----------------------------------------------------------------------------------------
 
+
 def test_page_size_defaults_and_caps() -> None:
     assert paging.page_size(None) == paging.DEFAULT_PAGE_SIZE == 50
     assert paging.page_size(0) == 50
@@ -181,23 +198,26 @@ def _raw_token(payload: str) -> str:
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("token", [
-    "garbage!!",
-    "not-a-token",
-    "%%%",
-    "YQ",                                              # "a"
-    _raw_token("[1, 2]"),
-    _raw_token('"a string"'),
-    _raw_token("5"),
-    _raw_token('{"a": 1}'),                            # no scope
-    _raw_token('{"s": "s"}'),                          # no position
-    _raw_token('{"a": "x", "s": "s"}'),
-    _raw_token('{"a": null, "s": "s"}'),
-    _raw_token('{"a": NaN, "s": "s"}'),
-    _raw_token('{"a": Infinity, "s": "s"}'),
-    _raw_token('{"a": 1e400, "s": "s"}'),
-    base64.urlsafe_b64encode(b"\xff\xfe\x00garbage").decode().rstrip("="),
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage!!",
+        "not-a-token",
+        "%%%",
+        "YQ",  # "a"
+        _raw_token("[1, 2]"),
+        _raw_token('"a string"'),
+        _raw_token("5"),
+        _raw_token('{"a": 1}'),  # no scope
+        _raw_token('{"s": "s"}'),  # no position
+        _raw_token('{"a": "x", "s": "s"}'),
+        _raw_token('{"a": null, "s": "s"}'),
+        _raw_token('{"a": NaN, "s": "s"}'),
+        _raw_token('{"a": Infinity, "s": "s"}'),
+        _raw_token('{"a": 1e400, "s": "s"}'),
+        base64.urlsafe_b64encode(b"\xff\xfe\x00garbage").decode().rstrip("="),
+    ],
+)
 def test_garbage_token_raises_invalid_argument(token: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         paging.decode_token(token, "s")

@@ -52,20 +52,28 @@ def test_decompression_bomb_is_refused() -> None:
 
 def test_parse_csv_rows(tmp_path: Path) -> None:
     store = MediaStore(tmp_path)
-    files = {"gs://b/a.png": encode("PNG"), "gs://b/b.jpg": encode("JPEG"), "gs://b/bad.jpg": b"nope",
-             "gs://b/a_again.png": encode("PNG")}
+    files = {
+        "gs://b/a.png": encode("PNG"),
+        "gs://b/b.jpg": encode("JPEG"),
+        "gs://b/bad.jpg": b"nope",
+        "gs://b/a_again.png": encode("PNG"),
+    }
 
     def read_bytes(uri: str, max_bytes: int | None = None) -> bytes:
         if uri not in files:
             raise NotFound(f"{uri} not found")
         return files[uri]
 
-    csv_text = ("TRAIN,gs://b/a.png,cat\nTEST,gs://b/b.jpg,dog\nTRAIN,gs://b/bad.jpg,cat\nTRAIN,gs://b/gone.jpg,cat\n"
-                "TRAIN,gs://b/a_again.png,cat\nTRAIN,not-a-path,cat\nTRAIN,gs://b/b.jpg,bad label\nVALIDATE,gs://b/a.png,dog\n")
+    csv_text = (
+        "TRAIN,gs://b/a.png,cat\nTEST,gs://b/b.jpg,dog\nTRAIN,gs://b/bad.jpg,cat\nTRAIN,gs://b/gone.jpg,cat\n"
+        "TRAIN,gs://b/a_again.png,cat\nTRAIN,not-a-path,cat\nTRAIN,gs://b/b.jpg,bad label\nVALIDATE,gs://b/a.png,dog\n"
+    )
     result = parse_image_csv(csv_text, uri="gs://b/i.csv", read_bytes=read_bytes, put_media=store.put, multilabel=False)
     assert result.rows == 8
     assert [(e.ml_use, e.labels, e.source_uri) for e in result.examples] == [
-        ("TRAIN", ("cat",), "gs://b/a.png"), ("TEST", ("dog",), "gs://b/b.jpg")]
+        ("TRAIN", ("cat",), "gs://b/a.png"),
+        ("TEST", ("dog",), "gs://b/b.jpg"),
+    ]
     messages = [f.message for f in result.failures]
     assert [f.row for f in result.failures] == [3, 4, 6, 7, 8]
     assert "gs://b/bad.jpg: not a readable image" in messages[0] and "gs://b/gone.jpg not found" in messages[1]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from automill.core.deadline import BudgetExhausted, Deadline
-from automill.engine.image import fit_image, image_preset
 from automill.core.errors import InvalidArgument
+from automill.engine.image import fit_image, image_preset
 from automill.learners.efficientnet import HEAD_ONLY, EfficientNetClassifier
 
 
@@ -32,7 +32,9 @@ def load(items: list[np.ndarray], size: int) -> np.ndarray:
 def test_head_only_learns_and_converges() -> None:
     X, Y = toy(40, 0)
     V, VY = toy(20, 1)
-    m = EfficientNetClassifier(size=64, cut=HEAD_ONLY, max_epochs=6, lr=3e-3).fit(load, X, Y, V, VY, deadline=Deadline(120))
+    m = EfficientNetClassifier(size=64, cut=HEAD_ONLY, max_epochs=6, lr=3e-3).fit(
+        load, X, Y, V, VY, deadline=Deadline(120)
+    )
     assert m.stop_reason_ == "MODEL_CONVERGED" and 1 <= m.epochs_ <= 6
     T, TY = toy(20, 2)
     assert (m.predict_proba(load(T, 64)).argmax(1) == TY.argmax(1)).mean() >= 0.9
@@ -43,8 +45,17 @@ def test_fine_tune_top_block_and_resume() -> None:
     V, VY = toy(20, 1)
     first = fit_image("multiclass", load, X, Y, V, VY, deadline=Deadline(120), model_type="mobile-versatile-1")
     assert first.model.cut == 15 and first.info["epochs"] >= 1
-    resumed = fit_image("multiclass", load, X, Y, V, VY, deadline=Deadline(120), model_type="mobile-versatile-1",
-                        base_state=first.model.state_dict())
+    resumed = fit_image(
+        "multiclass",
+        load,
+        X,
+        Y,
+        V,
+        VY,
+        deadline=Deadline(120),
+        model_type="mobile-versatile-1",
+        base_state=first.model.state_dict(),
+    )
     T, TY = toy(20, 2)
     P = resumed.model.predict_proba(load(T, 224))
     assert (P.argmax(1) == TY.argmax(1)).mean() >= 0.9
@@ -56,7 +67,8 @@ def test_budget_stops() -> None:
     with pytest.raises(BudgetExhausted):
         EfficientNetClassifier(size=64, cut=HEAD_ONLY).fit(load, X, Y, V, VY, deadline=Deadline(0.0))
     m = EfficientNetClassifier(size=64, cut=HEAD_ONLY, max_epochs=10_000, patience=10_000).fit(
-        load, X, Y, V, VY, deadline=Deadline(15))
+        load, X, Y, V, VY, deadline=Deadline(15)
+    )
     assert m.stop_reason_ == "BUDGET_REACHED"
 
 
@@ -72,7 +84,8 @@ def test_multilabel_head() -> None:
     V, VY = toy(20, 1)
     VY = np.hstack([VY, np.ones((len(VY), 1))])
     m = EfficientNetClassifier(size=64, cut=HEAD_ONLY, max_epochs=8, lr=3e-3, multilabel=True).fit(
-        load, X, Y, V, VY, deadline=Deadline(120))
+        load, X, Y, V, VY, deadline=Deadline(120)
+    )
     P = m.predict_proba(load(V, 64))
     assert P.shape == (20, 3) and (P[:, 2] > 0.5).all()  # sigmoid scores, not a softmax
     assert ((P[:, :2] > 0.5) == (VY[:, :2] > 0.5)).mean() >= 0.9

@@ -31,8 +31,16 @@ def db(tmp_path: Path) -> Iterator[Database]:
 
 def enqueue(db: Database, *, kind: str = "k", max_attempts: int = 2) -> str:
     with db.tx() as s:
-        row = new_operation(s, project="p", location="l", prefix="TCN", kind=kind,
-                            details_key="importDataDetails", works_on="x", max_attempts=max_attempts)
+        row = new_operation(
+            s,
+            project="p",
+            location="l",
+            prefix="TCN",
+            kind=kind,
+            details_key="importDataDetails",
+            works_on="x",
+            max_attempts=max_attempts,
+        )
         return row.id
 
 
@@ -60,13 +68,26 @@ def dataset_count(db: Database) -> int:
 
 
 def add_dataset(s: Any, ds_id: str = "TCN1") -> None:
-    s.add(DatasetRow(id=ds_id, project="p", location="l", display_name="d", description="",
-                     problem_type="text_classification", problem_metadata={}, labels={}, etag="e",
-                     create_time=utcnow(), seq=1))
+    s.add(
+        DatasetRow(
+            id=ds_id,
+            project="p",
+            location="l",
+            display_name="d",
+            description="",
+            problem_type="text_classification",
+            problem_metadata={},
+            labels={},
+            etag="e",
+            create_time=utcnow(),
+            seq=1,
+        )
+    )
     s.flush()
 
 
 # -- states ----------------------------------------------------------------------------------------
+
 
 def test_job_states() -> None:
     assert not JobState.QUEUED.done and not JobState.RUNNING.done
@@ -83,6 +104,7 @@ def test_new_operation_is_queued(db: Database) -> None:
 
 
 # -- claim -----------------------------------------------------------------------------------------
+
 
 def test_claim_takes_the_oldest_queued(db: Database) -> None:
     first, second, third = enqueue(db), enqueue(db), enqueue(db)
@@ -127,6 +149,7 @@ def test_claim_skips_cancelled_and_finished(db: Database) -> None:
 
 
 # -- heartbeat and cancel --------------------------------------------------------------------------
+
 
 def test_heartbeat_renews_the_lease(db: Database) -> None:
     op = enqueue(db)
@@ -173,6 +196,7 @@ def test_request_cancel_on_finished_does_nothing(db: Database) -> None:
 
 # -- complete --------------------------------------------------------------------------------------
 
+
 def test_complete_commits_side_effect_and_result(db: Database) -> None:
     op = enqueue(db)
     row = claimed(db)
@@ -185,9 +209,14 @@ def test_complete_commits_side_effect_and_result(db: Database) -> None:
         return {"name": "projects/p/locations/l/datasets/TCN1"}
 
     failures = [{"code": 3, "message": f"row {i} is bad"} for i in range(30)]
-    ok = queue.complete(db, op, OWNER, row.attempt,
-                        JobResult(result_type="Dataset", result={"ignored": True}, commit=commit,
-                                  details={"extra": 1}), failures)
+    ok = queue.complete(
+        db,
+        op,
+        OWNER,
+        row.attempt,
+        JobResult(result_type="Dataset", result={"ignored": True}, commit=commit, details={"extra": 1}),
+        failures,
+    )
     assert ok is True
     assert seen["state"] == JobState.RUNNING
     stored = get(db, op)
@@ -253,6 +282,7 @@ def test_complete_by_someone_else_returns_false(db: Database) -> None:
 
 # -- fail ------------------------------------------------------------------------------------------
 
+
 def test_fail_by_owner(db: Database) -> None:
     op = enqueue(db)
     row = claimed(db)
@@ -285,12 +315,14 @@ def test_fail_without_owner_fails_a_queued_op(db: Database) -> None:
 def test_fail_with_cancelled_state(db: Database) -> None:
     op = enqueue(db)
     row = claimed(db)
-    assert queue.fail(db, op, 1, "Operation cancelled by the caller.", owner=OWNER, attempt=row.attempt,
-                      state=JobState.CANCELLED)
+    assert queue.fail(
+        db, op, 1, "Operation cancelled by the caller.", owner=OWNER, attempt=row.attempt, state=JobState.CANCELLED
+    )
     assert get(db, op).state == JobState.CANCELLED
 
 
 # -- progress --------------------------------------------------------------------------------------
+
 
 def test_set_progress_is_clamped_monotonic_and_owned(db: Database) -> None:
     """A running job shows at most 99 (100 is ``complete``'s), never less than it showed before."""
@@ -330,6 +362,7 @@ def test_job_context_progress_is_monotonic_and_throttled(db: Database, monkeypat
 
 
 # -- sweep -----------------------------------------------------------------------------------------
+
 
 def test_sweep_requeues_then_fails(db: Database) -> None:
     op = enqueue(db, max_attempts=2)

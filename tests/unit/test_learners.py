@@ -21,8 +21,13 @@ Y = np.vstack([np.array([[1, 0]] * 4 + [[0, 1]] * 4, dtype=float)] * 6)
 LEARNERS = [
     pytest.param(lambda **kw: TfidfLinearClassifier(char_ngrams=(2, 4), **kw), id="tfidf_linear"),
     pytest.param(lambda **kw: EmbeddingLinearClassifier(**kw), id="minilm_linear"),
-    pytest.param(lambda **kw: MiniLMFineTuneClassifier(epochs=3, lr=1e-4, min_steps=2, batch_size=16, pooling="mean", head_lr=1e-3, dropout=0.0, **kw),
-                 id="minilm_finetune", marks=pytest.mark.slow),
+    pytest.param(
+        lambda **kw: MiniLMFineTuneClassifier(
+            epochs=3, lr=1e-4, min_steps=2, batch_size=16, pooling="mean", head_lr=1e-3, dropout=0.0, **kw
+        ),
+        id="minilm_finetune",
+        marks=pytest.mark.slow,
+    ),
 ]
 
 
@@ -58,8 +63,17 @@ def test_learner_respects_an_expired_deadline(make) -> None:
 
 def test_finetune_caching_frozen_layers_is_exact(monkeypatch) -> None:
     """Frozen layers' output computed once per text trains the same weights as the full forward pass."""
-    kw = dict(epochs=2, lr=1e-4, min_steps=2, batch_size=16, pooling="mean", head_lr=1e-3, dropout=0.0, freeze_layers=2,
-              bf16=False)
+    kw = {
+        "epochs": 2,
+        "lr": 1e-4,
+        "min_steps": 2,
+        "batch_size": 16,
+        "pooling": "mean",
+        "head_lr": 1e-3,
+        "dropout": 0.0,
+        "freeze_layers": 2,
+        "bf16": False,
+    }
     cached = MiniLMFineTuneClassifier(**kw)
     assert cached._caches()
     cached.fit(TEXTS, Y)
@@ -71,8 +85,16 @@ def test_finetune_caching_frozen_layers_is_exact(monkeypatch) -> None:
 
 def test_finetune_frozen_states_are_computed_lazily_within_the_memory_limit(monkeypatch) -> None:
     """No up-front pass over the training texts, and no more kept than the limit allows, with the same result."""
-    kw = dict(lr=1e-4, min_steps=2, batch_size=8, pooling="mean", head_lr=1e-3, dropout=0.0, freeze_layers=2,
-              bf16=False)
+    kw = {
+        "lr": 1e-4,
+        "min_steps": 2,
+        "batch_size": 8,
+        "pooling": "mean",
+        "head_lr": 1e-3,
+        "dropout": 0.0,
+        "freeze_layers": 2,
+        "bf16": False,
+    }
     seen: list[int] = []
     kept: list[int] = []
     real = _FrozenStates.batch
@@ -105,7 +127,16 @@ def test_finetune_in_bfloat16_trains_float32_weights_that_predict_like_float32_t
     from automill.learners import minilm
 
     assert isinstance(minilm.bf16_faster(), bool)
-    kw = dict(epochs=3, lr=1e-4, min_steps=2, batch_size=16, pooling="mean", head_lr=1e-3, dropout=0.0, freeze_layers=2)
+    kw = {
+        "epochs": 3,
+        "lr": 1e-4,
+        "min_steps": 2,
+        "batch_size": 16,
+        "pooling": "mean",
+        "head_lr": 1e-3,
+        "dropout": 0.0,
+        "freeze_layers": 2,
+    }
     bf = MiniLMFineTuneClassifier(**kw, bf16=True).fit(TEXTS, Y)
     fp = MiniLMFineTuneClassifier(**kw, bf16=False).fit(TEXTS, Y)
     assert bf.bf16_ is True and fp.bf16_ is False and bf.steps_ == fp.steps_ == 9

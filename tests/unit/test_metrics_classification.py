@@ -15,7 +15,7 @@ from automill.metrics.classification import (
 )
 
 M = automl_v1.ClassificationEvaluationMetrics
-approx = lambda x: pytest.approx(x, rel=1e-6, abs=1e-6)  # noqa: E731  (proto floats are float32)
+approx = lambda x: pytest.approx(x, rel=1e-6, abs=1e-6)
 
 # 4 examples, 3 classes (multiclass); example 2 is misclassified as class 0.
 Y = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]])
@@ -60,9 +60,33 @@ def _assert_no_nan(m):
 
 
 def test_thresholds_are_the_24_documented_values():
-    expected = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55,
-                0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99)
-    assert THRESHOLDS == expected
+    expected = (
+        0.0,
+        0.05,
+        0.1,
+        0.15,
+        0.2,
+        0.25,
+        0.3,
+        0.35,
+        0.4,
+        0.45,
+        0.5,
+        0.55,
+        0.6,
+        0.65,
+        0.7,
+        0.75,
+        0.8,
+        0.85,
+        0.9,
+        0.95,
+        0.96,
+        0.97,
+        0.98,
+        0.99,
+    )
+    assert expected == THRESHOLDS
     m = _metrics()
     assert [round(e.confidence_threshold, 2) for e in m.confidence_metrics_entry] == list(expected)
     assert all(e.position_threshold == 2147483647 for e in m.confidence_metrics_entry)

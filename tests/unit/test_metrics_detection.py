@@ -24,8 +24,14 @@ def scene(seed: int) -> tuple[list[Box], list[Box]]:
                 jitter = rng.normal(0, 0.03, 4)
                 b = np.clip(np.array([x0, y0, x0 + w, y0 + h]) + jitter, 0, 1)
                 if b[2] > b[0] and b[3] > b[1]:
-                    preds.append(Box(image, label if rng.random() > 0.1 else int(rng.integers(0, 3)),
-                                     tuple(b), float(rng.random())))
+                    preds.append(
+                        Box(
+                            image,
+                            label if rng.random() > 0.1 else int(rng.integers(0, 3)),
+                            tuple(b),
+                            float(rng.random()),
+                        )
+                    )
         for _ in range(rng.integers(0, 3)):  # false positives
             x0, y0 = rng.uniform(0, 0.8, 2)
             preds.append(Box(image, int(rng.integers(0, 3)), (x0, y0, x0 + 0.1, y0 + 0.1), float(rng.random())))
@@ -42,14 +48,26 @@ def coco_stats(truth: list[Box], preds: list[Box]) -> np.ndarray:
         return [b[0] * S, b[1] * S, (b[2] - b[0]) * S, (b[3] - b[1]) * S]
 
     gt = COCO()
-    gt.dataset = {"images": [{"id": i, "width": S, "height": S} for i in range(30)],
-                  "categories": [{"id": c} for c in range(3)],
-                  "annotations": [{"id": n + 1, "image_id": t.image, "category_id": t.label, "bbox": xywh(t.box),
-                                   "area": xywh(t.box)[2] * xywh(t.box)[3], "iscrowd": 0} for n, t in enumerate(truth)]}
+    gt.dataset = {
+        "images": [{"id": i, "width": S, "height": S} for i in range(30)],
+        "categories": [{"id": c} for c in range(3)],
+        "annotations": [
+            {
+                "id": n + 1,
+                "image_id": t.image,
+                "category_id": t.label,
+                "bbox": xywh(t.box),
+                "area": xywh(t.box)[2] * xywh(t.box)[3],
+                "iscrowd": 0,
+            }
+            for n, t in enumerate(truth)
+        ],
+    }
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
-        dt = gt.loadRes([{"image_id": p.image, "category_id": p.label, "bbox": xywh(p.box), "score": p.score}
-                         for p in preds])
+        dt = gt.loadRes(
+            [{"image_id": p.image, "category_id": p.label, "bbox": xywh(p.box), "score": p.score} for p in preds]
+        )
         ev = COCOeval(gt, dt, "bbox")
         ev.evaluate()
         ev.accumulate()

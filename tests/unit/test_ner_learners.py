@@ -83,9 +83,11 @@ def test_minilm_tagger_long_documents_are_windowed() -> None:
 def test_minilm_tagger_resumes_from_a_base() -> None:
     texts, spans = corpus(48)
     base = MiniLMTokenClassifier(epochs=6, lr=3e-4, batch_size=8, min_steps=2).fit(
-        texts, spans, deadline=Deadline(120), valid=corpus(12))
+        texts, spans, deadline=Deadline(120), valid=corpus(12)
+    )
     resumed = MiniLMTokenClassifier(epochs=1, lr=1e-5, batch_size=8, min_steps=2).fit(
-        texts[:8], spans[:8], deadline=Deadline(120), valid=corpus(12), init=base)
+        texts[:8], spans[:8], deadline=Deadline(120), valid=corpus(12), init=base
+    )
     assert resumed.labels_ == base.labels_
     assert resumed.history_[0]["valid_f1"] >= base.valid_f1_ - 0.05  # starts where the base ended
 
@@ -96,11 +98,19 @@ def test_engine_versatile_tries_both_and_keeps_the_better() -> None:
     assert [t["family"] for t in result.trials] == ["spacy_ner", "minilm_ner"]
     best = max(result.trials, key=lambda t: t.get("valid_f1", -1))
     assert result.learner.family == best["family"] and result.model_type == "mobile-versatile-1"
-    low = fit_extraction(texts, spans, corpus(10)[0], corpus(10)[1], deadline=Deadline(30),
-                         model_type="mobile-low-latency-1")
+    low = fit_extraction(
+        texts, spans, corpus(10)[0], corpus(10)[1], deadline=Deadline(30), model_type="mobile-low-latency-1"
+    )
     assert [t["family"] for t in low.trials] == ["spacy_ner"]
-    resumed = fit_extraction(texts, spans, corpus(10)[0], corpus(10)[1], deadline=Deadline(30),
-                             model_type="mobile-low-latency-1", base=low.learner)
+    resumed = fit_extraction(
+        texts,
+        spans,
+        corpus(10)[0],
+        corpus(10)[1],
+        deadline=Deadline(30),
+        model_type="mobile-low-latency-1",
+        base=low.learner,
+    )
     assert resumed.learner.family == "spacy_ner" and low.learner.valid_f1_ > 0
     assert resumed.learner.history_[0]["valid_f1"] >= low.learner.valid_f1_ - 0.05  # starts where the base ended
 
@@ -118,8 +128,12 @@ def test_minilm_tagger_decodes_only_valid_bio_sequences() -> None:
 
     tagger = MiniLMTokenClassifier()
     tagger.labels_ = ["LOC", "PER"]  # tags: O, B-LOC, I-LOC, B-PER, I-PER
-    probs = np.array([[0.1, 0.1, 0.6, 0.1, 0.1],  # I-LOC cannot open a sequence
-                      [0.1, 0.1, 0.2, 0.1, 0.5],  # I-PER is only allowed after B-PER
-                      [0.9, 0.025, 0.025, 0.025, 0.025]])
+    probs = np.array(
+        [
+            [0.1, 0.1, 0.6, 0.1, 0.1],  # I-LOC cannot open a sequence
+            [0.1, 0.1, 0.2, 0.1, 0.5],  # I-PER is only allowed after B-PER
+            [0.9, 0.025, 0.025, 0.025, 0.025],
+        ]
+    )
     assert tagger._viterbi(probs).tolist() == [3, 4, 0]
     assert tagger._viterbi(np.array([[0.1, 0.8, 0.04, 0.03, 0.03], [0.1, 0.1, 0.7, 0.05, 0.05]])).tolist() == [1, 2]

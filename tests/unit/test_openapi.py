@@ -18,12 +18,17 @@ def test_every_documented_path_is_served_and_every_route_documented() -> None:
     documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
     for method, path in documented:
         version, _, rest = path.lstrip("/").partition("/")
-        served = [r for r in ROUTES if r.method == method and version in r.versions and r.pattern.match(_concrete(rest))]
+        served = [
+            r for r in ROUTES if r.method == method and version in r.versions and r.pattern.match(_concrete(rest))
+        ]
         assert served, f"{method} {path} is documented but not served"
     for r in ROUTES:
         for version in r.versions:
-            hits = [p for m, p in documented if m == r.method and p.startswith(f"/{version}/")
-                    and r.pattern.match(_concrete(p[len(version) + 2:]))]
+            hits = [
+                p
+                for m, p in documented
+                if m == r.method and p.startswith(f"/{version}/") and r.pattern.match(_concrete(p[len(version) + 2 :]))
+            ]
             assert hits, f"{r.method} {r.pattern.pattern} ({version}) is served but not documented"
 
 
@@ -31,7 +36,8 @@ def test_shapes_come_from_the_descriptors() -> None:
     doc = document()
     create = doc["paths"]["/v1/projects/{project}/locations/{location}/datasets"]["post"]
     assert create["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/google.cloud.automl.v1.Dataset"}
+        "$ref": "#/components/schemas/google.cloud.automl.v1.Dataset"
+    }
     dataset = doc["components"]["schemas"]["google.cloud.automl.v1.Dataset"]["properties"]
     assert dataset["exampleCount"]["format"] == "int32" and dataset["createTime"]["format"] == "date-time"
     meta = doc["components"]["schemas"]["google.cloud.automl.v1.TextClassificationDatasetMetadata"]["properties"]

@@ -17,17 +17,42 @@ from automill.store.tables import ModelRow
 
 def model_row(problem_type: str, metadata: dict) -> ModelRow:
     now = datetime(2026, 1, 2, 3, 4, 5)
-    return ModelRow(id="TCN1", project="p", location="l", display_name="m", dataset_id="TCN2", problem_type=problem_type,
-                    problem_metadata=metadata, labels={}, etag="e", deployment_state="UNDEPLOYED", create_time=now,
-                    update_time=now, artifact_dir="/x", train_budget_milli_node_hours=17, train_cost_milli_node_hours=18,
-                    stop_reason="BUDGET_REACHED", model_type="mobile-high-accuracy-1", base_model_id="", seq=1)
+    return ModelRow(
+        id="TCN1",
+        project="p",
+        location="l",
+        display_name="m",
+        dataset_id="TCN2",
+        problem_type=problem_type,
+        problem_metadata=metadata,
+        labels={},
+        etag="e",
+        deployment_state="UNDEPLOYED",
+        create_time=now,
+        update_time=now,
+        artifact_dir="/x",
+        train_budget_milli_node_hours=17,
+        train_cost_milli_node_hours=18,
+        stop_reason="BUDGET_REACHED",
+        model_type="mobile-high-accuracy-1",
+        base_model_id="",
+        seq=1,
+    )
 
 
 def view(result: dict | None = None, stage: str = "trial 2 of 9: fine-tuning MiniLM") -> OperationView:
-    return OperationView(name="projects/p/locations/l/operations/TCN3", done=result is not None,
-                         details_key="createModelDetails", details={}, create_time="2026-01-02T03:04:05.000Z",
-                         update_time="2026-01-02T03:04:06.000Z", progress_percent=100 if result else 40,
-                         result_type="Model", result=result, stage=stage)
+    return OperationView(
+        name="projects/p/locations/l/operations/TCN3",
+        done=result is not None,
+        details_key="createModelDetails",
+        details={},
+        create_time="2026-01-02T03:04:05.000Z",
+        update_time="2026-01-02T03:04:06.000Z",
+        progress_percent=100 if result else 40,
+        result_type="Model",
+        result=result,
+        stage=stage,
+    )
 
 
 def strict(op: dict) -> None:
@@ -46,10 +71,13 @@ def test_stage_only_for_plain_callers(version: str) -> None:
 
 
 @pytest.mark.parametrize("version", ["v1", "v1beta1"])
-@pytest.mark.parametrize("problem_type,metadata", [
-    ("text_classification", {"classificationType": "MULTICLASS"}),
-    ("image_classification", {"nodeQps": 12.5}),
-])
+@pytest.mark.parametrize(
+    "problem_type,metadata",
+    [
+        ("text_classification", {"classificationType": "MULTICLASS"}),
+        ("image_classification", {"nodeQps": 12.5}),
+    ],
+)
 def test_model_response_is_get_model(version: str, problem_type: str, metadata: dict) -> None:
     row = model_row(problem_type, metadata)
     stored = model_json(row, extensions=True)  # what the CreateModel job stores

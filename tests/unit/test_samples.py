@@ -12,8 +12,13 @@ from automill.core.errors import InvalidArgument, PermissionDenied
 from automill.store.blobs import BUILTIN_BUCKETS, BlobStore
 
 SAMPLES = BUILTIN_BUCKETS["automill-samples"]
-IMPORT_FILES = ["sms_spam/sms_spam.csv", "sentiment/sentiment.csv", "entities/entities.csv", "images/images.csv",
-                "raccoons/raccoons.csv"]
+IMPORT_FILES = [
+    "sms_spam/sms_spam.csv",
+    "sentiment/sentiment.csv",
+    "entities/entities.csv",
+    "images/images.csv",
+    "raccoons/raccoons.csv",
+]
 
 
 def test_small_and_documented() -> None:
@@ -36,10 +41,10 @@ def test_every_referenced_file_is_in_the_bucket(import_file: str) -> None:
         for cell in row:
             if cell.startswith("gs://"):
                 assert cell.startswith("gs://automill-samples/"), cell
-                assert (SAMPLES / cell[len("gs://automill-samples/"):]).is_file(), cell
+                assert (SAMPLES / cell[len("gs://automill-samples/") :]).is_file(), cell
     if import_file.startswith("entities"):
         for row in rows:
-            lines = (SAMPLES / row[1][len("gs://automill-samples/"):]).read_text(encoding="utf-8").splitlines()
+            lines = (SAMPLES / row[1][len("gs://automill-samples/") :]).read_text(encoding="utf-8").splitlines()
             docs = [json.loads(line) for line in lines]
             assert docs and all(d["text_snippet"]["content"] for d in docs)
 

@@ -11,7 +11,6 @@ from automill.store.db import Database, next_number
 from automill.store.tables import IdSequence
 
 
-
 def _take(db: Database, kind: str, count: int) -> list[int]:
     out = []
     for _ in range(count):
@@ -54,6 +53,7 @@ def _check_never_reused(url: str) -> None:
 
 
 # -- SQLite ----------------------------------------------------------------------------------------
+
 
 def test_sqlite_numbers_increase_and_are_never_reused(tmp_path: Path) -> None:
     _check_never_reused(f"sqlite:///{tmp_path}/a.db")
@@ -136,6 +136,7 @@ def test_sqlite_creates_missing_parent_folders(tmp_path: Path) -> None:
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
+
 
 @pytest.mark.postgres
 def test_postgres_numbers_increase_and_are_never_reused(postgres_url: str) -> None:

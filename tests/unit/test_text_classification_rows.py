@@ -80,7 +80,7 @@ def test_gcs_rows_read_files_and_report_failures_with_row_numbers():
 
 
 def test_ml_use_column_is_optional():
-    res = parse("just some text,pos\n\"Unassigned text, with comma\"\nunassigned,x y z,neg\n")
+    res = parse('just some text,pos\n"Unassigned text, with comma"\nunassigned,x y z,neg\n')
     assert res.failures == []
     assert [(e.content, e.ml_use, e.labels) for e in res.examples] == [
         ("just some text", "UNASSIGNED", ("pos",)),
@@ -119,8 +119,7 @@ def test_label_with_space():
     res = parse('TRAIN,text,"a b"\n')
     assert res.examples == []
     assert res.failures[0].message == (
-        f'{URI} row 1: label "a b" is invalid: '
-        "at most 32 characters, letters, digits and underscores only"
+        f'{URI} row 1: label "a b" is invalid: at most 32 characters, letters, digits and underscores only'
     )
 
 
@@ -137,8 +136,7 @@ def test_multiclass_rejects_two_labels_multilabel_accepts():
 
 
 def test_too_many_labels():
-    res = parse("TRAIN,text," + ",".join(f"l{i}" for i in range(4)) + "\n",
-                multilabel=True, max_labels_per_row=3)
+    res = parse("TRAIN,text," + ",".join(f"l{i}" for i in range(4)) + "\n", multilabel=True, max_labels_per_row=3)
     assert len(res.failures) == 1 and "too many labels" in res.failures[0].message
 
 
@@ -230,8 +228,7 @@ def test_assign_split_deterministic_and_roughly_80_20():
 
 def test_assign_split_validation_fraction_and_bounds():
     texts = [f"t{i}" for i in range(2000)]
-    splits = [assign_split(t, "UNASSIGNED", test_fraction=0.1, validation_fraction=0.1)
-              for t in texts]
+    splits = [assign_split(t, "UNASSIGNED", test_fraction=0.1, validation_fraction=0.1) for t in texts]
     assert 0.07 <= splits.count("VALIDATE") / 2000 <= 0.13
     assert 0.07 <= splits.count("TEST") / 2000 <= 0.13
     assert assign_split("x", "UNASSIGNED", test_fraction=0.0) == "TRAIN"
@@ -246,9 +243,13 @@ def test_assign_split_stable_across_processes():
         "print(''.join(assign_split(f's{i}', 'UNASSIGNED')[1] for i in range(50)))"
     )
     outs = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={"PYTHONPATH": os.pathsep.join(sys.path),
-                            "PYTHONHASHSEED": seed}).stdout
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONPATH": os.pathsep.join(sys.path), "PYTHONHASHSEED": seed},
+        ).stdout
         for seed in ("1", "2")
     }
     here = "".join(assign_split(f"s{i}", "UNASSIGNED")[1] for i in range(50)) + "\n"

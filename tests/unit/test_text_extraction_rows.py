@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from automill.core.errors import InvalidArgument, NotFound
+from automill.problems.text_classification.rows import RowFailure
 from automill.problems.text_extraction.rows import (
     ExtractionExample,
     Span,
@@ -14,7 +15,6 @@ from automill.problems.text_extraction.rows import (
     parse_jsonl,
     split_extraction,
 )
-from automill.problems.text_classification.rows import RowFailure
 
 URI = "gs://b/train.jsonl"
 CONLL = Path("/work/shared/datasets/conll2003/validation.jsonl")
@@ -23,14 +23,24 @@ CONLL = Path("/work/shared/datasets/conll2003/validation.jsonl")
 def doc(content, *anns, camel=False):
     """One JSONL line; anns are (label, start, end)."""
     if camel:
-        return json.dumps({"textSnippet": {"content": content}, "annotations": [
-            {"displayName": label,
-             "textExtraction": {"textSegment": {"startOffset": s, "endOffset": e}}}
-            for label, s, e in anns]})
-    return json.dumps({"text_snippet": {"content": content}, "annotations": [
-        {"display_name": label,
-         "text_extraction": {"text_segment": {"start_offset": s, "end_offset": e}}}
-        for label, s, e in anns]})
+        return json.dumps(
+            {
+                "textSnippet": {"content": content},
+                "annotations": [
+                    {"displayName": label, "textExtraction": {"textSegment": {"startOffset": s, "endOffset": e}}}
+                    for label, s, e in anns
+                ],
+            }
+        )
+    return json.dumps(
+        {
+            "text_snippet": {"content": content},
+            "annotations": [
+                {"display_name": label, "text_extraction": {"text_segment": {"start_offset": s, "end_offset": e}}}
+                for label, s, e in anns
+            ],
+        }
+    )
 
 
 def parse(*lines, **kw):
@@ -46,8 +56,7 @@ def one_failure(*lines, **kw) -> RowFailure:
 def test_snake_case_keys():
     r = parse(doc("Alice met Bob", ("PER", 0, 5), ("PER", 10, 13)))
     assert r.failures == [] and r.rows == 1
-    assert r.examples == [ExtractionExample(
-        "Alice met Bob", "TRAIN", [Span("PER", 0, 5), Span("PER", 10, 13)], URI)]
+    assert r.examples == [ExtractionExample("Alice met Bob", "TRAIN", [Span("PER", 0, 5), Span("PER", 10, 13)], URI)]
 
 
 def test_camel_case_keys_and_string_offsets():
@@ -57,15 +66,19 @@ def test_camel_case_keys_and_string_offsets():
 
 
 def test_missing_start_offset_is_zero_as_in_proto3_json():
-    line = json.dumps({"textSnippet": {"content": "Paris"}, "annotations": [
-        {"displayName": "LOC", "textExtraction": {"textSegment": {"endOffset": "5"}}}]})
+    line = json.dumps(
+        {
+            "textSnippet": {"content": "Paris"},
+            "annotations": [{"displayName": "LOC", "textExtraction": {"textSegment": {"endOffset": "5"}}}],
+        }
+    )
     assert parse(line).examples[0].spans == [Span("LOC", 0, 5)]
 
 
 def test_non_ascii_offsets_are_str_indices():
     r = parse(doc("Zoë and 北京 here", ("PER", 0, 3), ("LOC", 8, 10)))
     ex = r.examples[0]
-    assert [ex.content[s.start:s.end] for s in ex.spans] == ["Zoë", "北京"]
+    assert [ex.content[s.start : s.end] for s in ex.spans] == ["Zoë", "北京"]
 
 
 def test_documents_without_annotations_are_kept():
@@ -98,16 +111,30 @@ def test_blank_lines_keep_their_number_and_are_skipped():
         (doc("abc", ("X", 2, 2)), "start_offset 2 must be below end_offset 2"),
         (doc("abc", ("X", 2, 1)), "must be below"),
         (doc("abc", ("X", 1, 4)), "end_offset 4 is past the content (3 characters)"),
-        (json.dumps({"text_snippet": {"content": "a"}, "annotations": [
-            {"display_name": "X", "text_extraction": {"text_segment": {"start_offset": 0}}}]}),
-         "end_offset is missing"),
-        (json.dumps({"text_snippet": {"content": "a"}, "annotations": [
-            {"display_name": "X", "text_classification": {"score": 1}}]}),
-         "has no text_extraction.text_segment"),
+        (
+            json.dumps(
+                {
+                    "text_snippet": {"content": "a"},
+                    "annotations": [{"display_name": "X", "text_extraction": {"text_segment": {"start_offset": 0}}}],
+                }
+            ),
+            "end_offset is missing",
+        ),
+        (
+            json.dumps(
+                {
+                    "text_snippet": {"content": "a"},
+                    "annotations": [{"display_name": "X", "text_classification": {"score": 1}}],
+                }
+            ),
+            "has no text_extraction.text_segment",
+        ),
         (json.dumps({"text_snippet": {"content": "a"}, "annotations": ["X"]}), "not an object"),
         (json.dumps({"text_snippet": {"content": "a"}, "annotations": {}}), "not a list"),
-        ('{"document": {"input_config": {"gcs_source": {"input_uris": ["gs://b/x.pdf"]}}}}',
-         "PDF documents are not supported here"),
+        (
+            '{"document": {"input_config": {"gcs_source": {"input_uris": ["gs://b/x.pdf"]}}}}',
+            "PDF documents are not supported here",
+        ),
     ],
 )
 def test_each_failure_kind_names_file_and_line(line, needle):
@@ -216,6 +243,7 @@ def test_unparseable_csv_raises():
 
 # --- split -----------------------------------------------------------------------------
 
+
 def test_split_proportions_and_determinism():
     texts = [f"synthetic document number {i} about things" for i in range(2000)]
     splits = [split_extraction(t, "UNASSIGNED") for t in texts]
@@ -234,10 +262,10 @@ def test_split_keeps_explicit_ml_use():
 
 # --- the real CoNLL-2003 validation file -----------------------------------------------
 
+
 @pytest.mark.skipif(not CONLL.exists(), reason="shared dataset not present")
 def test_conll2003_validation_parses_cleanly():
-    r = parse_jsonl(CONLL.read_text(encoding="utf-8"), uri="gs://x/validation.jsonl",
-                    ml_use="VALIDATE")
+    r = parse_jsonl(CONLL.read_text(encoding="utf-8"), uri="gs://x/validation.jsonl", ml_use="VALIDATE")
     assert r.failures == []
     assert len(r.examples) == r.rows == 3250
     spans = [s for ex in r.examples for s in ex.spans]
@@ -245,7 +273,7 @@ def test_conll2003_validation_parses_cleanly():
     assert Counter(s.label for s in spans) == {"PER": 1842, "LOC": 1837, "ORG": 1341, "MISC": 922}
     for ex in r.examples:
         for s in ex.spans:
-            assert ex.content[s.start:s.end].strip()
+            assert ex.content[s.start : s.end].strip()
 
 
 def test_pdf_page_limit() -> None:

@@ -75,8 +75,16 @@ def make_worker(db: Database) -> Worker:
 
 def enqueue(db: Database, kind: str, request: dict[str, Any] | None = None) -> str:
     with db.tx() as s:
-        return new_operation(s, project="p", location="l", prefix="TCN", kind=kind,
-                             details_key="importDataDetails", works_on="x", request=request).id
+        return new_operation(
+            s,
+            project="p",
+            location="l",
+            prefix="TCN",
+            kind=kind,
+            details_key="importDataDetails",
+            works_on="x",
+            request=request,
+        ).id
 
 
 def get(db: Database, op_id: str) -> OperationRow:
@@ -112,7 +120,7 @@ def test_cancel_kills_a_handler_that_never_checks(db: Database, tmp_path: Path) 
     def run() -> None:
         try:
             outcome["ran"] = worker.run_once()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+        except BaseException as exc:
             outcome["error"] = exc
 
     thread = threading.Thread(target=run, daemon=True)

@@ -39,6 +39,7 @@ from automill.store.blobs import acting_project
 
 log = logging.getLogger("automill.api")
 
+
 def credential(headers: Any) -> str | None:
     """The key a request sends: ``x-goog-api-key`` (client_options.api_key, curl -H), else
     ``Authorization: Bearer`` (google.oauth2.credentials.Credentials(token=...)); None when neither is
@@ -73,7 +74,7 @@ def create_app(services: Services) -> Any:
 
         try:
             await run_in_threadpool(check)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("health check failed: %s", exc)
             return JSONResponse({"status": "unavailable", "error": "the database cannot be reached"}, status_code=503)
         return JSONResponse({"status": "ok"})
@@ -110,15 +111,23 @@ def create_app(services: Services) -> Any:
             response: Response = JSONResponse(result if result is not None else {})
         except ClientDisconnect:
             status, response = "CANCELLED", Response(status_code=400)  # nobody is listening; nothing changed
-        except Exception as raised:  # noqa: BLE001 - every failure answers with a google.rpc.Status
+        except Exception as raised:
             exc = handler_error(raised, f"{method} {request.url.path}")
             status, response = exc.status, error_response(exc)
             key_name = getattr(exc, "key_name", key_name)
         if changes or response.status_code in (401, 403):
             await run_in_threadpool(
-                audit.record, services.db, key_name=key_name, project=project_of(name), method=rpc,
-                http_method=method, resource=name, http_status=response.status_code, status=status,
-                client=request.client.host if request.client else "")
+                audit.record,
+                services.db,
+                key_name=key_name,
+                project=project_of(name),
+                method=rpc,
+                http_method=method,
+                resource=name,
+                http_status=response.status_code,
+                status=status,
+                client=request.client.host if request.client else "",
+            )
         return response
 
     async def openapi(_: Request) -> Response:
@@ -131,8 +140,9 @@ def create_app(services: Services) -> Any:
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
-    async def refused(method: str, path: str, headers: dict[str, str], client: str, status: int,
-                      exc: AutomillError) -> None:
+    async def refused(
+        method: str, path: str, headers: dict[str, str], client: str, status: int, exc: AutomillError
+    ) -> None:
         """A request the guard refused (Host, Origin, Content-Type, size): audited like the API's own."""
         version, _, rest = path.lstrip("/").partition("/")
         if version not in codec.VERSIONS:
@@ -140,9 +150,17 @@ def create_app(services: Services) -> Any:
         rpc, name, changes = describe(method, version, rest)
         if changes or status in (401, 403):
             await run_in_threadpool(
-                audit.record, services.db, key_name="anonymous" if credential(headers) is None else "(not checked)",
-                project=project_of(name), method=rpc, http_method=method, resource=name, http_status=status,
-                status=exc.status, client=client)
+                audit.record,
+                services.db,
+                key_name="anonymous" if credential(headers) is None else "(not checked)",
+                project=project_of(name),
+                method=rpc,
+                http_method=method,
+                resource=name,
+                http_status=status,
+                status=exc.status,
+                client=client,
+            )
 
     policy = HostPolicy(settings.host, settings.allowed_hosts)
     return RequestGuard(app, policy=policy, max_body_bytes=settings.max_request_bytes, on_refusal=refused)

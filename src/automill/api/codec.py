@@ -22,10 +22,14 @@ VERSIONS = {"v1": automl_v1, "v1beta1": automl_v1beta1}
 
 #: Automill fields inside text model metadata (no budget field exists there in Google's API).
 TEXT_MODEL_KEYS = ("textClassificationModelMetadata", "textSentimentModelMetadata", "textExtractionModelMetadata")
-_EXTENSION_FIELDS = {"trainBudgetMilliNodeHours": "trainBudgetMilliNodeHours",
-                     "train_budget_milli_node_hours": "trainBudgetMilliNodeHours",
-                     "modelType": "modelType", "model_type": "modelType",
-                     "baseModelId": "baseModelId", "base_model_id": "baseModelId"}
+_EXTENSION_FIELDS = {
+    "trainBudgetMilliNodeHours": "trainBudgetMilliNodeHours",
+    "train_budget_milli_node_hours": "trainBudgetMilliNodeHours",
+    "modelType": "modelType",
+    "model_type": "modelType",
+    "baseModelId": "baseModelId",
+    "base_model_id": "baseModelId",
+}
 
 
 def _camel(key: str) -> str:
@@ -90,8 +94,10 @@ def decode(version: str, type_name: str, body: dict[str, Any], *, field: str = "
         json_format.ParseDict(body, msg, ignore_unknown_fields=False)
     except (json_format.ParseError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         where = f" in {field}" if field else ""
-        raise InvalidArgument(f"Invalid JSON payload received{where}: {str(exc)[:300]}",
-                              field=_parse_error_field(str(exc)) or field or None) from None
+        raise InvalidArgument(
+            f"Invalid JSON payload received{where}: {str(exc)[:300]}",
+            field=_parse_error_field(str(exc)) or field or None,
+        ) from None
     out = json_format.MessageToDict(msg, preserving_proto_field_name=False)
     return to_v1(version, type_name, out)
 
@@ -115,16 +121,28 @@ def _objects_are_objects(descriptor: Any, body: dict[str, Any], where: str) -> N
         for key in (f.json_name, f.name):
             value = body.get(key)
             if value is not None and not isinstance(value, dict) and f.message_type.full_name not in _WELL_KNOWN:
-                raise InvalidArgument(f"{where}.{key} must be a JSON object, got a {type(value).__name__}",
-                                      field=f"{where}.{key}")
+                raise InvalidArgument(
+                    f"{where}.{key} must be a JSON object, got a {type(value).__name__}", field=f"{where}.{key}"
+                )
 
 
 #: Message types whose JSON form is not an object (timestamps, durations, wrappers, values).
-_WELL_KNOWN = {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask",
-               "google.protobuf.Value", "google.protobuf.ListValue", "google.protobuf.StringValue",
-               "google.protobuf.Int64Value", "google.protobuf.Int32Value", "google.protobuf.BoolValue",
-               "google.protobuf.DoubleValue", "google.protobuf.FloatValue", "google.protobuf.UInt64Value",
-               "google.protobuf.UInt32Value", "google.protobuf.BytesValue"}
+_WELL_KNOWN = {
+    "google.protobuf.Timestamp",
+    "google.protobuf.Duration",
+    "google.protobuf.FieldMask",
+    "google.protobuf.Value",
+    "google.protobuf.ListValue",
+    "google.protobuf.StringValue",
+    "google.protobuf.Int64Value",
+    "google.protobuf.Int32Value",
+    "google.protobuf.BoolValue",
+    "google.protobuf.DoubleValue",
+    "google.protobuf.FloatValue",
+    "google.protobuf.UInt64Value",
+    "google.protobuf.UInt32Value",
+    "google.protobuf.BytesValue",
+}
 
 
 def pop_model_extensions(version: str, model: dict[str, Any]) -> dict[str, Any]:
@@ -176,8 +194,7 @@ def _number(field: str, value: Any, what: str) -> float:
     except (ValueError, OverflowError):
         raise InvalidArgument(f"{field} must be {what}, got {str(value)[:40]!r}", field=field) from None
     if not math.isfinite(number) or not 0 <= number <= _MAX_BUDGET:
-        raise InvalidArgument(f"{field} must be {what} between 0 and {_MAX_BUDGET}, got {str(value)[:40]}",
-                              field=field)
+        raise InvalidArgument(f"{field} must be {what} between 0 and {_MAX_BUDGET}, got {str(value)[:40]}", field=field)
     return number
 
 
@@ -244,8 +261,11 @@ def operation_json(view: OperationView, version: str, *, extensions: bool = Fals
     """A google.longrunning.Operation with exactly the fields the strict operations client knows;
     ``extensions`` (callers that are not Google's client libraries) adds Automill's fields:
     ``metadata.stage`` and a Model response's text training fields (as GetModel has them)."""
-    meta: dict[str, Any] = {"@type": _type_url(version, "OperationMetadata"),
-                            "createTime": view.create_time, "updateTime": view.update_time}
+    meta: dict[str, Any] = {
+        "@type": _type_url(version, "OperationMetadata"),
+        "createTime": view.create_time,
+        "updateTime": view.update_time,
+    }
     if view.details_key in _METADATA_FIELDS[version]:
         details = view.details
         if view.details_key == "batchPredictDetails" and "inputConfig" in details:
@@ -256,8 +276,9 @@ def operation_json(view: OperationView, version: str, *, extensions: bool = Fals
     if extensions and view.stage:
         meta["stage"] = view.stage
     if view.partial_failures:
-        meta["partialFailures"] = [{"code": int(f.get("code", 2)), "message": str(f.get("message", ""))}
-                                   for f in view.partial_failures[:20]]
+        meta["partialFailures"] = [
+            {"code": int(f.get("code", 2)), "message": str(f.get("message", ""))} for f in view.partial_failures[:20]
+        ]
     out: dict[str, Any] = {"name": view.name, "metadata": meta}
     if view.done:
         out["done"] = True

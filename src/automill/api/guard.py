@@ -55,7 +55,7 @@ def host_only(netloc: str) -> str:
     """``name:port``, ``[::1]:8080`` or ``name`` -> the lower-cased name or address."""
     netloc = netloc.strip().lower()
     if netloc.startswith("["):
-        return netloc[1:netloc.find("]")] if "]" in netloc else netloc
+        return netloc[1 : netloc.find("]")] if "]" in netloc else netloc
     if netloc.count(":") == 1:
         return netloc.split(":", 1)[0]
     return netloc
@@ -77,13 +77,23 @@ class HostPolicy:
         return host in self.names or (self.loopback_ok and is_loopback(host))
 
 
-async def send_error(send: Send, exc: AutomillError, status: int | None = None,
-                     headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+async def send_error(
+    send: Send, exc: AutomillError, status: int | None = None, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
     http, payload = error_body(exc)
     body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status or http,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close"), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status or http,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -92,8 +102,9 @@ RefusalHook = Callable[[str, str, dict[str, str], str, int, AutomillError], Awai
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, *, policy: HostPolicy, max_body_bytes: int,
-                 on_refusal: RefusalHook | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, policy: HostPolicy, max_body_bytes: int, on_refusal: RefusalHook | None = None
+    ) -> None:
         self.app = app
         self.policy = policy
         self.max_body_bytes = max_body_bytes
@@ -111,16 +122,20 @@ class RequestGuard:
             await send_error(send, exc, status)
             if self.on_refusal is not None:
                 client = scope.get("client") or ("", 0)
-                await self.on_refusal(scope["method"], scope.get("path", ""), headers, str(client[0]),
-                                      status or error_body(exc)[0], exc)
+                await self.on_refusal(
+                    scope["method"], scope.get("path", ""), headers, str(client[0]), status or error_body(exc)[0], exc
+                )
             return
         await self.app(scope, self._limited(receive), send)
 
     def check(self, method: str, headers: dict[str, str]) -> None:
         host = headers.get("host", "")
         if not self.policy.allows(host_only(host)):
-            raise InvalidArgument(f"Host {host[:100]!r} is not a name this server answers to; "
-                                  "add it with --allowed-host (AUTOMILL_ALLOWED_HOSTS)", field="Host")
+            raise InvalidArgument(
+                f"Host {host[:100]!r} is not a name this server answers to; "
+                "add it with --allowed-host (AUTOMILL_ALLOWED_HOSTS)",
+                field="Host",
+            )
         if method not in MUTATING:
             return
         origin = headers.get("origin", "")
@@ -133,15 +148,18 @@ class RequestGuard:
             if not length.isdigit():
                 raise InvalidArgument("Content-Length must be a number of bytes", field="Content-Length")
             if int(length) > self.max_body_bytes:
-                raise PayloadTooLarge(f"request body of {int(length)} bytes is over this server's limit of "
-                                      f"{self.max_body_bytes} bytes (--max-request-bytes)")
+                raise PayloadTooLarge(
+                    f"request body of {int(length)} bytes is over this server's limit of "
+                    f"{self.max_body_bytes} bytes (--max-request-bytes)"
+                )
         has_body = (length not in ("", "0")) or "transfer-encoding" in headers
         ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if (has_body or ctype) and ctype != "application/json":
             raise UnsupportedMediaType(
                 f"Content-Type {ctype or 'missing'!r} is not accepted on {method}: send a JSON body with "
                 "'Content-Type: application/json' (curl: -H 'Content-Type: application/json')",
-                field="Content-Type")
+                field="Content-Type",
+            )
 
     @staticmethod
     def _same_origin(origin: str, host: str) -> bool:
@@ -160,8 +178,9 @@ class RequestGuard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise PayloadTooLarge(f"request body is over this server's limit of {limit} bytes "
-                                          "(--max-request-bytes)")
+                    raise PayloadTooLarge(
+                        f"request body is over this server's limit of {limit} bytes (--max-request-bytes)"
+                    )
             return message
 
         return wrapped

@@ -35,8 +35,10 @@ class RateLimiter:
             tokens = min(self.capacity, tokens + (now - last) * self.rate)
             if tokens < 1:
                 self._buckets[key] = (tokens, now)
-                busy = ResourceExhausted(f"API key {key!r} made more than {int(self.capacity)} requests a minute; "
-                                         "retry later (the server's max_requests_per_minute)")
+                busy = ResourceExhausted(
+                    f"API key {key!r} made more than {int(self.capacity)} requests a minute; "
+                    "retry later (the server's max_requests_per_minute)"
+                )
                 busy.retry_after = max(1, math.ceil((1 - tokens) / self.rate))  # type: ignore[attr-defined]
                 raise busy
             self._buckets[key] = (tokens - 1, now)  # re-inserted last: dicts keep insertion order

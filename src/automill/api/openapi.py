@@ -26,9 +26,17 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 VERSIONS = ("v1", "v1beta1")
 SERVICES = (("auto_ml", "AutoMl"), ("prediction_service", "PredictionService"))
 #: Collection -> the path parameter that names one of its items.
-_SINGULAR = {"projects": "project", "locations": "location", "datasets": "dataset", "models": "model",
-             "annotationSpecs": "annotationSpec", "modelEvaluations": "modelEvaluation", "operations": "operation",
-             "tableSpecs": "tableSpec", "columnSpecs": "columnSpec"}
+_SINGULAR = {
+    "projects": "project",
+    "locations": "location",
+    "datasets": "dataset",
+    "models": "model",
+    "annotationSpecs": "annotationSpec",
+    "modelEvaluations": "modelEvaluation",
+    "operations": "operation",
+    "tableSpecs": "tableSpec",
+    "columnSpecs": "columnSpec",
+}
 _SCALARS = {
     FieldDescriptor.TYPE_STRING: {"type": "string"},
     FieldDescriptor.TYPE_BYTES: {"type": "string", "format": "byte"},
@@ -55,13 +63,28 @@ _WELL_KNOWN = {
     "google.protobuf.Struct": {"type": "object"},
     "google.protobuf.Value": {},
     "google.protobuf.ListValue": {"type": "array", "items": {}},
-    "google.protobuf.Any": {"type": "object", "properties": {"@type": {"type": "string"}},
-                            "additionalProperties": True},
+    "google.protobuf.Any": {
+        "type": "object",
+        "properties": {"@type": {"type": "string"}},
+        "additionalProperties": True,
+    },
 }
-STATUS = {"type": "object", "required": ["error"], "properties": {"error": {
-    "type": "object", "required": ["code", "message", "status"],
-    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "status": {"type": "string"},
-                   "details": {"type": "array", "items": {"type": "object"}}}}}}
+STATUS = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "status"],
+            "properties": {
+                "code": {"type": "integer"},
+                "message": {"type": "string"},
+                "status": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    },
+}
 
 
 class _Schemas:
@@ -135,23 +158,55 @@ def _pb(message: Any) -> Descriptor:
     return message.pb().DESCRIPTOR if hasattr(message, "pb") else message.DESCRIPTOR
 
 
-def _operation(schemas: _Schemas, method: str, path: str, params: list[str], request: Descriptor,
-               response: Descriptor | None, body: str, bound: list[str], op_id: str, tag: str) -> dict[str, Any]:
-    parameters: list[dict[str, Any]] = [{"name": p, "in": "path", "required": True,
-                                         "schema": {"type": "string", "pattern": "^[^/:]+$"}} for p in params]
+def _operation(
+    schemas: _Schemas,
+    method: str,
+    path: str,
+    params: list[str],
+    request: Descriptor,
+    response: Descriptor | None,
+    body: str,
+    bound: list[str],
+    op_id: str,
+    tag: str,
+) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^/:]+$"}} for p in params
+    ]
     if body != "*":
         for f in request.fields:
-            if f.name in bound or f.name == body or f.type == FieldDescriptor.TYPE_MESSAGE and f.name != "update_mask":
+            if (
+                f.name in bound
+                or f.name == body
+                or (f.type == FieldDescriptor.TYPE_MESSAGE and f.name != "update_mask")
+            ):
                 continue
             parameters.append({"name": f.json_name, "in": "query", "required": False, "schema": schemas.field(f)})
-    op: dict[str, Any] = {"operationId": op_id, "tags": [tag], "parameters": parameters, "responses": {
-        "200": {"description": "OK", "content": {"application/json": {
-            "schema": schemas.message(response) if response is not None else {"type": "object"}}}},
-        "default": {"description": "a google.rpc.Status error",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/google.rpc.Status"}}}}}}
+    op: dict[str, Any] = {
+        "operationId": op_id,
+        "tags": [tag],
+        "parameters": parameters,
+        "responses": {
+            "200": {
+                "description": "OK",
+                "content": {
+                    "application/json": {
+                        "schema": schemas.message(response) if response is not None else {"type": "object"}
+                    }
+                },
+            },
+            "default": {
+                "description": "a google.rpc.Status error",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/google.rpc.Status"}}},
+            },
+        },
+    }
     if body:
-        schema = schemas.message(request, skip=frozenset(bound)) if body == "*" else \
-            schemas.field(request.fields_by_name[body])
+        schema = (
+            schemas.message(request, skip=frozenset(bound))
+            if body == "*"
+            else schemas.field(request.fields_by_name[body])
+        )
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
     return op
 
@@ -166,7 +221,7 @@ def _google_routes(version: str) -> list[tuple[str, str, str, Descriptor, Descri
         for attr in sorted(dir(base)):
             if not attr.startswith("_Base") or not hasattr(getattr(base, attr), "_get_http_options"):
                 continue
-            rpc = attr[len("_Base"):]
+            rpc = attr[len("_Base") :]
             request = _pb(getattr(types, f"{rpc}Request"))
             response = _pb(_response_type(version, module, service, rpc))
             for rule in getattr(base, attr)._get_http_options():
@@ -181,13 +236,27 @@ def _automill_routes(version: str) -> list[tuple[str, str, str, Descriptor, Desc
     op = f"/{version}/{{name=projects/*/locations/*/operations/*}}"
     lro = operations_pb2
     return [
-        ("get", f"{loc}/operations", "ListOperations", lro.ListOperationsRequest.DESCRIPTOR,
-         lro.ListOperationsResponse.DESCRIPTOR, "", "Operations"),
+        (
+            "get",
+            f"{loc}/operations",
+            "ListOperations",
+            lro.ListOperationsRequest.DESCRIPTOR,
+            lro.ListOperationsResponse.DESCRIPTOR,
+            "",
+            "Operations",
+        ),
         ("get", op, "GetOperation", lro.GetOperationRequest.DESCRIPTOR, lro.Operation.DESCRIPTOR, "", "Operations"),
         ("delete", op, "DeleteOperation", lro.DeleteOperationRequest.DESCRIPTOR, None, "", "Operations"),
         ("post", f"{op}:cancel", "CancelOperation", lro.CancelOperationRequest.DESCRIPTOR, None, "*", "Operations"),
-        ("post", f"{op}:wait", "WaitOperation", lro.WaitOperationRequest.DESCRIPTOR, lro.Operation.DESCRIPTOR, "*",
-         "Operations"),
+        (
+            "post",
+            f"{op}:wait",
+            "WaitOperation",
+            lro.WaitOperationRequest.DESCRIPTOR,
+            lro.Operation.DESCRIPTOR,
+            "*",
+            "Operations",
+        ),
     ]
 
 
@@ -200,24 +269,63 @@ def document() -> dict[str, Any]:
         for method, uri, rpc, request, response, body, tag in _google_routes(version) + _automill_routes(version):
             path, params, bound = _path(uri)
             op_id = f"{version}.{rpc}" if method not in paths.get(path, {}) else f"{version}.{rpc}.{method}"
-            paths.setdefault(path, {})[method] = _operation(schemas, method, path, params, request, response, body,
-                                                            bound, op_id, tag)
+            paths.setdefault(path, {})[method] = _operation(
+                schemas, method, path, params, request, response, body, bound, op_id, tag
+            )
         specs = f"/{version}/projects/{{project}}/locations/{{location}}/datasets/{{dataset}}/annotationSpecs"
-        paths[specs] = {"get": {
-            "operationId": f"{version}.ListAnnotationSpecs", "tags": ["Automill extensions"],
-            "description": "All annotation specs of a dataset with their example counts (no such RPC in Google's API).",
-            "parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^/:]+$"}}
-                           for p in ("project", "location", "dataset")],
-            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"annotationSpecs": {"type": "array", "items": schemas.message(
-                    _pb(importlib.import_module(f"google.cloud.automl_{version}").AnnotationSpec))}}}}}},
-                "default": {"description": "a google.rpc.Status error", "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/google.rpc.Status"}}}}}}}
-    return {"openapi": "3.0.3",
-            "info": {"title": "Automill: the Google Cloud AutoML API (v1, v1beta1)", "version": "1",
-                     "description": "Generated from the API's HTTP rules and protobuf descriptors."},
-            "components": {"schemas": schemas.components,
-                           "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-goog-api-key"},
-                                               "bearer": {"type": "http", "scheme": "bearer"}}},
-            "security": [{}, {"apiKey": []}, {"bearer": []}],
-            "paths": dict(sorted(paths.items()))}
+        paths[specs] = {
+            "get": {
+                "operationId": f"{version}.ListAnnotationSpecs",
+                "tags": ["Automill extensions"],
+                "description": "All annotation specs of a dataset with their example counts (no such RPC in Google's API).",
+                "parameters": [
+                    {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^/:]+$"}}
+                    for p in ("project", "location", "dataset")
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "annotationSpecs": {
+                                            "type": "array",
+                                            "items": schemas.message(
+                                                _pb(
+                                                    importlib.import_module(
+                                                        f"google.cloud.automl_{version}"
+                                                    ).AnnotationSpec
+                                                )
+                                            ),
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "default": {
+                        "description": "a google.rpc.Status error",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/google.rpc.Status"}}},
+                    },
+                },
+            }
+        }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Automill: the Google Cloud AutoML API (v1, v1beta1)",
+            "version": "1",
+            "description": "Generated from the API's HTTP rules and protobuf descriptors.",
+        },
+        "components": {
+            "schemas": schemas.components,
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-goog-api-key"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+        "security": [{}, {"apiKey": []}, {"bearer": []}],
+        "paths": dict(sorted(paths.items())),
+    }

@@ -30,10 +30,14 @@ class GuardedH11Protocol(H11Protocol):
     body_timeout = 300.0
 
     @classmethod
-    def configure(cls, *, head_timeout: float, body_idle_timeout: float, body_timeout: float) -> type["GuardedH11Protocol"]:
-        return type("ConfiguredH11Protocol", (cls,), {"head_timeout": head_timeout,
-                                                      "body_idle_timeout": body_idle_timeout,
-                                                      "body_timeout": body_timeout})
+    def configure(
+        cls, *, head_timeout: float, body_idle_timeout: float, body_timeout: float
+    ) -> type[GuardedH11Protocol]:
+        return type(
+            "ConfiguredH11Protocol",
+            (cls,),
+            {"head_timeout": head_timeout, "body_idle_timeout": body_idle_timeout, "body_timeout": body_timeout},
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -61,14 +65,26 @@ class GuardedH11Protocol(H11Protocol):
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request h11 cannot parse (bad syntax, a head over 16 KB), as the
         google.rpc.Status JSON every other error is."""
-        body = json.dumps({"error": {"code": 400, "status": "INVALID_ARGUMENT",
-                                     "message": f"{msg} (malformed request, or request line and headers over "
-                                                "16 KB)"}}).encode()
-        headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
-                   (b"content-length", str(len(body)).encode())]
+        body = json.dumps(
+            {
+                "error": {
+                    "code": 400,
+                    "status": "INVALID_ARGUMENT",
+                    "message": f"{msg} (malformed request, or request line and headers over 16 KB)",
+                }
+            }
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"connection", b"close"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         try:
-            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
-                          h11.Data(data=body), h11.EndOfMessage()):
+            for event in (
+                h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                h11.Data(data=body),
+                h11.EndOfMessage(),
+            ):
                 self.transport.write(self.conn.send(event))
         except h11.LocalProtocolError:
             pass  # h11 cannot answer in this state: just close
@@ -79,7 +95,7 @@ class GuardedH11Protocol(H11Protocol):
         """(Re)arm the read deadline for what the connection is waiting for now."""
         now = time.monotonic()
         state = self.conn.their_state
-        if state is h11.IDLE and (got_data or self._phase == "" and self.cycle is None):
+        if state is h11.IDLE and (got_data or (self._phase == "" and self.cycle is None)):
             if self._phase != "head":
                 self._phase, self._phase_deadline = "head", now + self.head_timeout
             self._arm(self._phase_deadline - now)
@@ -103,6 +119,9 @@ class GuardedH11Protocol(H11Protocol):
     def _expired(self) -> None:
         self._read_timer = None
         if self._phase and not self.transport.is_closing():
-            self.logger.warning("closing a connection from %s: request %s not received in time",
-                                "%s:%d" % self.client if self.client else "?", self._phase)
+            self.logger.warning(
+                "closing a connection from %s: request %s not received in time",
+                "%s:%d" % self.client if self.client else "?",
+                self._phase,
+            )
             self.transport.close()

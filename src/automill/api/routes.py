@@ -71,8 +71,9 @@ class Route:
 ROUTES: list[Route] = []
 
 
-def route(method: str, pattern: str, versions: tuple[str, ...] = BOTH, *, rpc: str, permission: str,
-          collection: bool = False) -> Callable[[Handler], Handler]:
+def route(
+    method: str, pattern: str, versions: tuple[str, ...] = BOTH, *, rpc: str, permission: str, collection: bool = False
+) -> Callable[[Handler], Handler]:
     def deco(fn: Handler) -> Handler:
         ROUTES.append(Route(method, re.compile(f"^{pattern}$"), versions, fn, collection, rpc, permission))
         return fn
@@ -107,7 +108,9 @@ def create_dataset(c: Call) -> Any:
 
 @route("GET", rf"{LOC}/datasets", collection=True, rpc="ListDatasets", permission="automl.datasets.list")
 def list_datasets(c: Call) -> Any:
-    items, token = c.sv.datasets.list(c.name, c.query.get("filter", ""), c.q_int("pageSize"), c.query.get("pageToken", ""))
+    items, token = c.sv.datasets.list(
+        c.name, c.query.get("filter", ""), c.q_int("pageSize"), c.query.get("pageToken", "")
+    )
     return listing([codec.from_v1(c.version, "Dataset", d) for d in items], "datasets", token)
 
 
@@ -146,14 +149,23 @@ def export_data(c: Call) -> Any:
     return op(c, c.sv.datasets.export_data(c.name, out))
 
 
-@route("GET", rf"{LOC}/datasets/{SEG}/annotationSpecs/{SEG}",
-       rpc="GetAnnotationSpec", permission="automl.annotationSpecs.get")
+@route(
+    "GET",
+    rf"{LOC}/datasets/{SEG}/annotationSpecs/{SEG}",
+    rpc="GetAnnotationSpec",
+    permission="automl.annotationSpecs.get",
+)
 def get_annotation_spec(c: Call) -> Any:
     return codec.from_v1(c.version, "AnnotationSpec", c.sv.datasets.get_annotation_spec(c.name))
 
 
-@route("GET", rf"{LOC}/datasets/{SEG}/annotationSpecs", collection=True,
-       rpc="ListAnnotationSpecs", permission="automl.annotationSpecs.list")
+@route(
+    "GET",
+    rf"{LOC}/datasets/{SEG}/annotationSpecs",
+    collection=True,
+    rpc="ListAnnotationSpecs",
+    permission="automl.annotationSpecs.list",
+)
 def list_annotation_specs(c: Call) -> Any:
     """Automill extension (no ListAnnotationSpecs RPC exists in Google's API)."""
     specs = c.sv.datasets.list_annotation_specs(c.name)
@@ -171,7 +183,9 @@ def create_model(c: Call) -> Any:
 
 @route("GET", rf"{LOC}/models", collection=True, rpc="ListModels", permission="automl.models.list")
 def list_models(c: Call) -> Any:
-    items, token = c.sv.models.list(c.name, c.query.get("filter", ""), c.q_int("pageSize"), c.query.get("pageToken", ""))
+    items, token = c.sv.models.list(
+        c.name, c.query.get("filter", ""), c.q_int("pageSize"), c.query.get("pageToken", "")
+    )
     return listing([codec.with_extensions(c.version, m) for m in items], "model", token)
 
 
@@ -213,22 +227,37 @@ def export_model(c: Call) -> Any:
     return op(c, c.sv.models.export(c.name, req.get("outputConfig", {})))
 
 
-@route("POST", rf"{LOC}/models/{SEG}:exportEvaluatedExamples", ("v1beta1",),
-       rpc="ExportEvaluatedExamples", permission="automl.models.export")
+@route(
+    "POST",
+    rf"{LOC}/models/{SEG}:exportEvaluatedExamples",
+    ("v1beta1",),
+    rpc="ExportEvaluatedExamples",
+    permission="automl.models.export",
+)
 def export_evaluated_examples(c: Call) -> Any:
     raise Unimplemented("ExportEvaluatedExamples writes to BigQuery, which Automill does not support")
 
 
-@route("GET", rf"{LOC}/models/{SEG}/modelEvaluations", collection=True,
-       rpc="ListModelEvaluations", permission="automl.modelEvaluations.list")
+@route(
+    "GET",
+    rf"{LOC}/models/{SEG}/modelEvaluations",
+    collection=True,
+    rpc="ListModelEvaluations",
+    permission="automl.modelEvaluations.list",
+)
 def list_evaluations(c: Call) -> Any:
-    items, token = c.sv.models.list_evaluations(c.name, c.query.get("filter", ""),
-                                                c.q_int("pageSize"), c.query.get("pageToken", ""))
+    items, token = c.sv.models.list_evaluations(
+        c.name, c.query.get("filter", ""), c.q_int("pageSize"), c.query.get("pageToken", "")
+    )
     return listing([codec.from_v1(c.version, "ModelEvaluation", e) for e in items], "modelEvaluation", token)
 
 
-@route("GET", rf"{LOC}/models/{SEG}/modelEvaluations/{SEG}",
-       rpc="GetModelEvaluation", permission="automl.modelEvaluations.get")
+@route(
+    "GET",
+    rf"{LOC}/models/{SEG}/modelEvaluations/{SEG}",
+    rpc="GetModelEvaluation",
+    permission="automl.modelEvaluations.get",
+)
 def get_evaluation(c: Call) -> Any:
     return codec.from_v1(c.version, "ModelEvaluation", c.sv.models.get_evaluation(c.name))
 
@@ -245,15 +274,29 @@ def batch_predict(c: Call) -> Any:
     req = codec.decode(c.version, "BatchPredictRequest", c.body)
     no_bigquery(req.get("inputConfig", {}), "bigquerySource")
     no_bigquery(req.get("outputConfig", {}), "bigqueryDestination")
-    return op(c, c.sv.predictions.batch_predict(c.name, req.get("inputConfig", {}), req.get("outputConfig", {}),
-                                                req.get("params", {})))
+    return op(
+        c,
+        c.sv.predictions.batch_predict(
+            c.name, req.get("inputConfig", {}), req.get("outputConfig", {}), req.get("params", {})
+        ),
+    )
 
 
 # -- v1beta1 Tables -----------------------------------------------------------------------------------
-@route("GET", rf"{LOC}/datasets/{SEG}/tableSpecs(/.*)?", ("v1beta1",),
-       rpc="GetTableSpec", permission="automl.tableSpecs.get")
-@route("PATCH", rf"{LOC}/datasets/{SEG}/tableSpecs(/.*)?", ("v1beta1",),
-       rpc="UpdateTableSpec", permission="automl.tableSpecs.update")
+@route(
+    "GET",
+    rf"{LOC}/datasets/{SEG}/tableSpecs(/.*)?",
+    ("v1beta1",),
+    rpc="GetTableSpec",
+    permission="automl.tableSpecs.get",
+)
+@route(
+    "PATCH",
+    rf"{LOC}/datasets/{SEG}/tableSpecs(/.*)?",
+    ("v1beta1",),
+    rpc="UpdateTableSpec",
+    permission="automl.tableSpecs.update",
+)
 def tables(c: Call) -> Any:
     raise Unimplemented("AutoML Tables (table and column specs) is not supported by Automill")
 
@@ -261,8 +304,9 @@ def tables(c: Call) -> Any:
 # -- operations ---------------------------------------------------------------------------------------
 @route("GET", rf"{LOC}/operations", collection=True, rpc="ListOperations", permission="automl.operations.list")
 def list_operations(c: Call) -> Any:
-    items, token = c.sv.operations.list(c.name, c.query.get("filter", ""), c.q_int("pageSize"),
-                                        c.query.get("pageToken", ""))
+    items, token = c.sv.operations.list(
+        c.name, c.query.get("filter", ""), c.q_int("pageSize"), c.query.get("pageToken", "")
+    )
     return listing([op(c, v) for v in items], "operations", token)
 
 
@@ -312,8 +356,10 @@ async def wait_operation(c: Call) -> Any:
     if view.done or timeout <= 0:
         return op(c, view)
     if _waiting >= c.sv.settings.max_concurrent_waits:
-        busy = ResourceExhausted(f"too many :wait calls are being held ({c.sv.settings.max_concurrent_waits}); "
-                                 "retry in a second or poll GetOperation")
+        busy = ResourceExhausted(
+            f"too many :wait calls are being held ({c.sv.settings.max_concurrent_waits}); "
+            "retry in a second or poll GetOperation"
+        )
         busy.retry_after = 1  # type: ignore[attr-defined]
         raise busy
     _waiting += 1

@@ -55,8 +55,13 @@ class ExportedModel:
         return predict_payload(self.problem_type, payload, params, load=lambda: self.loaded)
 
 
-def create_app(model: ExportedModel, *, host: str = "127.0.0.1", allowed_hosts: tuple[str, ...] = (),
-               max_body_bytes: int = 40 * 1024 * 1024) -> Any:
+def create_app(
+    model: ExportedModel,
+    *,
+    host: str = "127.0.0.1",
+    allowed_hosts: tuple[str, ...] = (),
+    max_body_bytes: int = 40 * 1024 * 1024,
+) -> Any:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok", "model": model.model_id, "problemType": model.problem_type})
 
@@ -67,11 +72,14 @@ def create_app(model: ExportedModel, *, host: str = "127.0.0.1", allowed_hosts: 
                 raise NotFound(f"unknown API version {version!r}; use v1 or v1beta1")
             m = _PREDICT.match(path)
             if not m:
-                raise NotFound(f"this server answers only POST /{version}/projects/P/locations/L/models/"
-                               f"{model.model_id}:predict (and GET /healthz), not {request.url.path[:200]}")
+                raise NotFound(
+                    f"this server answers only POST /{version}/projects/P/locations/L/models/"
+                    f"{model.model_id}:predict (and GET /healthz), not {request.url.path[:200]}"
+                )
             if m.group("model") != model.model_id:
-                raise NotFound(f"model {m.group('model')[:100]} is not served here: this server serves only model "
-                               f"{model.model_id}")
+                raise NotFound(
+                    f"model {m.group('model')[:100]} is not served here: this server serves only model {model.model_id}"
+                )
             raw = await request.body()
             body = await run_in_threadpool(codec.parse_body, raw) if len(raw) > 65536 else codec.parse_body(raw)
             req = codec.decode(version, "PredictRequest", body)
@@ -79,12 +87,13 @@ def create_app(model: ExportedModel, *, host: str = "127.0.0.1", allowed_hosts: 
             return JSONResponse(codec.from_v1(version, "PredictResponse", out))
         except ClientDisconnect:
             return Response(status_code=400)
-        except Exception as raised:  # noqa: BLE001 - every failure answers with a google.rpc.Status
+        except Exception as raised:
             return error_response(handler_error(raised, f"{request.method} {request.url.path}"))
 
-    app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]),
-                            Route("/{version}/{path:path}", api, methods=["POST"])],
-                    exception_handlers={HTTPException: http_error})
+    app = Starlette(
+        routes=[Route("/healthz", healthz, methods=["GET"]), Route("/{version}/{path:path}", api, methods=["POST"])],
+        exception_handlers={HTTPException: http_error},
+    )
     return RequestGuard(app, policy=HostPolicy(host, allowed_hosts), max_body_bytes=max_body_bytes)
 
 
@@ -100,12 +109,23 @@ def serve(folder: Path, host: str = "127.0.0.1", port: int = 8081) -> None:
         model = ExportedModel(folder)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
-    log.info("serving model %s (%s, %s) on http://%s:%d", model.model_id, model.manifest["model"]["display_name"],
-             model.problem_type, host, port)
-    uvicorn.run(create_app(model, host=host, allowed_hosts=settings.allowed_hosts,
-                           max_body_bytes=settings.max_request_bytes),
-                host=host, port=port, log_level="warning",
-                http=GuardedH11Protocol.configure(head_timeout=settings.head_timeout_seconds,
-                                                  body_idle_timeout=settings.body_idle_timeout_seconds,
-                                                  body_timeout=settings.body_timeout_seconds),
-                limit_concurrency=settings.max_connections)
+    log.info(
+        "serving model %s (%s, %s) on http://%s:%d",
+        model.model_id,
+        model.manifest["model"]["display_name"],
+        model.problem_type,
+        host,
+        port,
+    )
+    uvicorn.run(
+        create_app(model, host=host, allowed_hosts=settings.allowed_hosts, max_body_bytes=settings.max_request_bytes),
+        host=host,
+        port=port,
+        log_level="warning",
+        http=GuardedH11Protocol.configure(
+            head_timeout=settings.head_timeout_seconds,
+            body_idle_timeout=settings.body_idle_timeout_seconds,
+            body_timeout=settings.body_timeout_seconds,
+        ),
+        limit_concurrency=settings.max_connections,
+    )

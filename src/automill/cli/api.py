@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 import requests
 
@@ -18,14 +18,20 @@ class Api:
         self.api_key = api_key
         self.session = requests.Session()
 
-    def call(self, method: str, path: str, body: Optional[dict[str, Any]] = None,
-             params: Optional[dict[str, Any]] = None, timeout: float = 60) -> dict[str, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        timeout: float = 60,
+    ) -> dict[str, Any]:
         """``path`` is a resource name (``projects/...``) with an optional ``:verb``."""
         url = f"{self.endpoint}/{VERSION}/{path.lstrip('/')}"
         headers = {"Accept": "application/json"}
         if self.api_key:
             headers["x-goog-api-key"] = self.api_key
-        data: Optional[bytes] = None
+        data: bytes | None = None
         if body is None and method in ("POST", "PATCH", "PUT"):
             body = {}
         if body is not None:
@@ -35,14 +41,22 @@ class Api:
         try:
             resp = self.session.request(method, url, data=data, params=query or None, headers=headers, timeout=timeout)
         except requests.exceptions.ConnectionError as exc:
-            raise CliError("UNAVAILABLE", f"cannot reach the Automill server at {self.endpoint} ({_reason(exc)}); "
-                           "start it with `automill serve`, or point the CLI elsewhere with "
-                           "`automill config set endpoint URL` or --endpoint") from None
+            raise CliError(
+                "UNAVAILABLE",
+                f"cannot reach the Automill server at {self.endpoint} ({_reason(exc)}); "
+                "start it with `automill serve`, or point the CLI elsewhere with "
+                "`automill config set endpoint URL` or --endpoint",
+            ) from None
         except requests.exceptions.Timeout:
-            raise CliError("DEADLINE_EXCEEDED", f"the server at {self.endpoint} did not answer "
-                           f"{method} {path} within {timeout:g} s") from None
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema) as exc:
+            raise CliError(
+                "DEADLINE_EXCEEDED",
+                f"the server at {self.endpoint} did not answer {method} {path} within {timeout:g} s",
+            ) from None
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ) as exc:
             raise CliError("INVALID_ARGUMENT", f"bad endpoint {self.endpoint!r}: {exc}") from None
         except requests.RequestException as exc:
             raise CliError("UNAVAILABLE", f"request to {self.endpoint} failed: {exc}") from None
@@ -56,15 +70,19 @@ class Api:
                 status = str(err.get("status") or HTTP_STATUS.get(resp.status_code, "UNKNOWN"))
                 raise CliError(status, str(err.get("message", "")))
             snippet = " ".join(resp.text.split())[:200]
-            raise CliError(HTTP_STATUS.get(resp.status_code, "UNKNOWN"),
-                           f"HTTP {resp.status_code} from {url}" + (f": {snippet}" if snippet else ""))
+            raise CliError(
+                HTTP_STATUS.get(resp.status_code, "UNKNOWN"),
+                f"HTTP {resp.status_code} from {url}" + (f": {snippet}" if snippet else ""),
+            )
         if not isinstance(payload, dict):
-            raise CliError("UNKNOWN", f"the server at {self.endpoint} answered {method} {path} with something "
-                           "that is not a JSON object (is the endpoint an Automill server?)")
+            raise CliError(
+                "UNKNOWN",
+                f"the server at {self.endpoint} answered {method} {path} with something "
+                "that is not a JSON object (is the endpoint an Automill server?)",
+            )
         return payload
 
-    def list_all(self, path: str, key: str, params: Optional[dict[str, Any]] = None,
-                 limit: int = 0) -> dict[str, Any]:
+    def list_all(self, path: str, key: str, params: dict[str, Any] | None = None, limit: int = 0) -> dict[str, Any]:
         """Follow nextPageToken; -> the API's list shape with every item (``nextPageToken`` kept when
         ``limit`` stopped the listing early)."""
         query = dict(params or {})
@@ -85,8 +103,13 @@ class Api:
 
 def _reason(exc: Exception) -> str:
     text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "No route to host",
-                   "Temporary failure in name resolution", "Connection reset"):
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "No route to host",
+        "Temporary failure in name resolution",
+        "Connection reset",
+    ):
         if marker in text:
             return marker.lower()
     return "connection failed"

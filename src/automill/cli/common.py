@@ -36,7 +36,7 @@ NO_WAIT = typer.Option(False, "--no-wait", hidden=True)
 class Ctx:
     output: Format
     settings: config.Resolved
-    _api: Optional[Api] = field(default=None, repr=False)
+    _api: Api | None = field(default=None, repr=False)
 
     @property
     def api(self) -> Api:
@@ -54,25 +54,31 @@ class Ctx:
         if value.startswith("projects/"):
             return value
         if not value or "/" in value or ":" in value:
-            raise CliError("INVALID_ARGUMENT", f"{value!r} is neither an ID nor a full resource name "
-                           f"(projects/PROJECT/locations/LOCATION/{collection}/ID)")
+            raise CliError(
+                "INVALID_ARGUMENT",
+                f"{value!r} is neither an ID nor a full resource name "
+                f"(projects/PROJECT/locations/LOCATION/{collection}/ID)",
+            )
         return f"{self.parent}/{collection}/{value}"
 
-    def child(self, collection: str, parent_value: str, sub: str, value: Optional[str]) -> str:
+    def child(self, collection: str, parent_value: str, sub: str, value: str | None) -> str:
         """A sub-resource (``.../datasets/D/annotationSpecs/S``) from the parent's ID or name and its own ID,
         or a full name given alone (as ``parent_value``)."""
         if value is None:
             if f"/{sub}/" in parent_value:
                 return parent_value.strip().strip("/")
-            raise CliError("INVALID_ARGUMENT", f"give the {collection[:-1]} and the {sub[:-1]} ID, or the full name "
-                           f"(projects/P/locations/L/{collection}/ID/{sub}/ID)")
+            raise CliError(
+                "INVALID_ARGUMENT",
+                f"give the {collection[:-1]} and the {sub[:-1]} ID, or the full name "
+                f"(projects/P/locations/L/{collection}/ID/{sub}/ID)",
+            )
         if value.strip().startswith("projects/"):
             return value.strip().strip("/")
         if "/" in value or not value.strip():
             raise CliError("INVALID_ARGUMENT", f"{value!r} is not an ID")
         return f"{self.name(collection, parent_value)}/{sub}/{value.strip()}"
 
-    def emit(self, data: Any, view: Optional[Callable[[], Any]] = None) -> None:
+    def emit(self, data: Any, view: Callable[[], Any] | None = None) -> None:
         emit(self.output, data, view)
 
 
@@ -100,27 +106,38 @@ def run(fn: Callable[..., None], common: dict[str, Any], kwargs: dict[str, Any])
     except Exception as exc:  # a bug, not a user's mistake: still no traceback unless asked for
         if os.environ.get("AUTOMILL_DEBUG"):
             raise
-        print(f"error: INTERNAL: {type(exc).__name__}: {exc} (set AUTOMILL_DEBUG=1 for the traceback)",
-              file=sys.stderr)
+        print(f"error: INTERNAL: {type(exc).__name__}: {exc} (set AUTOMILL_DEBUG=1 for the traceback)", file=sys.stderr)
         raise typer.Exit(1) from None
 
 
-def command(group: Optional[typer.Typer], name: Optional[str] = None, *, remote: bool = True,
-            output_names: tuple[str, ...] = ("--output", "-o")) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def command(
+    group: typer.Typer | None,
+    name: str | None = None,
+    *,
+    remote: bool = True,
+    output_names: tuple[str, ...] = ("--output", "-o"),
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Register ``fn(c: Ctx, ...)`` with the common options added (``remote=False``: only --output)."""
 
     def deco(fn: Callable[..., None]) -> Callable[..., None]:
         hints = get_type_hints(fn, include_extras=True)
-        own = [p.replace(annotation=hints.get(p.name, p.annotation))
-               for p in list(inspect.signature(fn).parameters.values())[1:]]
+        own = [
+            p.replace(annotation=hints.get(p.name, p.annotation))
+            for p in list(inspect.signature(fn).parameters.values())[1:]
+        ]
         kw = inspect.Parameter.KEYWORD_ONLY
-        extra = [inspect.Parameter("output", kw, annotation=Format,
-                                   default=typer.Option(Format.table, *output_names, help=OUTPUT_HELP))]
+        extra = [
+            inspect.Parameter(
+                "output", kw, annotation=Format, default=typer.Option(Format.table, *output_names, help=OUTPUT_HELP)
+            )
+        ]
         if remote:
-            extra += [inspect.Parameter("project", kw, annotation=Optional[str], default=PROJECT),
-                      inspect.Parameter("location", kw, annotation=Optional[str], default=LOCATION),
-                      inspect.Parameter("endpoint", kw, annotation=Optional[str], default=ENDPOINT),
-                      inspect.Parameter("parent", kw, annotation=Optional[str], default=PARENT)]
+            extra += [
+                inspect.Parameter("project", kw, annotation=Optional[str], default=PROJECT),
+                inspect.Parameter("location", kw, annotation=Optional[str], default=LOCATION),
+                inspect.Parameter("endpoint", kw, annotation=Optional[str], default=ENDPOINT),
+                inspect.Parameter("parent", kw, annotation=Optional[str], default=PARENT),
+            ]
         waits = any(p.name == "async_" for p in own)
         if waits:
             extra.append(inspect.Parameter("no_wait", kw, annotation=bool, default=NO_WAIT))
@@ -145,7 +162,7 @@ def command(group: Optional[typer.Typer], name: Optional[str] = None, *, remote:
     return deco
 
 
-def pairs(values: Optional[list[str]], flag: str) -> dict[str, str]:
+def pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     """``["a=1", "b=2"]`` -> ``{"a": "1", "b": "2"}``; a value without ``=`` is a usage mistake (exit 3)."""
     out: dict[str, str] = {}
     for v in values or []:

@@ -17,7 +17,6 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from automill.cli.errors import CliError
 
@@ -80,7 +79,7 @@ def validate(key: str, value: str) -> str:
     return value
 
 
-def write(key: str, value: Optional[str]) -> Path:
+def write(key: str, value: str | None) -> Path:
     """Set (or with ``None`` remove) one key in the file; the file is private (it may hold an API key)."""
     parser = _read()
     if not parser.has_section(SECTION):
@@ -130,7 +129,7 @@ class Resolved:
         return f"projects/{self.project}/locations/{self.location}"
 
 
-def resolve(**flags: Optional[str]) -> Resolved:
+def resolve(**flags: str | None) -> Resolved:
     """Flags (``project=``, ``location=``, ``endpoint=``) > AUTOMILL_* variables > file > defaults."""
     out = Resolved()
     stored = file_values()

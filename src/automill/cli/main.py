@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -28,26 +27,32 @@ app.command("check")(check)
 app.add_typer(keys, name="keys")
 app.command("audit")(audit)
 
-BUCKET_HELP = ("Map gs://NAME to a folder or fsspec URL: NAME=PATH, or NAME=PATH@PROJECT,... to grant it to those "
-               "projects only (repeatable; env AUTOMILL_BUCKETS=N=P,N2=P2).")
+BUCKET_HELP = (
+    "Map gs://NAME to a folder or fsspec URL: NAME=PATH, or NAME=PATH@PROJECT,... to grant it to those "
+    "projects only (repeatable; env AUTOMILL_BUCKETS=N=P,N2=P2)."
+)
 
 
-def _settings(data_dir: Optional[Path], database_url: Optional[str], bucket: Optional[list[str]],
-              **extra: object) -> Settings:
-    return Settings.from_env(data_dir=data_dir, database_url=database_url,
-                             buckets=parse_buckets(bucket) if bucket else None, **extra)
+def _settings(data_dir: Path | None, database_url: str | None, bucket: list[str] | None, **extra: object) -> Settings:
+    return Settings.from_env(
+        data_dir=data_dir, database_url=database_url, buckets=parse_buckets(bucket) if bucket else None, **extra
+    )
 
 
 #: Library notices that every job loading a model would repeat and that say nothing about Automill:
 #: torchao's CUDA-only kernels that cannot load on a CPU machine and its Triton note, torch's note
 #: on torchao's enums, alembic's list of its plugins. Their errors still show.
-QUIET_LOGGERS = {"torchao": logging.ERROR, "torch.utils._pytree": logging.ERROR,
-                 "alembic.runtime.plugins": logging.WARNING}
+QUIET_LOGGERS = {
+    "torchao": logging.ERROR,
+    "torch.utils._pytree": logging.ERROR,
+    "alembic.runtime.plugins": logging.WARNING,
+}
 
 
 def _logging() -> None:
-    logging.basicConfig(level=os.environ.get("AUTOMILL_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("AUTOMILL_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # AUTOMILL_LOG_LEVEL=DEBUG shows them
         for name, level in QUIET_LOGGERS.items():
             logging.getLogger(name).setLevel(level)
@@ -58,22 +63,34 @@ def _logging() -> None:
 
 @app.command()
 def serve(
-    host: Optional[str] = typer.Option(None, help="Address to listen on (env AUTOMILL_HOST, default 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, help="Port (env AUTOMILL_PORT, default 8080)."),
-    data_dir: Optional[Path] = typer.Option(None, help="Data folder (env AUTOMILL_DATA_DIR, default ./automill-data)."),
-    database_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL (env AUTOMILL_DATABASE_URL; default SQLite in the data dir)."),
-    bucket: Optional[list[str]] = typer.Option(None, "--bucket", help=BUCKET_HELP),
-    workers: Optional[int] = typer.Option(None, help="Local worker processes (env AUTOMILL_WORKERS, default 2; 0 = none)."),
-    allowed_host: Optional[list[str]] = typer.Option(
-        None, "--allowed-host", help="A Host name clients use to reach the server, e.g. automill.example.com "
-        "(repeatable; env AUTOMILL_ALLOWED_HOSTS=a,b; '*' = any)."),
-    max_request_bytes: Optional[int] = typer.Option(
-        None, help="Largest request body in bytes (env AUTOMILL_MAX_REQUEST_BYTES, default 41943040 = 40 MB)."),
-    max_train_budget_milli_node_hours: Optional[int] = typer.Option(
-        None, help="Cap on every training's budget (env AUTOMILL_MAX_TRAIN_BUDGET_MILLI_NODE_HOURS; 0 = none)."),
+    host: str | None = typer.Option(None, help="Address to listen on (env AUTOMILL_HOST, default 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (env AUTOMILL_PORT, default 8080)."),
+    data_dir: Path | None = typer.Option(None, help="Data folder (env AUTOMILL_DATA_DIR, default ./automill-data)."),
+    database_url: str | None = typer.Option(
+        None, help="SQLAlchemy URL (env AUTOMILL_DATABASE_URL; default SQLite in the data dir)."
+    ),
+    bucket: list[str] | None = typer.Option(None, "--bucket", help=BUCKET_HELP),
+    workers: int | None = typer.Option(
+        None, help="Local worker processes (env AUTOMILL_WORKERS, default 2; 0 = none)."
+    ),
+    allowed_host: list[str] | None = typer.Option(
+        None,
+        "--allowed-host",
+        help="A Host name clients use to reach the server, e.g. automill.example.com "
+        "(repeatable; env AUTOMILL_ALLOWED_HOSTS=a,b; '*' = any).",
+    ),
+    max_request_bytes: int | None = typer.Option(
+        None, help="Largest request body in bytes (env AUTOMILL_MAX_REQUEST_BYTES, default 41943040 = 40 MB)."
+    ),
+    max_train_budget_milli_node_hours: int | None = typer.Option(
+        None, help="Cap on every training's budget (env AUTOMILL_MAX_TRAIN_BUDGET_MILLI_NODE_HOURS; 0 = none)."
+    ),
     insecure: bool = typer.Option(
-        False, "--insecure", help="Serve a non-loopback --host while no API key exists: anyone who reaches the "
-        "port can do everything. Without it such a server refuses to start (create a key: automill keys create)."),
+        False,
+        "--insecure",
+        help="Serve a non-loopback --host while no API key exists: anyone who reaches the "
+        "port can do everything. Without it such a server refuses to start (create a key: automill keys create).",
+    ),
 ) -> None:
     """Run the API server (and local workers) on embedded defaults: SQLite + local folders.
 
@@ -84,45 +101,73 @@ def serve(
 
     from automill.api.app import create_app
     from automill.api.protocol import GuardedH11Protocol
-    from automill.services.container import Services
-
     from automill.core.net import is_loopback
+    from automill.services.container import Services
     from automill.services.keys import keys_exist
 
     _logging()
-    settings = _settings(data_dir, database_url, bucket, host=host, port=port, workers=workers,
-                         allowed_hosts=tuple(allowed_host) if allowed_host else None,
-                         max_request_bytes=max_request_bytes,
-                         max_train_budget_milli_node_hours=max_train_budget_milli_node_hours, insecure=insecure)
+    settings = _settings(
+        data_dir,
+        database_url,
+        bucket,
+        host=host,
+        port=port,
+        workers=workers,
+        allowed_hosts=tuple(allowed_host) if allowed_host else None,
+        max_request_bytes=max_request_bytes,
+        max_train_budget_milli_node_hours=max_train_budget_milli_node_hours,
+        insecure=insecure,
+    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     services = Services(settings)
     services.db.migrate()
     main_log = logging.getLogger("automill")
     if not is_loopback(settings.host) and not keys_exist(services.db):
         if not insecure:
-            main_log.error("refusing to serve %s: it is not a loopback address and no API key exists, so anyone who "
-                           "reaches the port could use every project. Create a key first (automill keys create "
-                           "--project '*' --role admin), or serve 127.0.0.1 behind a proxy, or pass --insecure.",
-                           settings.host)
+            main_log.error(
+                "refusing to serve %s: it is not a loopback address and no API key exists, so anyone who "
+                "reaches the port could use every project. Create a key first (automill keys create "
+                "--project '*' --role admin), or serve 127.0.0.1 behind a proxy, or pass --insecure.",
+                settings.host,
+            )
             raise typer.Exit(2)
-        main_log.warning("INSECURE: serving %s without API keys (--insecure): anyone who reaches port %d can read, "
-                         "change and delete every project. Create a key (automill keys create) to require one.",
-                         settings.host, settings.port)
+        main_log.warning(
+            "INSECURE: serving %s without API keys (--insecure): anyone who reaches port %d can read, "
+            "change and delete every project. Create a key (automill keys create) to require one.",
+            settings.host,
+            settings.port,
+        )
     elif insecure:
-        main_log.warning("--insecure has no effect: %s", "API keys exist, so every request needs one"
-                         if keys_exist(services.db) else "the server is on a loopback address")
+        main_log.warning(
+            "--insecure has no effect: %s",
+            "API keys exist, so every request needs one"
+            if keys_exist(services.db)
+            else "the server is on a loopback address",
+        )
     procs = [_spawn_worker(settings) for _ in range(settings.workers)]
     from automill.services.housekeeping import Sweeper
 
     Sweeper(services.db, settings.data_dir, settings.sweep_seconds).start()  # on start, then periodically
-    main_log.info("serving on http://%s:%d (data in %s, %d workers)", settings.host,
-                  settings.port, settings.data_dir.resolve(), len(procs))
+    main_log.info(
+        "serving on http://%s:%d (data in %s, %d workers)",
+        settings.host,
+        settings.port,
+        settings.data_dir.resolve(),
+        len(procs),
+    )
     try:
-        uvicorn.run(create_app(services), host=settings.host, port=settings.port, log_level="warning",
-                    http=GuardedH11Protocol.configure(head_timeout=settings.head_timeout_seconds,
-                                                      body_idle_timeout=settings.body_idle_timeout_seconds,
-                                                      body_timeout=settings.body_timeout_seconds),
-                    limit_concurrency=settings.max_connections)
+        uvicorn.run(
+            create_app(services),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            http=GuardedH11Protocol.configure(
+                head_timeout=settings.head_timeout_seconds,
+                body_idle_timeout=settings.body_idle_timeout_seconds,
+                body_timeout=settings.body_timeout_seconds,
+            ),
+            limit_concurrency=settings.max_connections,
+        )
     finally:
         for p in procs:
             p.terminate()
@@ -142,9 +187,9 @@ def _spawn_worker(settings: Settings) -> subprocess.Popen[bytes]:
 
 @app.command()
 def worker(
-    data_dir: Optional[Path] = typer.Option(None, help="Data folder (env AUTOMILL_DATA_DIR)."),
-    database_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL (env AUTOMILL_DATABASE_URL)."),
-    bucket: Optional[list[str]] = typer.Option(None, "--bucket", help=BUCKET_HELP),
+    data_dir: Path | None = typer.Option(None, help="Data folder (env AUTOMILL_DATA_DIR)."),
+    database_url: str | None = typer.Option(None, help="SQLAlchemy URL (env AUTOMILL_DATABASE_URL)."),
+    bucket: list[str] | None = typer.Option(None, "--bucket", help=BUCKET_HELP),
 ) -> None:
     """Run one worker process: claims operations from the database and executes them."""
     from automill.jobs.worker import Worker
@@ -155,14 +200,20 @@ def worker(
     settings = _settings(data_dir, database_url, bucket)
     make = services_factory(settings)
     make()  # import the job handlers once; each job forks from here and imports the ML libraries it needs
-    w = Worker(Database(settings.db_url), make, lease_seconds=settings.lease_seconds,
-               heartbeat_seconds=settings.heartbeat_seconds)
+    w = Worker(
+        Database(settings.db_url),
+        make,
+        lease_seconds=settings.lease_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds,
+    )
     w.run_forever()
 
 
 @app.command("serve-model")
 def serve_model(
-    folder: Path = typer.Argument(..., help="A folder written by `automill models export MODEL gs://... --format docker`."),
+    folder: Path = typer.Argument(
+        ..., help="A folder written by `automill models export MODEL gs://... --format docker`."
+    ),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8081, help="Port."),
 ) -> None:
@@ -175,7 +226,8 @@ def serve_model(
 
 @app.command()
 def migrate(
-    data_dir: Optional[Path] = typer.Option(None), database_url: Optional[str] = typer.Option(None),
+    data_dir: Path | None = typer.Option(None),
+    database_url: str | None = typer.Option(None),
 ) -> None:
     """Create or upgrade the database schema (serve does this on start)."""
     from automill.store.db import Database

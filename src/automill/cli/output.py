@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
-from typing import Any, Optional
+from typing import Any
 
 from rich import box
 from rich.console import Console, RenderableType
@@ -22,7 +22,9 @@ class Format(str, Enum):
     yaml = "yaml"
 
 
-def emit(fmt: Format | str, data: Any, view: Optional[Callable[[], Iterable[RenderableType] | RenderableType]] = None) -> None:
+def emit(
+    fmt: Format | str, data: Any, view: Callable[[], Iterable[RenderableType] | RenderableType] | None = None
+) -> None:
     """Print ``data`` as JSON / YAML, or the human ``view`` (default: the JSON) for ``table``."""
     fmt = Format(fmt)
     if fmt is Format.json:
@@ -36,7 +38,7 @@ def emit(fmt: Format | str, data: Any, view: Optional[Callable[[], Iterable[Rend
             sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
             return
         out = view()
-        for item in (out if isinstance(out, (list, tuple)) else [out]):
+        for item in out if isinstance(out, (list, tuple)) else [out]:
             if isinstance(item, str):
                 console.print(item, markup=False, soft_wrap=True)
             elif item is not None:
@@ -51,7 +53,7 @@ class Col:
         self.header, self.ident, self.justify = header, ident, justify
 
 
-def table(columns: Sequence[Col], rows: Iterable[Sequence[Any]], title: Optional[str] = None) -> Table:
+def table(columns: Sequence[Col], rows: Iterable[Sequence[Any]], title: str | None = None) -> Table:
     rows = [["" if v is None else str(v) for v in r] for r in rows]
     t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left", title_style="bold")
     for i, c in enumerate(columns):
@@ -65,7 +67,7 @@ def table(columns: Sequence[Col], rows: Iterable[Sequence[Any]], title: Optional
     return t
 
 
-def kv(rows: Iterable[tuple[str, Any]], title: Optional[str] = None) -> Table:
+def kv(rows: Iterable[tuple[str, Any]], title: str | None = None) -> Table:
     """A two-column key/value view; empty values are left out."""
     t = Table(title=title, box=box.SIMPLE, show_header=False, pad_edge=False, title_justify="left", title_style="bold")
     t.add_column("field", no_wrap=True, style="bold")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Optional
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 POLL_SECONDS = 1.0
 
 
-def _created(op: dict[str, Any]) -> Optional[float]:
+def _created(op: dict[str, Any]) -> float | None:
     ts = op.get("metadata", {}).get("createTime", "")
     try:
         return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() if ts else None
@@ -49,7 +49,7 @@ def show_progress() -> bool:
     return sys.stdout.isatty() and err_console.is_terminal
 
 
-def wait(c: "Ctx", op: dict[str, Any], budget_seconds: Optional[float] = None) -> dict[str, Any]:
+def wait(c: Ctx, op: dict[str, Any], budget_seconds: float | None = None) -> dict[str, Any]:
     """Poll GetOperation about every second until done; -> the finished Operation.
     A failed operation raises CliError with its google.rpc status."""
     name = op["name"]
@@ -68,7 +68,7 @@ def wait(c: "Ctx", op: dict[str, Any], budget_seconds: Optional[float] = None) -
     return finished(op)
 
 
-def _describe(op: dict[str, Any], started: float, budget_seconds: Optional[float]) -> str:
+def _describe(op: dict[str, Any], started: float, budget_seconds: float | None) -> str:
     meta = op.get("metadata", {})
     parts = [f"{kind(op) or 'operation'} {short(op['name'])}"]
     stage = meta.get("stage")
@@ -81,7 +81,7 @@ def _describe(op: dict[str, Any], started: float, budget_seconds: Optional[float
     return f"{text}  [dim]{clock}[/dim]"
 
 
-def _watch(c: "Ctx", op: dict[str, Any], started: float, budget_seconds: Optional[float]) -> dict[str, Any]:
+def _watch(c: Ctx, op: dict[str, Any], started: float, budget_seconds: float | None) -> dict[str, Any]:
     columns = (SpinnerColumn(), TextColumn("{task.description}", markup=True), BarColumn(), TaskProgressColumn())
     with Progress(*columns, console=err_console, transient=False) as bar:
         task = bar.add_task(_describe(op, started, budget_seconds), total=100)
@@ -92,14 +92,17 @@ def _watch(c: "Ctx", op: dict[str, Any], started: float, budget_seconds: Optiona
                 op = c.api.call("GET", op["name"])
                 last = now
             pct = float(op.get("metadata", {}).get("progressPercent", 0) or 0)
-            bar.update(task, completed=100 if op.get("done") and "error" not in op else pct,
-                       description=_describe(op, started, budget_seconds))
+            bar.update(
+                task,
+                completed=100 if op.get("done") and "error" not in op else pct,
+                description=_describe(op, started, budget_seconds),
+            )
             if not op.get("done"):
                 time.sleep(0.2)
     return op
 
 
-def interrupted(c: "Ctx", name: str) -> None:
+def interrupted(c: Ctx, name: str) -> None:
     """Ctrl-C while waiting: offer to cancel; either way exit 130."""
     op_id = short(name)
     err_console.print()
@@ -109,14 +112,17 @@ def interrupted(c: "Ctx", name: str) -> None:
         c.api.call("POST", f"{name}:cancel", {})
         print(f"cancel requested for operation {op_id}", file=sys.stderr)
     else:
-        print(f"operation {op_id} keeps running; watch it again with: automill operations wait {op_id}",
-              file=sys.stderr)
+        print(
+            f"operation {op_id} keeps running; watch it again with: automill operations wait {op_id}", file=sys.stderr
+        )
     raise typer.Exit(130)
 
 
 def finished(op: dict[str, Any]) -> dict[str, Any]:
     if op.get("done") and "error" in op:
         err = op["error"]
-        raise CliError(code_name(err.get("code", 2)),
-                       f"operation {short(op['name'])} failed: {err.get('message', '')}".rstrip(": "))
+        raise CliError(
+            code_name(err.get("code", 2)),
+            f"operation {short(op['name'])} failed: {err.get('message', '')}".rstrip(": "),
+        )
     return op

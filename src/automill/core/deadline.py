@@ -16,7 +16,7 @@ class Deadline:
     start: float = field(default_factory=time.monotonic)
 
     @classmethod
-    def from_milli_node_hours(cls, milli: int) -> "Deadline":
+    def from_milli_node_hours(cls, milli: int) -> Deadline:
         return cls(seconds=milli_node_hours_to_seconds(milli))
 
     def elapsed(self) -> float:

@@ -15,8 +15,9 @@ def parse_duration(text: str, *, field: str = "duration") -> timedelta:
     """``30d`` -> 30 days; the units are s, m, h, d and w."""
     m = _DURATION.match(text.strip().lower())
     if not m or int(m.group(1)) <= 0:
-        raise InvalidArgument(f"{field} {text[:40]!r} must be a positive number and a unit: 45s, 90m, 12h, 30d or 2w",
-                              field=field)
+        raise InvalidArgument(
+            f"{field} {text[:40]!r} must be a positive number and a unit: 45s, 90m, 12h, 30d or 2w", field=field
+        )
     return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
 
 
@@ -26,8 +27,11 @@ def parse_time(text: str, *, field: str = "time") -> datetime:
     try:
         when = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
     except ValueError:
-        raise InvalidArgument(f"{field} {text[:40]!r} is neither a duration (1h, 30d) nor an ISO time "
-                              "(2026-12-01 or 2026-12-01T10:00:00Z)", field=field) from None
+        raise InvalidArgument(
+            f"{field} {text[:40]!r} is neither a duration (1h, 30d) nor an ISO time "
+            "(2026-12-01 or 2026-12-01T10:00:00Z)",
+            field=field,
+        ) from None
     if when.tzinfo is not None:
         when = when.astimezone(UTC).replace(tzinfo=None)
     return when

@@ -92,8 +92,19 @@ class Unavailable(AutomillError):
 _BY_CODE: dict[int, type[AutomillError]] = {
     cls.code: cls
     for cls in (
-        Cancelled, InvalidArgument, DeadlineExceeded, NotFound, AlreadyExists, PermissionDenied,
-        ResourceExhausted, FailedPrecondition, Aborted, Unimplemented, Internal, Unavailable, Unauthenticated,
+        Cancelled,
+        InvalidArgument,
+        DeadlineExceeded,
+        NotFound,
+        AlreadyExists,
+        PermissionDenied,
+        ResourceExhausted,
+        FailedPrecondition,
+        Aborted,
+        Unimplemented,
+        Internal,
+        Unavailable,
+        Unauthenticated,
     )
 }
 
@@ -105,7 +116,19 @@ def error_for_code(code: int, message: str) -> AutomillError:
 
 
 __all__ = [
-    "AutomillError", "Cancelled", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
-    "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "Unimplemented",
-    "Internal", "Unavailable", "Unauthenticated", "error_for_code",
+    "Aborted",
+    "AlreadyExists",
+    "AutomillError",
+    "Cancelled",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "Internal",
+    "InvalidArgument",
+    "NotFound",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+    "error_for_code",
 ]

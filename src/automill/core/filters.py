@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 import re2
@@ -61,8 +62,10 @@ class Term:
 def compile_regex(pattern: str) -> Any:
     """A filter's ``regex(field, "...")`` pattern -> a compiled RE2 program, or InvalidArgument on ``filter``."""
     if len(pattern) > MAX_REGEX_CHARS:
-        raise InvalidArgument(f"the regular expression in the filter is {len(pattern)} characters, over the limit "
-                              f"of {MAX_REGEX_CHARS}", field="filter")
+        raise InvalidArgument(
+            f"the regular expression in the filter is {len(pattern)} characters, over the limit of {MAX_REGEX_CHARS}",
+            field="filter",
+        )
     _check_counts(pattern)
     try:
         return re2.compile(pattern, _RE2_OPTIONS)
@@ -102,8 +105,11 @@ def _check_counts(pattern: str) -> None:
         elif c == "{" and (m := _COUNT.match(pattern, i)):
             for count in m.groups():
                 if count and (len(count) > 6 or int(count) > MAX_REPEAT):
-                    raise InvalidArgument(f"the regular expression in the filter repeats {m.group(0)} times: at most "
-                                          f"{MAX_REPEAT} repetitions", field="filter")
+                    raise InvalidArgument(
+                        f"the regular expression in the filter repeats {m.group(0)} times: at most "
+                        f"{MAX_REPEAT} repetitions",
+                        field="filter",
+                    )
             i = m.end()
             continue
         i += 1
@@ -112,8 +118,7 @@ def _check_counts(pattern: str) -> None:
 def parse_filter(text: str | None, allowed: set[str]) -> list[Term]:
     text = (text or "").strip()
     if len(text) > MAX_FILTER_CHARS:
-        raise InvalidArgument(f"filter is {len(text)} characters, over the limit of {MAX_FILTER_CHARS}",
-                              field="filter")
+        raise InvalidArgument(f"filter is {len(text)} characters, over the limit of {MAX_FILTER_CHARS}", field="filter")
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
     terms: list[Term] = []
@@ -132,13 +137,13 @@ def parse_filter(text: str | None, allowed: set[str]) -> list[Term]:
             term = Term("eq" if m.group("op") == "=" else "ne", m.group("field"), value)
         if term.field not in allowed:
             raise InvalidArgument(
-                f"filter field {term.field!r} is not supported here; use one of {sorted(allowed)}", field="filter")
+                f"filter field {term.field!r} is not supported here; use one of {sorted(allowed)}", field="filter"
+            )
         terms.append(term)
     return terms
 
 
-def matches(terms: list[Term], record: Mapping[str, object],
-            exists: Callable[[str], bool] | None = None) -> bool:
+def matches(terms: list[Term], record: Mapping[str, object], exists: Callable[[str], bool] | None = None) -> bool:
     """``record`` maps field -> value ('' or None = absent)."""
     for t in terms:
         value = record.get(t.field)
@@ -159,5 +164,8 @@ def matches(terms: list[Term], record: Mapping[str, object],
 def _norm(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value if value is not None else "").lower() if str(value).lower() in ("true", "false") else str(
-        value if value is not None else "")
+    return (
+        str(value if value is not None else "").lower()
+        if str(value).lower() in ("true", "false")
+        else str(value if value is not None else "")
+    )

@@ -38,8 +38,9 @@ def parent_of(project: str, location: str) -> str:
 def split_parent(parent: str) -> tuple[str, str]:
     m = LOCATION_RE.fullmatch(parent or "")
     if not m:
-        raise InvalidArgument(f"parent {_shown(parent)} must look like projects/PROJECT/locations/LOCATION",
-                              field="parent")
+        raise InvalidArgument(
+            f"parent {_shown(parent)} must look like projects/PROJECT/locations/LOCATION", field="parent"
+        )
     _check_parts(m.group(1), m.group(2), "parent")
     return m.group(1), m.group(2)
 
@@ -53,18 +54,25 @@ def split_name(name: str, collection: str) -> tuple[str, str, str]:
         )
     _check_parts(parts[1], parts[3], "name")
     if not RESOURCE_ID_RE.fullmatch(parts[5]):
-        raise InvalidArgument(f"name: the {collection} id {_shown(parts[5])} is invalid: 1 to 128 letters, digits, "
-                              "'-' and '_'", field="name")
+        raise InvalidArgument(
+            f"name: the {collection} id {_shown(parts[5])} is invalid: 1 to 128 letters, digits, '-' and '_'",
+            field="name",
+        )
     return parts[1], parts[3], parts[5]
 
 
 def _check_parts(project: str, location: str, field: str) -> None:
     if not PROJECT_ID_RE.fullmatch(project):
-        raise InvalidArgument(f"{field}: the project id {_shown(project)} is invalid: 1 to 63 letters, digits, '-', "
-                              "'_' and '.', starting with a letter or digit", field=field)
+        raise InvalidArgument(
+            f"{field}: the project id {_shown(project)} is invalid: 1 to 63 letters, digits, '-', "
+            "'_' and '.', starting with a letter or digit",
+            field=field,
+        )
     if not LOCATION_ID_RE.fullmatch(location):
-        raise InvalidArgument(f"{field}: the location {_shown(location)} is invalid: 1 to 63 lowercase letters, "
-                              "digits and '-'", field=field)
+        raise InvalidArgument(
+            f"{field}: the location {_shown(location)} is invalid: 1 to 63 lowercase letters, digits and '-'",
+            field=field,
+        )
 
 
 def _shown(text: str, limit: int = 80) -> str:

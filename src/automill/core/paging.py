@@ -43,13 +43,21 @@ def decode_token(token: str | None, scope: str) -> int:
     except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
         raise InvalidArgument("page_token is not a token this server issued", field="page_token") from None
     if tok_scope != scope:
-        raise InvalidArgument("page_token belongs to a different list call (parent or filter changed)",
-                              field="page_token")
+        raise InvalidArgument(
+            "page_token belongs to a different list call (parent or filter changed)", field="page_token"
+        )
     return after
 
 
-def paginate(rows: Iterable[T], *, keep: Callable[[T], bool], render: Callable[[T], R], seq: Callable[[T], int],
-             size: int, scope: str) -> tuple[list[R], str]:
+def paginate(
+    rows: Iterable[T],
+    *,
+    keep: Callable[[T], bool],
+    render: Callable[[T], R],
+    seq: Callable[[T], int],
+    size: int,
+    scope: str,
+) -> tuple[list[R], str]:
     """One page of ``rows`` (already ordered by ``seq`` and starting after the token's position):
     the kept items, and the token of the next page ('' on the last page)."""
     out: list[R] = []

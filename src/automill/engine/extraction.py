@@ -71,9 +71,17 @@ def hold_out(texts: Sequence[str], spans: Sequence[SpanList], fraction: float = 
     return keep, held
 
 
-def fit_extraction(texts: Sequence[str], spans: Sequence[SpanList], valid_texts: Sequence[str] = (),
-                   valid_spans: Sequence[SpanList] = (), *, deadline: Deadline, model_type: str = "",
-                   progress: Callable[..., None] = lambda pct, stage=None: None, base: Any = None) -> ExtractionFitResult:
+def fit_extraction(
+    texts: Sequence[str],
+    spans: Sequence[SpanList],
+    valid_texts: Sequence[str] = (),
+    valid_spans: Sequence[SpanList] = (),
+    *,
+    deadline: Deadline,
+    model_type: str = "",
+    progress: Callable[..., None] = lambda pct, stage=None: None,
+    base: Any = None,
+) -> ExtractionFitResult:
     """Train the model type's learners in turn within ``deadline``; keep the best on validation F1.
 
     ``base`` (a fitted learner of an earlier model of the same type and labels) makes this
@@ -96,8 +104,10 @@ def fit_extraction(texts: Sequence[str], spans: Sequence[SpanList], valid_texts:
             break
         seconds = deadline.remaining() * (1.0 if last else stage.share)
         best_f1 = f", best validation F1 {best[0]:.3f}" if best[1] is not None else ""
-        report(2 + 83 * deadline.fraction_used(),
-               f"learner {i + 1} of {len(stages)}: {STAGE_TEXT.get(stage.family, stage.family)}{best_f1}")
+        report(
+            2 + 83 * deadline.fraction_used(),
+            f"learner {i + 1} of {len(stages)}: {STAGE_TEXT.get(stage.family, stage.family)}{best_f1}",
+        )
         learner = LEARNERS[stage.family](**stage.params)
         kwargs = {"init": base} if base is not None else {}
         try:
@@ -107,14 +117,23 @@ def fit_extraction(texts: Sequence[str], spans: Sequence[SpanList], valid_texts:
             log.info("extraction: %s ran out of budget: %s", stage.family, exc)
             continue
         f1 = learner.valid_f1_ if learner.valid_f1_ is not None else 0.0
-        trials.append({"family": stage.family, "valid_f1": round(f1, 4), "epochs": learner.epochs_,
-                       "stop_reason": learner.stop_reason_, "seconds": round(seconds, 1)})
+        trials.append(
+            {
+                "family": stage.family,
+                "valid_f1": round(f1, 4),
+                "epochs": learner.epochs_,
+                "stop_reason": learner.stop_reason_,
+                "seconds": round(seconds, 1),
+            }
+        )
         log.info("extraction: %s valid F1 %.4f", stage.family, f1)
         if f1 > best[0]:
             best = (f1, learner)
-        report(2 + 83 * deadline.fraction_used(),
-               f"learner {i + 1} of {len(stages)} done: {STAGE_TEXT.get(stage.family, stage.family)}, "
-               f"validation F1 {f1:.3f}")
+        report(
+            2 + 83 * deadline.fraction_used(),
+            f"learner {i + 1} of {len(stages)} done: {STAGE_TEXT.get(stage.family, stage.family)}, "
+            f"validation F1 {f1:.3f}",
+        )
     if best[1] is None:
         if trials and all("error" in t for t in trials):
             raise BudgetExhausted("; ".join(t["error"] for t in trials))

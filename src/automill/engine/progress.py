@@ -38,8 +38,9 @@ class BudgetProgress:
     """max(share of ``deadline`` spent, share of the work reported) mapped into ``lo..hi``, reported
     to ``report`` from a timer thread every ``every`` seconds and at each call of :meth:`report`."""
 
-    def __init__(self, report: Callable[..., Any], deadline: Deadline, *, lo: float = 2.0, hi: float = 95.0,
-                 every: float = 1.0) -> None:
+    def __init__(
+        self, report: Callable[..., Any], deadline: Deadline, *, lo: float = 2.0, hi: float = 95.0, every: float = 1.0
+    ) -> None:
         self._report = two_args(report)
         self.deadline = deadline
         self.lo, self.hi, self.every = lo, hi, every
@@ -70,10 +71,10 @@ class BudgetProgress:
                     if floor > self._last:
                         self._last = floor
                         self._report(floor, None)
-            except Exception:  # noqa: BLE001 - a failed progress write must not stop the timer
+            except Exception:
                 pass
 
-    def __enter__(self) -> "BudgetProgress":
+    def __enter__(self) -> BudgetProgress:
         self._thread = threading.Thread(target=self._run, name="automill-progress", daemon=True)
         self._thread.start()
         return self

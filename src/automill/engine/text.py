@@ -108,8 +108,12 @@ def holdout_mask(texts: Sequence[str], fraction: float = 0.15) -> np.ndarray:
     return np.array(vals) < fraction
 
 
-def _candidates(preset: Any, fams: dict[str, tuple[type, list[dict[str, Any]]]], first: list[tuple[str, dict[str, Any]]],
-                skip: set[str]) -> list[tuple[str, dict[str, Any]]]:
+def _candidates(
+    preset: Any,
+    fams: dict[str, tuple[type, list[dict[str, Any]]]],
+    first: list[tuple[str, dict[str, Any]]],
+    skip: set[str],
+) -> list[tuple[str, dict[str, Any]]]:
     per_family = []
     for fam in preset.families:
         if fam not in fams:
@@ -146,7 +150,9 @@ def _key(family: str, config: dict[str, Any]) -> str:
     return f"{family}:{sorted((k, str(v)) for k, v in config.items())}"
 
 
-def _greedy_ensemble(kind: str, Y: np.ndarray, preds: list[np.ndarray], max_members: int) -> tuple[dict[int, int], float]:
+def _greedy_ensemble(
+    kind: str, Y: np.ndarray, preds: list[np.ndarray], max_members: int
+) -> tuple[dict[int, int], float]:
     """Caruana-style selection with replacement -> ({candidate index: count}, loss).
 
     Runs all ``2 * max_members`` rounds and keeps the best prefix: a round that makes the loss worse
@@ -158,8 +164,10 @@ def _greedy_ensemble(kind: str, Y: np.ndarray, preds: list[np.ndarray], max_memb
     best: tuple[float, dict[int, int]] = (float("inf"), {})
     for step in range(max_members * 2):
         allowed = range(len(preds)) if len(counts) < max_members else list(counts)
-        trial = [(validation_loss(kind, Y, preds[i] if current is None else (current * step + preds[i]) / (step + 1)), i)
-                 for i in allowed]
+        trial = [
+            (validation_loss(kind, Y, preds[i] if current is None else (current * step + preds[i]) / (step + 1)), i)
+            for i in allowed
+        ]
         loss, i = min(trial)
         counts[i] = counts.get(i, 0) + 1
         current = preds[i] if current is None else (current * step + preds[i]) / (step + 1)
@@ -198,9 +206,18 @@ def _fits(family: str, last: float, room: float) -> bool:
     return last * (RETUNE_SHARE if family in EXPENSIVE else 1.3) <= room
 
 
-def _held_back(family: str, fitted: list[tuple[str, dict[str, Any], Any, np.ndarray, float]], kind: str,
-               Y_valid: np.ndarray, max_members: int, grow: float, budget_s: float, reserve: float,
-               refit: Collection[int] = (), remaining: float = float("inf")) -> float:
+def _held_back(
+    family: str,
+    fitted: list[tuple[str, dict[str, Any], Any, np.ndarray, float]],
+    kind: str,
+    Y_valid: np.ndarray,
+    max_members: int,
+    grow: float,
+    budget_s: float,
+    reserve: float,
+    refit: Collection[int] = (),
+    remaining: float = float("inf"),
+) -> float:
     """Seconds a trial must leave for the refits after the search.
 
     A cheap trial leaves the flat reserve. An expensive one (a fine-tune) leaves what refitting the
@@ -218,9 +235,16 @@ def _held_back(family: str, fitted: list[tuple[str, dict[str, Any], Any, np.ndar
     return min(reserve * budget_s, refits + 0.02 * budget_s)
 
 
-def _refit(indices: Iterable[int], fitted: list[tuple[str, dict[str, Any], Any, np.ndarray, float]],
-           fams: dict[str, tuple[type, list[dict[str, Any]]]], texts: list[str], Y: np.ndarray, multilabel: bool,
-           grow: float, deadline: Deadline) -> dict[int, Any]:
+def _refit(
+    indices: Iterable[int],
+    fitted: list[tuple[str, dict[str, Any], Any, np.ndarray, float]],
+    fams: dict[str, tuple[type, list[dict[str, Any]]]],
+    texts: list[str],
+    Y: np.ndarray,
+    multilabel: bool,
+    grow: float,
+    deadline: Deadline,
+) -> dict[int, Any]:
     """Refit these trials on train + validation, the cheapest first, each one the budget still allows."""
     out: dict[int, Any] = {}
     for i in sorted(indices, key=lambda i: fitted[i][4]):
@@ -234,8 +258,11 @@ def _refit(indices: Iterable[int], fitted: list[tuple[str, dict[str, Any], Any, 
 
 
 #: What a person reads in the operation's stage while a family trains.
-FAMILY_TEXT = {"tfidf_linear": "TF-IDF + linear model", "minilm_linear": "MiniLM embeddings + linear model",
-               "minilm_finetune": "fine-tuning MiniLM"}
+FAMILY_TEXT = {
+    "tfidf_linear": "TF-IDF + linear model",
+    "minilm_linear": "MiniLM embeddings + linear model",
+    "minilm_finetune": "fine-tuning MiniLM",
+}
 
 
 def _trial_stage(n: int, total: int, family: str, best_loss: float) -> str:
@@ -259,10 +286,19 @@ def _work_done(candidates: Sequence[tuple[str, dict[str, Any]]], tried: int) -> 
     return CHEAP_WORK_SHARE * done_cheap / cheap + (1 - CHEAP_WORK_SHARE) * (tried - done_cheap) / expensive
 
 
-def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequence[str] | None = None,
-             Y_valid: np.ndarray | None = None, *, deadline: Deadline, model_type: str = "",
-             progress: Callable[..., None] | None = None, base: TextFitResult | None = None,
-             reserve: float = 0.2) -> TextFitResult:
+def fit_text(
+    kind: str,
+    texts: Sequence[str],
+    Y: np.ndarray,
+    valid_texts: Sequence[str] | None = None,
+    Y_valid: np.ndarray | None = None,
+    *,
+    deadline: Deadline,
+    model_type: str = "",
+    progress: Callable[..., None] | None = None,
+    base: TextFitResult | None = None,
+    reserve: float = 0.2,
+) -> TextFitResult:
     """Search, ensemble and refit within ``deadline``; see the module docstring.
 
     ``progress(percent, stage)`` hears 5..80 % as trials end (the share of the search done, see
@@ -308,8 +344,9 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
             report(done_pct, f"refitting the {len(counts)} chosen models on train + validation")
             refit = _refit(counts, fitted, fams, refit_texts, Y_refit, multilabel, grow, deadline)
         last = next((f[4] for f in reversed(fitted) if f[0] == fam), 0.0)
-        held = _held_back(fam, fitted, kind, Y_valid, preset.max_members, grow, deadline.seconds, reserve, refit,
-                          deadline.remaining())
+        held = _held_back(
+            fam, fitted, kind, Y_valid, preset.max_members, grow, deadline.seconds, reserve, refit, deadline.remaining()
+        )
         if fitted and not _fits(fam, last, deadline.remaining() - held):
             stop = BUDGET_REACHED  # this one would not fit; a cheaper family's next config may
             continue
@@ -330,17 +367,27 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
         # texts it embedded stay cached, so that part is not paid twice.
         fitted.append((fam, cfg, learner, P, max(0.0, seconds - (minilm.embedding_seconds() - embedded))))
         loss = validation_loss(kind, Y_valid, P)
-        trials.append({"family": fam, "config": cfg, "validation_loss": round(loss, 5), "seconds": round(seconds, 2),
-                       **_steps(learner)})
+        trials.append(
+            {
+                "family": fam,
+                "config": cfg,
+                "validation_loss": round(loss, 5),
+                "seconds": round(seconds, 2),
+                **_steps(learner),
+            }
+        )
         log.info("trial %s %s: validation loss %.4f in %.1fs", fam, cfg, loss, seconds)
         _, ens_loss = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], preset.max_members)
         stale = stale + 1 if ens_loss > best_loss * 0.999 else 0
         best_loss = min(best_loss, ens_loss)
         done_pct = 5 + 75 * _work_done(candidates, n + 1)
-        report(done_pct, f"trial {n + 1} of {len(candidates)} done: "
-               f"{FAMILY_TEXT.get(fam, fam)}, validation loss {loss:.3f}, best ensemble {best_loss:.3f}")
+        report(
+            done_pct,
+            f"trial {n + 1} of {len(candidates)} done: "
+            f"{FAMILY_TEXT.get(fam, fam)}, validation loss {loss:.3f}, best ensemble {best_loss:.3f}",
+        )
         if stale >= PATIENCE:
-            if fam in EXPENSIVE or not any(f in EXPENSIVE for f, _ in candidates[n + 1:]):
+            if fam in EXPENSIVE or not any(f in EXPENSIVE for f, _ in candidates[n + 1 :]):
                 break  # more budget stopped helping
             # The cheap families stopped helping: the preset's expensive ones still get their turn.
             cheap_done, stale = True, 0
@@ -354,10 +401,18 @@ def fit_text(kind: str, texts: Sequence[str], Y: np.ndarray, valid_texts: Sequen
     thresholds = _thresholds(Y_valid, P_valid) if multilabel and P_valid is not None else None
     # Refit the chosen members not refitted yet (a fine-tune that took most of the budget keeps its
     # weights; the cheap members still gain).
-    report(done_pct, f"ensembling {len(counts)} of {len(fitted)} trained models and refitting them on train + validation")
-    refit.update(_refit([i for i in counts if i not in refit], fitted, fams, refit_texts, Y_refit, multilabel, grow,
-                        deadline))
+    report(
+        done_pct, f"ensembling {len(counts)} of {len(fitted)} trained models and refitting them on train + validation"
+    )
+    refit.update(
+        _refit([i for i in counts if i not in refit], fitted, fams, refit_texts, Y_refit, multilabel, grow, deadline)
+    )
     members = [Member(fitted[i][0], fitted[i][1], refit.get(i, fitted[i][2]), float(c)) for i, c in counts.items()]
     report(90, "training done")
-    return TextFitResult(model=TextEnsemble(kind, members, thresholds), model_type=type_name, stop_reason=stop,
-                         trials=trials, validation_loss=loss)
+    return TextFitResult(
+        model=TextEnsemble(kind, members, thresholds),
+        model_type=type_name,
+        stop_reason=stop,
+        trials=trials,
+        validation_loss=loss,
+    )

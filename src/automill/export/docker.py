@@ -52,8 +52,16 @@ def automill_version() -> str:
         return "0+unknown"
 
 
-def export_docker_package(model_dir: Path, out_dir: Path, *, problem_type: str, model_name: str,
-                          display_name: str, metadata_key: str = "", predict_params: tuple[str, ...] = ()) -> dict[str, Any]:
+def export_docker_package(
+    model_dir: Path,
+    out_dir: Path,
+    *,
+    problem_type: str,
+    model_name: str,
+    display_name: str,
+    metadata_key: str = "",
+    predict_params: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """Write the folder into ``out_dir``; return the manifest written as ``automill-model.json``.
     ``metadata_key`` (e.g. textClassificationModelMetadata) and ``predict_params`` (the params the
     problem's predict reads) only describe the model in the manifest."""
@@ -68,19 +76,26 @@ def export_docker_package(model_dir: Path, out_dir: Path, *, problem_type: str, 
     version = automill_version()
     image = problem_type.startswith("image_")
     manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "automill_version": version,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "automill_version": version,
         "exported_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "problem_type": problem_type,
-        "model": {"name": model_name, "id": model_id, "display_name": display_name,
-                  "metadata_key": metadata_key,
-                  "model_type": meta.get("model_type", "")},
+        "model": {
+            "name": model_name,
+            "id": model_id,
+            "display_name": display_name,
+            "metadata_key": metadata_key,
+            "model_type": meta.get("model_type", ""),
+        },
         "labels": list(meta.get("display_names", [])),
         "annotation_spec_ids": list(meta.get("annotation_spec_ids", [])),
         "model_dir": MODEL_DIR,
         "predict": {
             "method": "POST",
-            "paths": [f"/{v}/projects/{{project}}/locations/{{location}}/models/{model_id}:predict"
-                      for v in ("v1", "v1beta1")],
+            "paths": [
+                f"/{v}/projects/{{project}}/locations/{{location}}/models/{model_id}:predict" for v in ("v1", "v1beta1")
+            ],
             "accepts": "any project and location; the model segment must be this model's id",
             "request": {"payload": _EXAMPLE_PAYLOADS["image" if image else "text"]},
             "params": list(predict_params),  # PredictRequest.params this model reads (string values)
@@ -88,23 +103,30 @@ def export_docker_package(model_dir: Path, out_dir: Path, *, problem_type: str, 
             "response_type": "google.cloud.automl.v1.PredictResponse (JSON), as the full server answers",
             "annotation_payload": _PAYLOAD_KIND.get(problem_type, ""),
         },
-        "serve": {"docker": f"docker build -t {_tag(model_id)} . && docker run --rm -p {PORT}:{PORT} {_tag(model_id)}",
-                  "without_docker": "automill serve-model . --port 8081"},
+        "serve": {
+            "docker": f"docker build -t {_tag(model_id)} . && docker run --rm -p {PORT}:{PORT} {_tag(model_id)}",
+            "without_docker": "automill serve-model . --port 8081",
+        },
     }
     _write_source(out_dir / "automill-src", version)
     (out_dir / "wheels").mkdir()
     (out_dir / "wheels" / "README.md").write_text(
         "Optional: wheels put here are installed from while the image builds (`pip install --find-links`), "
-        "e.g. packages that only your own package index has, or all of them for a build without network.\n")
+        "e.g. packages that only your own package index has, or all of them for a build without network.\n"
+    )
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     (out_dir / "Dockerfile").write_text(_dockerfile(manifest))
     (out_dir / "README.md").write_text(_readme(manifest))
     return manifest
 
 
-_PAYLOAD_KIND = {"image_classification": "classification", "image_object_detection": "imageObjectDetection",
-                 "text_classification": "classification", "text_sentiment": "textSentiment",
-                 "text_extraction": "textExtraction"}
+_PAYLOAD_KIND = {
+    "image_classification": "classification",
+    "image_object_detection": "imageObjectDetection",
+    "text_classification": "classification",
+    "text_sentiment": "textSentiment",
+    "text_extraction": "textExtraction",
+}
 
 
 def _tag(model_id: str) -> str:
@@ -115,12 +137,16 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     """The manifest of an exported folder (ValueError when ``folder`` is not one)."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
-        raise ValueError(f"{folder} is not an exported Automill model: {MANIFEST} is missing "
-                         "(export the model with model_format docker)")
+        raise ValueError(
+            f"{folder} is not an exported Automill model: {MANIFEST} is missing "
+            "(export the model with model_format docker)"
+        )
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT or int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-        raise ValueError(f"{path} is format {manifest.get('format')!r} version {manifest.get('format_version')!r}; "
-                         f"this Automill ({automill_version()}) reads {FORMAT} up to version {FORMAT_VERSION}")
+        raise ValueError(
+            f"{path} is format {manifest.get('format')!r} version {manifest.get('format_version')!r}; "
+            f"this Automill ({automill_version()}) reads {FORMAT} up to version {FORMAT_VERSION}"
+        )
     return manifest
 
 
@@ -129,8 +155,11 @@ def _write_source(dest: Path, version: str) -> None:
     import automill
 
     package = Path(automill.__file__).resolve().parent
-    shutil.copytree(package, dest / "automill", ignore=lambda d, names: [n for n in names if n in SOURCE_SKIP
-                                                                          or n.endswith((".pyc", ".pyo"))])
+    shutil.copytree(
+        package,
+        dest / "automill",
+        ignore=lambda d, names: [n for n in names if n in SOURCE_SKIP or n.endswith((".pyc", ".pyo"))],
+    )
     try:
         dist = metadata.distribution("automill")
         requires = [r for r in dist.requires or [] if "extra ==" not in r]
@@ -145,10 +174,12 @@ def _write_source(dest: Path, version: str) -> None:
         f"dependencies = [\n{deps}]\n\n"
         '[project.scripts]\nautomill = "automill.cli.main:app"\n\n'
         '[tool.setuptools.packages.find]\nwhere = ["."]\ninclude = ["automill*"]\n\n'
-        '[tool.setuptools.package-data]\nautomill = ["store/migrations/*.ini", "store/migrations/*.mako"]\n')
+        '[tool.setuptools.package-data]\nautomill = ["store/migrations/*.ini", "store/migrations/*.mako"]\n'
+    )
     (dest / "constraints.txt").write_text(
         "# Direct dependencies at the versions of the server that exported this model.\n"
-        + "".join(f"{name}=={ver}\n" for name, ver in _pins(requires)))
+        + "".join(f"{name}=={ver}\n" for name, ver in _pins(requires))
+    )
 
 
 def _pins(requires: list[str]) -> list[tuple[str, str]]:
@@ -166,10 +197,10 @@ def _pins(requires: list[str]) -> list[tuple[str, str]]:
 def _dockerfile(m: dict[str, Any]) -> str:
     model = m["model"]
     return f"""\
-# A prediction-only Automill server for model {model['id']} ("{model['display_name']}", {m['problem_type']}).
-#   docker build -t {_tag(model['id'])} .
-#   docker run --rm -p {PORT}:{PORT} {_tag(model['id'])}
-# Written by Automill {m['automill_version']} without docker at hand: not built where it was written (README.md).
+# A prediction-only Automill server for model {model["id"]} ("{model["display_name"]}", {m["problem_type"]}).
+#   docker build -t {_tag(model["id"])} .
+#   docker run --rm -p {PORT}:{PORT} {_tag(model["id"])}
+# Written by Automill {m["automill_version"]} without docker at hand: not built where it was written (README.md).
 FROM python:3.11-slim
 
 # Automill is not on PyPI: its source is in automill-src/. Its dependencies (torch, transformers,
@@ -201,9 +232,9 @@ def _readme(m: dict[str, Any]) -> str:
     model, tag = m["model"], _tag(m["model"]["id"])
     example = json.dumps(m["predict"]["request"])
     return f"""\
-# {model['display_name']} ({model['id']}), exported by Automill
+# {model["display_name"]} ({model["id"]}), exported by Automill
 
-The {m['problem_type']} model {model['id']}, exported {m['exported_at']} by Automill {m['automill_version']} with
+The {m["problem_type"]} model {model["id"]}, exported {m["exported_at"]} by Automill {m["automill_version"]} with
 `model_format: docker`. This folder serves the same `:predict` REST call as the Automill server
 that trained it, with or without docker, and needs no database and no network at predict time.
 
@@ -215,8 +246,8 @@ that trained it, with or without docker, and needs no database and no network at
 | `automill-src/` | Automill's source (it is not on PyPI), its `pyproject.toml` and `constraints.txt` (the exporting server's dependency versions) |
 | `wheels/` | optional wheels the image build installs from |
 
-Labels: {", ".join(m['labels']) or "(none)"}. Params it reads (`PredictRequest.params`, string
-values): {", ".join(m['predict']['params']) or "none"}.
+Labels: {", ".join(m["labels"]) or "(none)"}. Params it reads (`PredictRequest.params`, string
+values): {", ".join(m["predict"]["params"]) or "none"}.
 
 ## Build and run the image
 
@@ -225,7 +256,7 @@ docker build -t {tag} .
 docker run --rm -p {PORT}:{PORT} {tag}
 curl -s http://127.0.0.1:{PORT}/healthz
 curl -s -X POST -H 'Content-Type: application/json' \\
-  http://127.0.0.1:{PORT}/v1/projects/my-project/locations/us-central1/models/{model['id']}:predict \\
+  http://127.0.0.1:{PORT}/v1/projects/my-project/locations/us-central1/models/{model["id"]}:predict \\
   -d '{example}'
 ```
 
@@ -242,7 +273,7 @@ it was checked by reading. If a build fails, the same server runs without docker
 
 ## Run it without docker
 
-Where Automill {m['automill_version']} is installed (`pip install ./automill-src` installs this copy):
+Where Automill {m["automill_version"]} is installed (`pip install ./automill-src` installs this copy):
 
 ```bash
 automill serve-model . --host 127.0.0.1 --port 8081
@@ -250,9 +281,9 @@ automill serve-model . --host 127.0.0.1 --port 8081
 
 ## Calling it
 
-`POST /v1/projects/{{project}}/locations/{{location}}/models/{model['id']}:predict` (or `/v1beta1/...`)
+`POST /v1/projects/{{project}}/locations/{{location}}/models/{model["id"]}:predict` (or `/v1beta1/...`)
 with a PredictRequest body; the answer is the PredictResponse JSON the Automill server gives, and
 errors are google.rpc.Status JSON. Any project and location are accepted; the model segment must be
-`{model['id']}` (another id answers 404), so the official client works with the model's original
+`{model["id"]}` (another id answers 404), so the official client works with the model's original
 name and `api_endpoint="http://127.0.0.1:{PORT}"`. `GET /healthz` answers once the model is loaded.
 """

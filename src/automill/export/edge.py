@@ -25,14 +25,22 @@ FORMATS = ("tflite", "onnx")
 QUANTIZATIONS = ("float32", "int8_weights")
 
 
-def export_package(model: EfficientNetClassifier, labels: list[str], fmt: str, quantization: str, out_dir: Path,
-                   check_images: np.ndarray) -> dict[str, Any]:
+def export_package(
+    model: EfficientNetClassifier,
+    labels: list[str],
+    fmt: str,
+    quantization: str,
+    out_dir: Path,
+    check_images: np.ndarray,
+) -> dict[str, Any]:
     """Write the package into ``out_dir`` (a local folder); return its metadata (with ``parity``)."""
     if fmt not in FORMATS:
         raise InvalidArgument(f"model_format {fmt!r} cannot be exported; use one of {list(FORMATS)}")
     if quantization not in QUANTIZATIONS:
-        raise InvalidArgument(f"params.quantization must be one of {list(QUANTIZATIONS)}, got {quantization!r}",
-                              field="output_config.params.quantization")
+        raise InvalidArgument(
+            f"params.quantization must be one of {list(QUANTIZATIONS)}, got {quantization!r}",
+            field="output_config.params.quantization",
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     reference = model.predict_proba(check_images) if len(check_images) else np.zeros((0, len(labels)))
@@ -44,23 +52,39 @@ def export_package(model: EfficientNetClassifier, labels: list[str], fmt: str, q
         layout, shape = "NHWC", [1, model.size, model.size, 3]
     else:
         if quantization != "float32":
-            raise InvalidArgument("ONNX export is float32 only here; int8_weights is for tflite",
-                                  field="output_config.params.quantization")
+            raise InvalidArgument(
+                "ONNX export is float32 only here; int8_weights is for tflite",
+                field="output_config.params.quantization",
+            )
         path = out_dir / "model.onnx"
         _to_onnx(model, path)
         scores = _run_onnx(path, x.transpose(0, 3, 1, 2))
         layout, shape = "NCHW", [-1, 3, model.size, model.size]
     agree = float((scores.argmax(1) == reference.argmax(1)).mean()) if len(reference) else None
     meta = {
-        "format": fmt, "quantization": quantization, "model_file": path.name, "size_bytes": path.stat().st_size,
-        "input": {"shape": shape, "layout": layout, "dtype": "float32", "color": "RGB",
-                  "resize": f"bilinear, the whole image to {model.size}x{model.size}",
-                  "normalization": {"mean": MEAN, "std": STD, "formula": "(pixel - mean) / std"}},
-        "output": {"shape": [shape[0], len(labels)], "dtype": "float32",
-                   "scores": "sigmoid per label" if model.multilabel else "softmax over labels"},
+        "format": fmt,
+        "quantization": quantization,
+        "model_file": path.name,
+        "size_bytes": path.stat().st_size,
+        "input": {
+            "shape": shape,
+            "layout": layout,
+            "dtype": "float32",
+            "color": "RGB",
+            "resize": f"bilinear, the whole image to {model.size}x{model.size}",
+            "normalization": {"mean": MEAN, "std": STD, "formula": "(pixel - mean) / std"},
+        },
+        "output": {
+            "shape": [shape[0], len(labels)],
+            "dtype": "float32",
+            "scores": "sigmoid per label" if model.multilabel else "softmax over labels",
+        },
         "labels": labels,
-        "parity": {"images": int(len(reference)), "top1_agreement": agree,
-                   "max_abs_score_diff": float(np.abs(scores - reference).max()) if len(reference) else None},
+        "parity": {
+            "images": len(reference),
+            "top1_agreement": agree,
+            "max_abs_score_diff": float(np.abs(scores - reference).max()) if len(reference) else None,
+        },
         "export_seconds": round(time.monotonic() - started, 1),
     }
     (out_dir / "dict.txt").write_text("".join(f"{label}\n" for label in labels))
@@ -97,7 +121,7 @@ def _run_tflite(path: Path, x: np.ndarray, threads: int = 2) -> np.ndarray:
     inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
     outputs = []
     for i in range(len(x)):
-        it.set_tensor(inp, x[i:i + 1])
+        it.set_tensor(inp, x[i : i + 1])
         it.invoke()
         outputs.append(it.get_tensor(out)[0].copy())
     return np.stack(outputs) if outputs else np.zeros((0,), dtype=np.float32)
@@ -116,8 +140,9 @@ def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
     return sess.run(None, {"image": np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
-def export_detector_package(detector: Any, labels: list[str], fmt: str, quantization: str, out_dir: Path,
-                            check_images: np.ndarray) -> dict[str, Any]:
+def export_detector_package(
+    detector: Any, labels: list[str], fmt: str, quantization: str, out_dir: Path, check_images: np.ndarray
+) -> dict[str, Any]:
     """The object detector's package: raw outputs [N, labels + 4, G, G] plus the decoding recipe in
     the metadata; parity compares the decoded boxes of the exported file with the trained model's."""
     from automill.learners.centernet import decode
@@ -137,8 +162,10 @@ def export_detector_package(detector: Any, labels: list[str], fmt: str, quantiza
         shape = [1, detector.size, detector.size, 3]
     else:
         if quantization != "float32":
-            raise InvalidArgument("ONNX export is float32 only here; int8_weights is for tflite",
-                                  field="output_config.params.quantization")
+            raise InvalidArgument(
+                "ONNX export is float32 only here; int8_weights is for tflite",
+                field="output_config.params.quantization",
+            )
         path = out_dir / "model.onnx"
         detector.export_onnx(str(path))
         raw = _run_onnx(path, x.transpose(0, 3, 1, 2))
@@ -154,24 +181,41 @@ def export_detector_package(detector: Any, labels: list[str], fmt: str, quantiza
         box_diff = max(box_diff, float(np.abs(np.array(ours[0][2]) - np.array(theirs[0][2])).max()))
     grid = detector.grid
     meta = {
-        "format": fmt, "quantization": quantization, "model_file": path.name, "size_bytes": path.stat().st_size,
-        "input": {"shape": shape, "layout": "NHWC" if fmt == "tflite" else "NCHW", "dtype": "float32", "color": "RGB",
-                  "resize": f"bilinear, the whole image to {detector.size}x{detector.size}",
-                  "normalization": {"mean": MEAN, "std": STD, "formula": "(pixel - mean) / std"}},
-        "output": {"shape": [shape[0], n + 4, grid, grid], "dtype": "float32", "layout": "NCHW",
-                   "channels": [f"heatmap:{label}" for label in labels] + ["width", "height", "offset_x", "offset_y"]},
+        "format": fmt,
+        "quantization": quantization,
+        "model_file": path.name,
+        "size_bytes": path.stat().st_size,
+        "input": {
+            "shape": shape,
+            "layout": "NHWC" if fmt == "tflite" else "NCHW",
+            "dtype": "float32",
+            "color": "RGB",
+            "resize": f"bilinear, the whole image to {detector.size}x{detector.size}",
+            "normalization": {"mean": MEAN, "std": STD, "formula": "(pixel - mean) / std"},
+        },
+        "output": {
+            "shape": [shape[0], n + 4, grid, grid],
+            "dtype": "float32",
+            "layout": "NCHW",
+            "channels": [f"heatmap:{label}" for label in labels] + ["width", "height", "offset_x", "offset_y"],
+        },
         "postprocessing": {
             "grid": grid,
             "peaks": "a cell is a detection of label k when heatmap[k] is the maximum of its 3x3 neighbourhood; "
-                     "score = heatmap[k]; keep the best max_bounding_box_count above score_threshold",
+            "score = heatmap[k]; keep the best max_bounding_box_count above score_threshold",
             "box": "cx = (col + offset_x) / grid, cy = (row + offset_y) / grid; box = (cx - width/2, cy - height/2, "
-                   "cx + width/2, cy + height/2), clipped to 0..1; normalised, top-left origin",
-            "defaults": {"score_threshold": 0.5, "max_bounding_box_count": 100}},
+            "cx + width/2, cy + height/2), clipped to 0..1; normalised, top-left origin",
+            "defaults": {"score_threshold": 0.5, "max_bounding_box_count": 100},
+        },
         "labels": labels,
-        "parity": {"images": int(len(reference)),
-                   "top_box_agreement": float(np.mean(agree)) if agree else None,
-                   "max_top_box_coordinate_diff": box_diff,
-                   "max_abs_output_diff": float(np.abs(raw.reshape(reference.shape) - reference).max()) if len(reference) else None},
+        "parity": {
+            "images": len(reference),
+            "top_box_agreement": float(np.mean(agree)) if agree else None,
+            "max_top_box_coordinate_diff": box_diff,
+            "max_abs_output_diff": float(np.abs(raw.reshape(reference.shape) - reference).max())
+            if len(reference)
+            else None,
+        },
         "export_seconds": round(time.monotonic() - started, 1),
     }
     (out_dir / "dict.txt").write_text("".join(f"{label}\n" for label in labels))

@@ -10,7 +10,6 @@ from typing import Any
 from automill.jobs import queue
 from automill.store.db import Database
 
-
 #: At most one progress write per this many seconds (what is held back is written after it).
 PROGRESS_WRITE_SECONDS = 1.0
 #: A running job never shows more than this; ``queue.complete`` sets 100 when it is done.

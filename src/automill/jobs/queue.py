@@ -33,8 +33,13 @@ def claim(db: Database, owner: str, lease_seconds: float, kinds: set[str] | None
         res = s.execute(
             update(OperationRow)
             .where(OperationRow.id == op_id, OperationRow.state == JobState.QUEUED)
-            .values(state=JobState.RUNNING, lease_owner=owner, lease_expires_at=time.time() + lease_seconds,
-                    attempt=OperationRow.attempt + 1, updated_at=utcnow())
+            .values(
+                state=JobState.RUNNING,
+                lease_owner=owner,
+                lease_expires_at=time.time() + lease_seconds,
+                attempt=OperationRow.attempt + 1,
+                updated_at=utcnow(),
+            )
         )
         if res.rowcount != 1:
             return None
@@ -42,15 +47,22 @@ def claim(db: Database, owner: str, lease_seconds: float, kinds: set[str] | None
 
 
 def _owned(op_id: str, owner: str, attempt: int) -> Any:
-    return (OperationRow.id == op_id, OperationRow.state == JobState.RUNNING,
-            OperationRow.lease_owner == owner, OperationRow.attempt == attempt)
+    return (
+        OperationRow.id == op_id,
+        OperationRow.state == JobState.RUNNING,
+        OperationRow.lease_owner == owner,
+        OperationRow.attempt == attempt,
+    )
 
 
 def heartbeat(db: Database, op_id: str, owner: str, attempt: int, lease_seconds: float) -> tuple[bool, bool]:
     """Renew the lease -> (still ours, cancel requested)."""
     with db.tx() as s:
-        res = s.execute(update(OperationRow).where(*_owned(op_id, owner, attempt))
-                        .values(lease_expires_at=time.time() + lease_seconds))
+        res = s.execute(
+            update(OperationRow)
+            .where(*_owned(op_id, owner, attempt))
+            .values(lease_expires_at=time.time() + lease_seconds)
+        )
         if res.rowcount != 1:
             return False, False
         cancel = s.execute(select(OperationRow.cancel_requested).where(OperationRow.id == op_id)).scalar_one()
@@ -61,19 +73,24 @@ def set_progress(db: Database, op_id: str, owner: str, attempt: int, percent: in
     """Record a running job's progress (never lowered here: a stale write cannot undo a newer one)
     and, when given, what it is doing now."""
     pct = max(0, min(99, int(percent)))
-    values: dict[str, Any] = {"progress_percent": case((OperationRow.progress_percent > pct, OperationRow.progress_percent),
-                                                       else_=pct), "updated_at": utcnow()}
+    values: dict[str, Any] = {
+        "progress_percent": case((OperationRow.progress_percent > pct, OperationRow.progress_percent), else_=pct),
+        "updated_at": utcnow(),
+    }
     if stage is not None:
         values["stage"] = stage[:500]
     with db.tx() as s:
         s.execute(update(OperationRow).where(*_owned(op_id, owner, attempt)).values(**values))
 
 
-def complete(db: Database, op_id: str, owner: str, attempt: int, result: JobResult,
-             partial_failures: list[dict[str, Any]]) -> bool:
+def complete(
+    db: Database, op_id: str, owner: str, attempt: int, result: JobResult, partial_failures: list[dict[str, Any]]
+) -> bool:
     """Mark SUCCEEDED and apply the job's side effect in the same transaction."""
     with db.tx() as s:
-        row = s.execute(select(OperationRow).where(*_owned(op_id, owner, attempt)).with_for_update()).scalar_one_or_none()
+        row = s.execute(
+            select(OperationRow).where(*_owned(op_id, owner, attempt)).with_for_update()
+        ).scalar_one_or_none()
         if row is None:
             return False
         if row.cancel_requested:  # the cancel won the race: nothing of the result is kept
@@ -95,8 +112,17 @@ def complete(db: Database, op_id: str, owner: str, attempt: int, result: JobResu
         return True
 
 
-def fail(db: Database, op_id: str, code: int, message: str, *, owner: str | None = None, attempt: int | None = None,
-         partial_failures: list[dict[str, Any]] | None = None, state: JobState = JobState.FAILED) -> bool:
+def fail(
+    db: Database,
+    op_id: str,
+    code: int,
+    message: str,
+    *,
+    owner: str | None = None,
+    attempt: int | None = None,
+    partial_failures: list[dict[str, Any]] | None = None,
+    state: JobState = JobState.FAILED,
+) -> bool:
     with db.tx() as s:
         conds = [OperationRow.id == op_id, OperationRow.state.in_([JobState.RUNNING, JobState.QUEUED])]
         if owner is not None:
@@ -125,8 +151,13 @@ def sweep(db: Database, now: float | None = None) -> list[str]:
     now = time.time() if now is None else now
     touched: list[str] = []
     with db.tx() as s:
-        rows = s.execute(select(OperationRow).where(OperationRow.state == JobState.RUNNING,
-                                                    OperationRow.lease_expires_at < now)).scalars().all()
+        rows = (
+            s.execute(
+                select(OperationRow).where(OperationRow.state == JobState.RUNNING, OperationRow.lease_expires_at < now)
+            )
+            .scalars()
+            .all()
+        )
         for row in rows:
             touched.append(row.id)
             row.updated_at = utcnow()

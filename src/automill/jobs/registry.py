@@ -18,7 +18,7 @@ class JobResult:
     result: dict[str, Any] | None = None
     #: Runs inside the transaction that marks the job SUCCEEDED: the job's side effect (a new model
     #: row, imported examples) and its completion commit together or not at all.
-    commit: Callable[["Session"], dict[str, Any] | None] | None = None
+    commit: Callable[[Session], dict[str, Any] | None] | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
 

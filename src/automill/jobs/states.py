@@ -1,10 +1,10 @@
 """The job lifecycle, written down.
 
-    QUEUED ──claim──> RUNNING ──complete──> SUCCEEDED
-      │                 │ ├──fail────────> FAILED
-      │                 │ └──cancel──────> CANCELLED
-      │                 └──lease expired─> QUEUED (attempt < max_attempts) | FAILED
-      └──cancel──> CANCELLED
+QUEUED ──claim──> RUNNING ──complete──> SUCCEEDED
+  │                 │ ├──fail────────> FAILED
+  │                 │ └──cancel──────> CANCELLED
+  │                 └──lease expired─> QUEUED (attempt < max_attempts) | FAILED
+  └──cancel──> CANCELLED
 """
 
 from __future__ import annotations

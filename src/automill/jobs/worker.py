@@ -48,16 +48,25 @@ def die_with_parent() -> None:
 def internal_error_message(op: dict[str, Any], exc: BaseException) -> str:
     """The stored message of an unexpected failure: its type only. ``str(exc)`` may hold server paths or
     other internals; the traceback goes to the server log."""
-    return (f"Internal error while running {op['kind']} ({type(exc).__name__}); see the server log for "
-            f"operation {op['id']}")
+    return (
+        f"Internal error while running {op['kind']} ({type(exc).__name__}); see the server log for operation {op['id']}"
+    )
 
 
 def _run_child(db_url: str, services_factory: Callable[[], Any], op: dict[str, Any], owner: str) -> None:
     die_with_parent()
     os.setpgrp()  # own process group: a cancel kills the child and anything it started
     db = Database(db_url)
-    ctx = JobContext(db=db, op_id=op["id"], kind=op["kind"], request=op["request"], owner=owner,
-                     attempt=op["attempt"], project=op["project"], location=op["location"])
+    ctx = JobContext(
+        db=db,
+        op_id=op["id"],
+        kind=op["kind"],
+        request=op["request"],
+        owner=owner,
+        attempt=op["attempt"],
+        project=op["project"],
+        location=op["location"],
+    )
     acting_project.set(op["project"])  # the job reads and writes only buckets open to its project
     try:
         ctx.services = services_factory()
@@ -65,20 +74,42 @@ def _run_child(db_url: str, services_factory: Callable[[], Any], op: dict[str, A
         ctx.close()
         queue.complete(db, op["id"], owner, op["attempt"], result, ctx.partial_failures)
     except AutomillError as exc:
-        queue.fail(db, op["id"], exc.code, exc.message, owner=owner, attempt=op["attempt"],
-                   partial_failures=ctx.partial_failures)
-    except Exception as exc:  # noqa: BLE001 - every failure must end the operation with a message
+        queue.fail(
+            db,
+            op["id"],
+            exc.code,
+            exc.message,
+            owner=owner,
+            attempt=op["attempt"],
+            partial_failures=ctx.partial_failures,
+        )
+    except Exception as exc:
         log.error("job %s failed:\n%s", op["id"], traceback.format_exc())
-        queue.fail(db, op["id"], 13, internal_error_message(op, exc), owner=owner, attempt=op["attempt"],
-                   partial_failures=ctx.partial_failures)
+        queue.fail(
+            db,
+            op["id"],
+            13,
+            internal_error_message(op, exc),
+            owner=owner,
+            attempt=op["attempt"],
+            partial_failures=ctx.partial_failures,
+        )
     finally:
         ctx.close()
         db.dispose()
 
 
 class Worker:
-    def __init__(self, db: Database, services_factory: Callable[[], Any], *, lease_seconds: float = 10.0,
-                 heartbeat_seconds: float = 1.0, poll_seconds: float = 0.3, sweep_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        services_factory: Callable[[], Any],
+        *,
+        lease_seconds: float = 10.0,
+        heartbeat_seconds: float = 1.0,
+        poll_seconds: float = 0.3,
+        sweep_seconds: float = 2.0,
+    ) -> None:
         self.db = db
         self.services_factory = services_factory
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -114,13 +145,20 @@ class Worker:
         return True
 
     def _supervise(self, row: OperationRow) -> None:
-        op = {"id": row.id, "kind": row.kind, "request": row.request, "attempt": row.attempt,
-              "project": row.project, "location": row.location}
+        op = {
+            "id": row.id,
+            "kind": row.kind,
+            "request": row.request,
+            "attempt": row.attempt,
+            "project": row.project,
+            "location": row.location,
+        }
         hard_timeout = float(row.request.get("_hard_timeout_s", 0) or 0)
         log.info("running %s %s (attempt %d)", row.kind, row.id, row.attempt)
         self.db.engine.dispose(close=False)
         child = mp.get_context("fork").Process(
-            target=_run_child, args=(self.db.url, self.services_factory, op, self.owner), daemon=False)
+            target=_run_child, args=(self.db.url, self.services_factory, op, self.owner), daemon=False
+        )
         child.start()
         started = time.monotonic()
         reason = ""
@@ -139,29 +177,64 @@ class Worker:
                 self._kill(child)
                 break
         if reason == "cancel":
-            queue.fail(self.db, row.id, 1, "Operation cancelled by the caller.", owner=self.owner,
-                       attempt=row.attempt, state=JobState.CANCELLED)
+            queue.fail(
+                self.db,
+                row.id,
+                1,
+                "Operation cancelled by the caller.",
+                owner=self.owner,
+                attempt=row.attempt,
+                state=JobState.CANCELLED,
+            )
         elif reason == "timeout":
-            queue.fail(self.db, row.id, 4, f"The operation ran past its time limit of {hard_timeout:.0f} s and was stopped.",
-                       owner=self.owner, attempt=row.attempt)
+            queue.fail(
+                self.db,
+                row.id,
+                4,
+                f"The operation ran past its time limit of {hard_timeout:.0f} s and was stopped.",
+                owner=self.owner,
+                attempt=row.attempt,
+            )
         elif reason == "shutdown":
             if row.attempt < row.max_attempts:
                 self._requeue(row)  # give it back: another (or a restarted) worker runs it again
             else:
-                queue.fail(self.db, row.id, 14, "The worker was shut down while running this operation.",
-                           owner=self.owner, attempt=row.attempt)
+                queue.fail(
+                    self.db,
+                    row.id,
+                    14,
+                    "The worker was shut down while running this operation.",
+                    owner=self.owner,
+                    attempt=row.attempt,
+                )
         elif reason == "" and child.exitcode not in (0, None):
-            queue.fail(self.db, row.id, 13, f"The job process exited unexpectedly (exit code {child.exitcode}).",
-                       owner=self.owner, attempt=row.attempt)
+            queue.fail(
+                self.db,
+                row.id,
+                13,
+                f"The job process exited unexpectedly (exit code {child.exitcode}).",
+                owner=self.owner,
+                attempt=row.attempt,
+            )
 
     def _requeue(self, row: OperationRow) -> None:
         from sqlalchemy import update
 
         with self.db.tx() as s:
-            s.execute(update(OperationRow).where(OperationRow.id == row.id, OperationRow.state == JobState.RUNNING,
-                                                 OperationRow.lease_owner == self.owner)
-                      .values(state=JobState.QUEUED, lease_owner="", progress_percent=0,
-                              stage="queued again: the worker was shut down"))
+            s.execute(
+                update(OperationRow)
+                .where(
+                    OperationRow.id == row.id,
+                    OperationRow.state == JobState.RUNNING,
+                    OperationRow.lease_owner == self.owner,
+                )
+                .values(
+                    state=JobState.QUEUED,
+                    lease_owner="",
+                    progress_percent=0,
+                    stage="queued again: the worker was shut down",
+                )
+            )
 
     @staticmethod
     def _kill(child: Any) -> None:

@@ -29,8 +29,8 @@ from automill.learners.efficientnet import build, normalise, set_threads
 from automill.learners.epochs import train_epochs
 
 Boxes = list[tuple[int, tuple[float, float, float, float]]]  # (label index, (x0, y0, x1, y1))
-S16_BLOCK = 11   # blocks[:11] -> stride 16, 112 channels
-TOP_BLOCK = 15   # blocks[11:15] -> stride 32, 192 channels; block 15 -> 320 channels
+S16_BLOCK = 11  # blocks[:11] -> stride 16, 112 channels
+TOP_BLOCK = 15  # blocks[11:15] -> stride 32, 192 channels; block 15 -> 320 channels
 
 
 def make_modules() -> tuple[Any, Any, Any]:
@@ -50,7 +50,7 @@ def make_modules() -> tuple[Any, Any, Any]:
             for block in net._blocks[:S16_BLOCK]:
                 x = block(x)
             f16 = x
-            for block in net._blocks[S16_BLOCK:TOP_BLOCK if self.train_top else len(net._blocks)]:
+            for block in net._blocks[S16_BLOCK : TOP_BLOCK if self.train_top else len(net._blocks)]:
                 x = block(x)
             return f16, x
 
@@ -59,8 +59,13 @@ def make_modules() -> tuple[Any, Any, Any]:
             super().__init__()
             self.top = net._blocks[TOP_BLOCK] if train_top else None
             self.fuse = nn.Sequential(
-                nn.Conv2d(112 + 320, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-                nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+                nn.Conv2d(112 + 320, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            )
             self.heatmap = nn.Conv2d(width, n_labels, 1)
             self.size = nn.Conv2d(width, 2, 1)
             self.offset = nn.Conv2d(width, 2, 1)
@@ -89,11 +94,11 @@ def make_modules() -> tuple[Any, Any, Any]:
 def gaussian_radius(h: float, w: float, min_overlap: float = 0.7) -> float:
     """CenterNet's radius (in cells) within which a shifted box still overlaps ``min_overlap``."""
     a1, b1, c1 = 1, h + w, w * h * (1 - min_overlap) / (1 + min_overlap)
-    r1 = (b1 + math.sqrt(b1 ** 2 - 4 * a1 * c1)) / 2
+    r1 = (b1 + math.sqrt(b1**2 - 4 * a1 * c1)) / 2
     a2, b2, c2 = 4, 2 * (h + w), (1 - min_overlap) * w * h
-    r2 = (b2 + math.sqrt(b2 ** 2 - 4 * a2 * c2)) / 2
+    r2 = (b2 + math.sqrt(b2**2 - 4 * a2 * c2)) / 2
     a3, b3, c3 = 4 * min_overlap, -2 * min_overlap * (h + w), (min_overlap - 1) * w * h
-    r3 = (b3 + math.sqrt(b3 ** 2 - 4 * a3 * c3)) / 2
+    r3 = (b3 + math.sqrt(b3**2 - 4 * a3 * c3)) / 2
     return min(r1, r2, r3)
 
 
@@ -108,7 +113,7 @@ def targets(boxes: Boxes, n_labels: int, grid: int) -> tuple[np.ndarray, np.ndar
         ix, iy = min(int(cx), grid - 1), min(int(cy), grid - 1)
         r = max(0.0, gaussian_radius((y1 - y0) * grid, (x1 - x0) * grid))
         sigma = (2 * int(r) + 1) / 6
-        g = np.exp(-((xs - ix) ** 2 + (ys - iy) ** 2) / (2 * sigma ** 2))
+        g = np.exp(-((xs - ix) ** 2 + (ys - iy) ** 2) / (2 * sigma**2))
         heat[label] = np.maximum(heat[label], g)
         reg[:, iy, ix] = (x1 - x0, y1 - y0, cx - ix, cy - iy)
         mask[iy, ix] = 1.0
@@ -119,8 +124,9 @@ def flip_boxes(boxes: Boxes) -> Boxes:
     return [(k, (1 - x1, y0, 1 - x0, y1)) for k, (x0, y0, x1, y1) in boxes]
 
 
-def decode(out: np.ndarray, n_labels: int, threshold: float = 0.0, max_boxes: int = 100
-           ) -> list[list[tuple[int, float, tuple[float, float, float, float]]]]:
+def decode(
+    out: np.ndarray, n_labels: int, threshold: float = 0.0, max_boxes: int = 100
+) -> list[list[tuple[int, float, tuple[float, float, float, float]]]]:
     """Raw outputs [N, C+4, G, G] -> per image [(label, score, (x0, y0, x1, y1))], best first."""
     from scipy.ndimage import maximum_filter
 
@@ -176,14 +182,29 @@ class CenterNetDetector:
 
     family = "centernet_lite0"
 
-    def __init__(self, *, size: int = 320, train_top: bool = False, width: int = 96, max_epochs: int = 60,
-                 lr: float = 2e-3, batch_size: int = 16, patience: int = 8, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        size: int = 320,
+        train_top: bool = False,
+        width: int = 96,
+        max_epochs: int = 60,
+        lr: float = 2e-3,
+        batch_size: int = 16,
+        patience: int = 8,
+        seed: int = 0,
+    ) -> None:
         self.size, self.train_top, self.width = size, train_top, width
         self.max_epochs, self.lr, self.batch_size, self.patience, self.seed = max_epochs, lr, batch_size, patience, seed
 
     def get_params(self) -> dict[str, Any]:
-        return {"size": self.size, "train_top": self.train_top, "width": self.width, "max_epochs": self.max_epochs,
-                "lr": self.lr}
+        return {
+            "size": self.size,
+            "train_top": self.train_top,
+            "width": self.width,
+            "max_epochs": self.max_epochs,
+            "lr": self.lr,
+        }
 
     @property
     def grid(self) -> int:
@@ -195,19 +216,32 @@ class CenterNetDetector:
         Backbone, Head, DetectorNet = make_modules()
         net = build(self.size, 1000, pretrained=pretrained)
         return DetectorNet(Backbone(net, self.train_top), Head(net, n_labels, self.width, self.train_top)).to(
-            memory_format=torch.channels_last)
+            memory_format=torch.channels_last
+        )
 
-    def _cache(self, backbone: Any, load: Callable[[Sequence[Any], int], np.ndarray], items: Sequence[Any],
-               deadline: Deadline | None) -> tuple[Any, Any, Any, Any]:
+    def _cache(
+        self,
+        backbone: Any,
+        load: Callable[[Sequence[Any], int], np.ndarray],
+        items: Sequence[Any],
+        deadline: Deadline | None,
+    ) -> tuple[Any, Any, Any, Any]:
         """Backbone features of each image and of its mirror image, computed in onnxruntime."""
         import onnxruntime as ort
         import torch
 
         with tempfile.TemporaryDirectory() as tmp:
             path = f"{tmp}/backbone.onnx"
-            torch.onnx.export(backbone.eval(), (torch.zeros(1, 3, self.size, self.size),), path, dynamo=False,
-                              opset_version=17, input_names=["x"], output_names=["f16", "f32"],
-                              dynamic_axes={"x": {0: "n"}, "f16": {0: "n"}, "f32": {0: "n"}})
+            torch.onnx.export(
+                backbone.eval(),
+                (torch.zeros(1, 3, self.size, self.size),),
+                path,
+                dynamo=False,
+                opset_version=17,
+                input_names=["x"],
+                output_names=["f16", "f32"],
+                dynamic_axes={"x": {0: "n"}, "f16": {0: "n"}, "f32": {0: "n"}},
+            )
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = torch.get_num_threads()
             session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
@@ -215,7 +249,7 @@ class CenterNetDetector:
         for start in range(0, len(items), 16):
             if deadline is not None and deadline.expired():
                 raise BudgetExhausted("the budget ran out while computing image features")
-            images = load(items[start:start + 16], self.size)
+            images = load(items[start : start + 16], self.size)
             for flip, (a, b) in ((False, (f16, f32)), (True, (f16m, f32m))):
                 x = normalise(images[:, :, ::-1] if flip else images).contiguous().numpy()
                 h16, h32 = session.run(None, {"x": x})
@@ -223,10 +257,19 @@ class CenterNetDetector:
                 b.append(torch.from_numpy(h32).half())
         return torch.cat(f16), torch.cat(f32), torch.cat(f16m), torch.cat(f32m)
 
-    def fit(self, load: Callable[[Sequence[Any], int], np.ndarray], items: Sequence[Any], boxes: Sequence[Boxes],
-            valid_items: Sequence[Any], valid_boxes: Sequence[Boxes], n_labels: int, *,
-            deadline: Deadline | None = None, init: dict[str, Any] | None = None,
-            progress: Callable[[float], None] | None = None) -> "CenterNetDetector":
+    def fit(
+        self,
+        load: Callable[[Sequence[Any], int], np.ndarray],
+        items: Sequence[Any],
+        boxes: Sequence[Boxes],
+        valid_items: Sequence[Any],
+        valid_boxes: Sequence[Boxes],
+        n_labels: int,
+        *,
+        deadline: Deadline | None = None,
+        init: dict[str, Any] | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> CenterNetDetector:
         import torch
 
         set_threads()
@@ -253,6 +296,7 @@ class CenterNetDetector:
         for p in head.parameters():
             p.requires_grad_(True)
         opt = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=self.lr, weight_decay=1e-4)
+
         def step(idx: np.ndarray, scale: float) -> None:
             for g in opt.param_groups:
                 g["lr"] = self.lr * scale
@@ -263,9 +307,19 @@ class CenterNetDetector:
             opt.step()
 
         result = train_epochs(
-            model, n=F16.shape[0], batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
-            rng=rng, step=step, start_epoch=head.train, deadline=deadline, warmup_epochs=1.0, progress=progress,
-            validate=lambda epoch: self._valid_score(head, v16, v32, valid_boxes, VT) if v16 is not None else -epoch)
+            model,
+            n=F16.shape[0],
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            rng=rng,
+            step=step,
+            start_epoch=head.train,
+            deadline=deadline,
+            warmup_epochs=1.0,
+            progress=progress,
+            validate=lambda epoch: self._valid_score(head, v16, v32, valid_boxes, VT) if v16 is not None else -epoch,
+        )
         self.stop_reason_, self.epochs_, self.best_epoch_ = result.stop_reason, result.epochs, result.best_epoch
         self.valid_loss_ = result.best_score  # the selection score (lower is better)
         self.calibration_ = self._calibrate(head, v16, v32, valid_boxes) if v16 is not None else None
@@ -299,7 +353,9 @@ class CenterNetDetector:
 
         head.eval()
         with torch.inference_mode():
-            return torch.cat([head(v16[i:i + 32].float(), v32[i:i + 32].float()) for i in range(0, v16.shape[0], 32)])
+            return torch.cat(
+                [head(v16[i : i + 32].float(), v32[i : i + 32].float()) for i in range(0, v16.shape[0], 32)]
+            )
 
     def _loss(self, out: Any, heat: Any, reg: Any, mask: Any) -> Any:
         """Focal loss on the heatmap (CenterNet's alpha 2, beta 4) + L1 on size and offset at centres."""
@@ -310,12 +366,12 @@ class CenterNetDetector:
         pos = (heat == 1).float()
         neg = 1 - pos
         pos_loss = torch.log(pred) * (1 - pred) ** 2 * pos
-        neg_loss = torch.log(1 - pred) * pred ** 2 * (1 - heat) ** 4 * neg
+        neg_loss = torch.log(1 - pred) * pred**2 * (1 - heat) ** 4 * neg
         n_pos = pos.sum().clamp(min=1)
         focal = -(pos_loss.sum() + neg_loss.sum()) / n_pos
         m = mask.unsqueeze(1)
-        size = (torch.abs(out[:, c:c + 2] - reg[:, :2]) * m).sum() / n_pos
-        offset = (torch.abs(out[:, c + 2:] - reg[:, 2:]) * m).sum() / n_pos
+        size = (torch.abs(out[:, c : c + 2] - reg[:, :2]) * m).sum() / n_pos
+        offset = (torch.abs(out[:, c + 2 :] - reg[:, 2:]) * m).sum() / n_pos
         return focal + 5.0 * size + offset
 
     def _valid_score(self, head: Any, v16: Any, v32: Any, valid_boxes: Sequence[Boxes], VT: list[Any]) -> float:
@@ -346,14 +402,17 @@ class CenterNetDetector:
 
         set_threads()
         with torch.inference_mode():
-            return np.concatenate([self.model_(normalise(images[i:i + 8])).numpy() for i in range(0, len(images), 8)]) \
-                if len(images) else np.zeros((0, self.n_labels_ + 4, self.grid, self.grid), dtype=np.float32)
+            return (
+                np.concatenate([self.model_(normalise(images[i : i + 8])).numpy() for i in range(0, len(images), 8)])
+                if len(images)
+                else np.zeros((0, self.n_labels_ + 4, self.grid, self.grid), dtype=np.float32)
+            )
 
     def state_dict(self) -> dict[str, Any]:
         return self.model_.state_dict()
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], params: dict[str, Any], n_labels: int) -> "CenterNetDetector":
+    def from_state(cls, state: dict[str, Any], params: dict[str, Any], n_labels: int) -> CenterNetDetector:
         self = cls(**params)
         self.n_labels_ = n_labels
         model = self._network(n_labels, pretrained=False)
@@ -364,6 +423,13 @@ class CenterNetDetector:
     def export_onnx(self, path: str) -> None:
         import torch
 
-        torch.onnx.export(self.model_.eval(), (torch.zeros(1, 3, self.size, self.size),), path, dynamo=False,
-                          opset_version=17, input_names=["image"], output_names=["outputs"],
-                          dynamic_axes={"image": {0: "batch"}, "outputs": {0: "batch"}})
+        torch.onnx.export(
+            self.model_.eval(),
+            (torch.zeros(1, 3, self.size, self.size),),
+            path,
+            dynamo=False,
+            opset_version=17,
+            input_names=["image"],
+            output_names=["outputs"],
+            dynamic_axes={"image": {0: "batch"}, "outputs": {0: "batch"}},
+        )

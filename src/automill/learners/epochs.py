@@ -29,10 +29,21 @@ class EpochResult:
     best_score: float
 
 
-def train_epochs(model: Any, *, n: int, batch_size: int, max_epochs: int, patience: int, rng: np.random.Generator,
-                 step: Callable[[np.ndarray, float], None], validate: Callable[[int], float],
-                 start_epoch: Callable[[], None], deadline: Deadline | None = None, warmup_epochs: float = 0.5,
-                 progress: Callable[[float, str], None] | None = None) -> EpochResult:
+def train_epochs(
+    model: Any,
+    *,
+    n: int,
+    batch_size: int,
+    max_epochs: int,
+    patience: int,
+    rng: np.random.Generator,
+    step: Callable[[np.ndarray, float], None],
+    validate: Callable[[int], float],
+    start_epoch: Callable[[], None],
+    deadline: Deadline | None = None,
+    warmup_epochs: float = 0.5,
+    progress: Callable[[float, str], None] | None = None,
+) -> EpochResult:
     """Run ``step(batch_indices, lr_scale)`` over shuffled batches epoch by epoch; ``validate(epoch)``
     returns a score (lower is better); ``model`` (a torch module) ends with the best epoch's weights."""
     steps_per_epoch = max(1, math.ceil(n / batch_size))
@@ -49,8 +60,10 @@ def train_epochs(model: Any, *, n: int, batch_size: int, max_epochs: int, patien
             if deadline is not None and deadline.expired() and (epoch > 0 or done >= 5):
                 cut_short = True
                 break
-            scale = min(1.0, (done + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, done / (plan * steps_per_epoch))))
-            step(perm[b * batch_size:(b + 1) * batch_size], scale)
+            scale = (
+                min(1.0, (done + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, done / (plan * steps_per_epoch))))
+            )
+            step(perm[b * batch_size : (b + 1) * batch_size], scale)
             done += 1
         epoch += 1
         score = validate(epoch)
@@ -59,8 +72,10 @@ def train_epochs(model: Any, *, n: int, batch_size: int, max_epochs: int, patien
         else:
             stale += 1
         if progress:  # progress(fraction, stage)
-            progress(0.2 + 0.8 * min(1.0, epoch / plan),
-                     f"epoch {epoch} of {plan} done: validation score {score:.4f}, best {min(score, best[0]):.4f}")
+            progress(
+                0.2 + 0.8 * min(1.0, epoch / plan),
+                f"epoch {epoch} of {plan} done: validation score {score:.4f}, best {min(score, best[0]):.4f}",
+            )
         if cut_short:
             stop = "BUDGET_REACHED"
             break

@@ -60,10 +60,15 @@ def embed(texts: Sequence[str], *, batch_size: int = 64, deadline: Deadline | No
         for start in range(0, len(order), CHUNK):
             if deadline is not None and deadline.expired():
                 raise BudgetExhausted(f"the budget ran out while embedding texts ({start} of {len(order)} done)")
-            chunk = order[start:start + CHUNK]
+            chunk = order[start : start + CHUNK]
             t0 = time.monotonic()
-            vecs = encoder().encode([texts[i] for i in chunk], batch_size=batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
+            vecs = encoder().encode(
+                [texts[i] for i in chunk],
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
             _EMBED_SECONDS += time.monotonic() - t0
             for i, v in zip(chunk, vecs):
                 _CACHE[keys[i]] = v.astype(np.float32)
@@ -124,9 +129,9 @@ def length_batches(rng: np.random.Generator, lengths: np.ndarray, batch_size: in
     chunk = batch_size * 50
     batches = []
     for start in range(0, len(perm), chunk):
-        part = perm[start:start + chunk]
+        part = perm[start : start + chunk]
         part = part[np.argsort(lengths[part], kind="stable")]
-        batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
     rng.shuffle(batches)  # type: ignore[arg-type]
     return batches
 

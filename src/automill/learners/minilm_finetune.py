@@ -38,9 +38,22 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
     #: the states of texts beyond it are computed again each time a batch holds them.
     cache_bytes = 2 * 2**30
 
-    def __init__(self, *, epochs: float = 2.0, lr: float = 5e-5, max_len: int = 64, batch_size: int = 32,
-                 freeze_layers: int = 0, pooling: str = "cls", head_lr: float | None = None, dropout: float = 0.1,
-                 min_steps: int = 20, multilabel: bool = False, seed: int = 0, bf16: bool | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        epochs: float = 2.0,
+        lr: float = 5e-5,
+        max_len: int = 64,
+        batch_size: int = 32,
+        freeze_layers: int = 0,
+        pooling: str = "cls",
+        head_lr: float | None = None,
+        dropout: float = 0.1,
+        min_steps: int = 20,
+        multilabel: bool = False,
+        seed: int = 0,
+        bf16: bool | None = None,
+    ) -> None:
         self.epochs = epochs
         self.dropout = dropout
         self.pooling = pooling
@@ -57,8 +70,15 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
         self.bf16 = bf16
 
     def get_params(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "lr": self.lr, "max_len": self.max_len, "freeze_layers": self.freeze_layers,
-                "pooling": self.pooling, "head_lr": self.head_lr, "dropout": self.dropout}
+        return {
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "max_len": self.max_len,
+            "freeze_layers": self.freeze_layers,
+            "pooling": self.pooling,
+            "head_lr": self.head_lr,
+            "dropout": self.dropout,
+        }
 
     def _build(self) -> Any:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -68,12 +88,15 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
         # ``dropout`` is the encoder's (attention and hidden states); the head keeps BERT's 0.1.
         # Drawing the dropout masks took a third of a training step on 2 cores (attention's most).
         model = AutoModelForSequenceClassification.from_pretrained(
-            minilm.model_path(), num_labels=self.n_labels_, attention_probs_dropout_prob=self.dropout,
-            hidden_dropout_prob=self.dropout)
+            minilm.model_path(),
+            num_labels=self.n_labels_,
+            attention_probs_dropout_prob=self.dropout,
+            hidden_dropout_prob=self.dropout,
+        )
         model.dropout = torch.nn.Dropout(0.1)
         return model
 
-    def fit(self, texts: Sequence[str], Y: np.ndarray, *, deadline: Deadline | None = None) -> "MiniLMFineTuneClassifier":
+    def fit(self, texts: Sequence[str], Y: np.ndarray, *, deadline: Deadline | None = None) -> MiniLMFineTuneClassifier:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
 
@@ -91,15 +114,20 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
                 for p in module.parameters():
                     p.requires_grad_(False)
         # The freshly initialised head may learn faster than the pretrained encoder.
-        opt = torch.optim.AdamW([{"params": [p for p in model.bert.parameters() if p.requires_grad], "lr": self.lr},
-                                 {"params": list(model.classifier.parameters()), "lr": self.head_lr or self.lr}],
-                                weight_decay=0.01)
+        opt = torch.optim.AdamW(
+            [
+                {"params": [p for p in model.bert.parameters() if p.requires_grad], "lr": self.lr},
+                {"params": list(model.classifier.parameters()), "lr": self.head_lr or self.lr},
+            ],
+            weight_decay=0.01,
+        )
         n = len(texts)
         cached = _FrozenStates(self, model, texts, self.cache_bytes) if self._caches() else None
         full = max(1, math.ceil(self.epochs * n / self.batch_size))
         plan = [full]  # planned steps: re-fitted to the deadline as step times are measured
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / max(1, plan[0] // 10)) * max(0.0, 1 - s / plan[0]))
+            opt, lambda s: min(1.0, (s + 1) / max(1, plan[0] // 10)) * max(0.0, 1 - s / plan[0])
+        )
         started, measured_from = time.monotonic(), 0
         rng = np.random.default_rng(self.seed)
         lengths = np.array([len(t) for t in texts])
@@ -115,8 +143,13 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
                     if cached is not None:
                         logits = self._top_logits(model, cached.batch(idx))
                     else:
-                        batch = self.tokenizer_([texts[i] for i in idx], padding=True, truncation=True,
-                                                max_length=self.max_len, return_tensors="pt")
+                        batch = self.tokenizer_(
+                            [texts[i] for i in idx],
+                            padding=True,
+                            truncation=True,
+                            max_length=self.max_len,
+                            return_tensors="pt",
+                        )
                         logits = self._logits(model, batch)
                 logits = logits.float()
                 target = torch.from_numpy(Y[idx])
@@ -179,8 +212,9 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
         with torch.no_grad(), self._autocast():
             for idx, batch in self._sorted_batches(texts):
                 hidden = model.bert.embeddings(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"])
-                hidden = self._layers(model, hidden, batch["attention_mask"],
-                                      model.bert.encoder.layer[: self.freeze_layers])
+                hidden = self._layers(
+                    model, hidden, batch["attention_mask"], model.bert.encoder.layer[: self.freeze_layers]
+                )
                 for row, i in enumerate(idx):
                     out[i] = hidden[row, : int(batch["attention_mask"][row].sum())].clone()
         return out
@@ -192,8 +226,9 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
         hidden = torch.nn.utils.rnn.pad_sequence(states, batch_first=True)
         lengths = torch.tensor([len(state) for state in states])
         mask = (torch.arange(hidden.shape[1]) < lengths[:, None]).long()
-        return self._mean_head(model, self._layers(model, hidden, mask, model.bert.encoder.layer[self.freeze_layers:]),
-                               mask)
+        return self._mean_head(
+            model, self._layers(model, hidden, mask, model.bert.encoder.layer[self.freeze_layers :]), mask
+        )
 
     @staticmethod
     def _mean_head(model: Any, hidden: Any, mask: Any) -> Any:
@@ -206,9 +241,13 @@ class MiniLMFineTuneClassifier(minilm.FineTunedPickle):
         """(indices, tokenized batch) of up to 64 texts of similar lengths (less padding)."""
         order = np.argsort([len(t) for t in texts], kind="stable")
         for start in range(0, len(texts), 64):
-            idx = order[start:start + 64]
-            yield idx, self.tokenizer_([texts[i] for i in idx], padding=True, truncation=True,
-                                       max_length=self.max_len, return_tensors="pt")
+            idx = order[start : start + 64]
+            yield (
+                idx,
+                self.tokenizer_(
+                    [texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_len, return_tensors="pt"
+                ),
+            )
 
     def _logits(self, model: Any, batch: Any) -> Any:
         if getattr(self, "pooling", "cls") != "mean":  # models pickled before pooling existed used [CLS]

@@ -54,7 +54,7 @@ def casing(piece: str) -> int:
 class _Encoded:
     """One text as word pieces: ids, casing, the word of each piece and the words' character spans."""
 
-    __slots__ = ("ids", "cases", "piece_word", "word_spans")
+    __slots__ = ("cases", "ids", "piece_word", "word_spans")
 
     def __init__(self, text: str, tokenizer: Any) -> None:
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
@@ -78,9 +78,19 @@ class _Encoded:
 class MiniLMTokenClassifier(minilm.FineTunedPickle):
     family = "minilm_ner"
 
-    def __init__(self, *, epochs: float = 4.0, lr: float = 1e-4, batch_size: int = 32, max_len: int = 128,
-                 case_features: bool = True, freeze_embeddings: bool = True, min_steps: int = 20,
-                 patience: int = 2, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        epochs: float = 4.0,
+        lr: float = 1e-4,
+        batch_size: int = 32,
+        max_len: int = 128,
+        case_features: bool = True,
+        freeze_embeddings: bool = True,
+        min_steps: int = 20,
+        patience: int = 2,
+        seed: int = 0,
+    ) -> None:
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
@@ -115,7 +125,7 @@ class MiniLMTokenClassifier(minilm.FineTunedPickle):
         n = len(enc.ids)
         if n <= size:
             return [(0, n)]
-        starts = list(range(0, n - size, stride)) + [n - size]
+        starts = [*list(range(0, n - size, stride)), n - size]
         return [(s, s + size) for s in starts]
 
     def _batch(self, items: list[tuple[_Encoded, int, int]], tags: list[np.ndarray] | None = None) -> dict[str, Any]:
@@ -129,13 +139,13 @@ class MiniLMTokenClassifier(minilm.FineTunedPickle):
         target = np.full_like(ids, -100)
         for r, (enc, a, b) in enumerate(items):
             n = b - a
-            ids[r, 0], ids[r, 1:n + 1], ids[r, n + 1] = cls_id, enc.ids[a:b], sep_id
-            cases[r, 1:n + 1] = enc.cases[a:b] if self.case_features else 0
-            mask[r, :n + 2] = 1
+            ids[r, 0], ids[r, 1 : n + 1], ids[r, n + 1] = cls_id, enc.ids[a:b], sep_id
+            cases[r, 1 : n + 1] = enc.cases[a:b] if self.case_features else 0
+            mask[r, : n + 2] = 1
             if tags is not None:
                 words = enc.piece_word[a:b]
                 first = words >= 0
-                target[r, 1:n + 1][first] = tags[r][words[first]]
+                target[r, 1 : n + 1][first] = tags[r][words[first]]
         out = {"ids": torch.from_numpy(ids), "cases": torch.from_numpy(cases), "mask": torch.from_numpy(mask)}
         if tags is not None:
             out["target"] = torch.from_numpy(target)
@@ -154,9 +164,15 @@ class MiniLMTokenClassifier(minilm.FineTunedPickle):
         return tags
 
     # -- training -----------------------------------------------------------------------------------
-    def fit(self, texts: Sequence[str], spans: Sequence[SpanList], *, deadline: Deadline,
-            valid: tuple[Sequence[str], Sequence[SpanList]] | None = None,
-            init: "MiniLMTokenClassifier | None" = None) -> "MiniLMTokenClassifier":
+    def fit(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[SpanList],
+        *,
+        deadline: Deadline,
+        valid: tuple[Sequence[str], Sequence[SpanList]] | None = None,
+        init: MiniLMTokenClassifier | None = None,
+    ) -> MiniLMTokenClassifier:
         """Fine-tune; with ``init`` (a fitted model with the same labels), continue from its weights."""
         import torch
 
@@ -230,8 +246,9 @@ class MiniLMTokenClassifier(minilm.FineTunedPickle):
             model.eval()
             self.model_ = model
             f1 = self._f1(valid_encoded, valid[1]) if valid_encoded and valid else 0.0
-            self.history_.append({"epoch": epoch, "steps": step, "valid_f1": round(f1, 4),
-                                  "seconds": round(time.monotonic() - t0, 1)})
+            self.history_.append(
+                {"epoch": epoch, "steps": step, "valid_f1": round(f1, 4), "seconds": round(time.monotonic() - t0, 1)}
+            )
             if valid_encoded:
                 if f1 > best[0]:
                     best, stale = (f1, {k: v.clone() for k, v in model.state_dict().items()}), 0
@@ -270,7 +287,7 @@ class MiniLMTokenClassifier(minilm.FineTunedPickle):
         order = sorted(range(len(windows)), key=lambda i: windows[i][2] - windows[i][1])
         with torch.inference_mode():
             for start in range(0, len(order), 64):
-                chunk = [windows[i] for i in order[start:start + 64]]
+                chunk = [windows[i] for i in order[start : start + 64]]
                 batch = self._batch([(encoded[t], a, b) for t, a, b in chunk])
                 p = torch.softmax(self.model_(batch["ids"], batch["cases"], batch["mask"]), dim=-1).numpy()
                 for r, (t, a, b) in enumerate(chunk):

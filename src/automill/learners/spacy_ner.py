@@ -22,17 +22,24 @@ SpanList = list[tuple[int, int, str]]
 class SpacyNER:
     family = "spacy_ner"
 
-    def __init__(self, *, max_epochs: int = 30, dropout: float = 0.2, patience: int = 3, beam_width: int = 8,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, *, max_epochs: int = 30, dropout: float = 0.2, patience: int = 3, beam_width: int = 8, seed: int = 0
+    ) -> None:
         self.max_epochs = max_epochs
         self.dropout = dropout
         self.patience = patience
         self.beam_width = beam_width
         self.seed = seed
 
-    def fit(self, texts: Sequence[str], spans: Sequence[SpanList], *, deadline: Deadline,
-            valid: tuple[Sequence[str], Sequence[SpanList]] | None = None,
-            init: "SpacyNER | None" = None) -> "SpacyNER":
+    def fit(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[SpanList],
+        *,
+        deadline: Deadline,
+        valid: tuple[Sequence[str], Sequence[SpanList]] | None = None,
+        init: SpacyNER | None = None,
+    ) -> SpacyNER:
         """Train from blank; with ``init`` (a fitted model with the same labels), continue from its weights."""
         import spacy
         from spacy.training import Example
@@ -43,11 +50,15 @@ class SpacyNER:
         random.seed(self.seed)
         nlp = spacy.blank("en")
         ner = nlp.add_pipe("ner")
-        labels = sorted({s[2] for doc in spans for s in doc}) if init is None else list(init.nlp_.get_pipe("ner").labels)
+        labels = (
+            sorted({s[2] for doc in spans for s in doc}) if init is None else list(init.nlp_.get_pipe("ner").labels)
+        )
         for label in labels:
             ner.add_label(label)
-        examples = [Example.from_dict(nlp.make_doc(t), {"entities": [(s, e, lab) for s, e, lab in doc]})
-                    for t, doc in zip(texts, spans)]
+        examples = [
+            Example.from_dict(nlp.make_doc(t), {"entities": [(s, e, lab) for s, e, lab in doc]})
+            for t, doc in zip(texts, spans)
+        ]
         optimizer = nlp.initialize(lambda: examples[:2000])
         if init is not None:
             nlp.from_bytes(init.nlp_.to_bytes())
@@ -93,7 +104,7 @@ class SpacyNER:
         ner = self.nlp_.get_pipe("ner")
         out: list[list[tuple[int, int, str, float]]] = []
         for start in range(0, len(texts), 128):
-            docs = [self.nlp_.make_doc(t) for t in texts[start:start + 128]]
+            docs = [self.nlp_.make_doc(t) for t in texts[start : start + 128]]
             beams = ner.beam_parse(docs, beam_width=self.beam_width)
             for doc, scored in zip(docs, ner.scored_ents(beams)):
                 taken: list[tuple[int, int, str, float]] = []

@@ -32,9 +32,16 @@ SEARCH_SPACE: list[dict[str, Any]] = [
 class TfidfLinearClassifier(LinearHead):
     family = "tfidf_linear"
 
-    def __init__(self, *, word_ngrams: tuple[int, int] = (1, 2), char_ngrams: tuple[int, int] | None = None,
-                 C: float = 10.0, sublinear_tf: bool = False, multilabel: bool = False,
-                 max_features: int = 200_000) -> None:
+    def __init__(
+        self,
+        *,
+        word_ngrams: tuple[int, int] = (1, 2),
+        char_ngrams: tuple[int, int] | None = None,
+        C: float = 10.0,
+        sublinear_tf: bool = False,
+        multilabel: bool = False,
+        max_features: int = 200_000,
+    ) -> None:
         self.word_ngrams = word_ngrams
         self.sublinear_tf = sublinear_tf
         self.char_ngrams = char_ngrams
@@ -43,20 +50,45 @@ class TfidfLinearClassifier(LinearHead):
         self.max_features = max_features
 
     def get_params(self) -> dict[str, Any]:
-        return {"word_ngrams": self.word_ngrams, "char_ngrams": self.char_ngrams, "C": self.C,
-                "sublinear_tf": self.sublinear_tf, "multilabel": self.multilabel}
+        return {
+            "word_ngrams": self.word_ngrams,
+            "char_ngrams": self.char_ngrams,
+            "C": self.C,
+            "sublinear_tf": self.sublinear_tf,
+            "multilabel": self.multilabel,
+        }
 
     def _features(self) -> FeatureUnion:
-        parts: list[tuple[str, Any]] = [(
-            "word", TfidfVectorizer(ngram_range=tuple(self.word_ngrams), min_df=1, max_features=self.max_features,
-                                    token_pattern=r"(?u)\b\w+\b", lowercase=True, sublinear_tf=self.sublinear_tf))]
+        parts: list[tuple[str, Any]] = [
+            (
+                "word",
+                TfidfVectorizer(
+                    ngram_range=tuple(self.word_ngrams),
+                    min_df=1,
+                    max_features=self.max_features,
+                    token_pattern=r"(?u)\b\w+\b",
+                    lowercase=True,
+                    sublinear_tf=self.sublinear_tf,
+                ),
+            )
+        ]
         if self.char_ngrams:
-            parts.append(("char", TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(self.char_ngrams),
-                                                  min_df=2, max_features=self.max_features, lowercase=True,
-                                                  sublinear_tf=self.sublinear_tf)))
+            parts.append(
+                (
+                    "char",
+                    TfidfVectorizer(
+                        analyzer="char_wb",
+                        ngram_range=tuple(self.char_ngrams),
+                        min_df=2,
+                        max_features=self.max_features,
+                        lowercase=True,
+                        sublinear_tf=self.sublinear_tf,
+                    ),
+                )
+            )
         return FeatureUnion(parts)
 
-    def fit(self, texts: Sequence[str], Y: np.ndarray, *, deadline: Deadline | None = None) -> "TfidfLinearClassifier":
+    def fit(self, texts: Sequence[str], Y: np.ndarray, *, deadline: Deadline | None = None) -> TfidfLinearClassifier:
         Y = np.asarray(Y)
         if Y.ndim != 2 or Y.shape[0] != len(texts):
             raise ValueError(f"Y must be (n_texts, n_labels), got {Y.shape} for {len(texts)} texts")

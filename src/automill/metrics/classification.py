@@ -17,9 +17,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 _Metrics = automl_v1.ClassificationEvaluationMetrics
 
 # Google documents these thresholds: every 0.05 in [0, 0.95], then 0.96..0.99.
-THRESHOLDS: tuple[float, ...] = tuple(
-    [round(i * 0.05, 2) for i in range(20)] + [0.96, 0.97, 0.98, 0.99]
-)
+THRESHOLDS: tuple[float, ...] = tuple([round(i * 0.05, 2) for i in range(20)] + [0.96, 0.97, 0.98, 0.99])
 
 INT32_MAX = 2147483647
 _MAX_CONFUSION_LABELS = 10
@@ -110,10 +108,18 @@ def _entries(
             _Metrics.ConfidenceMetricsEntry(
                 confidence_threshold=float(t),
                 position_threshold=INT32_MAX,
-                recall=r, precision=p, false_positive_rate=fpr, f1_score=f1,
-                recall_at1=r1, precision_at1=p1, false_positive_rate_at1=fpr1, f1_score_at1=f11,
-                true_positive_count=tp, false_positive_count=fp,
-                false_negative_count=fn, true_negative_count=tn,
+                recall=r,
+                precision=p,
+                false_positive_rate=fpr,
+                f1_score=f1,
+                recall_at1=r1,
+                precision_at1=p1,
+                false_positive_rate_at1=fpr1,
+                f1_score_at1=f11,
+                true_positive_count=tp,
+                false_positive_count=fp,
+                false_negative_count=fn,
+                true_negative_count=tn,
             )
         )
     return entries
@@ -165,7 +171,7 @@ def classification_metrics(
         return _Metrics(
             au_prc=_au_prc(col_t, col_s),
             au_roc=_au_roc(col_t, col_s),
-            log_loss=_log_loss(y[:, j:j + 1], s[:, j:j + 1], multilabel=True),
+            log_loss=_log_loss(y[:, j : j + 1], s[:, j : j + 1], multilabel=True),
             confidence_metrics_entry=_entries(col_t, col_s, top_mask[:, j], top_score),
         )
 

@@ -71,12 +71,15 @@ def _match(truth: list[Box], preds: list[Box], threshold: float, max_dets: int) 
     return np.array(scores), np.array(hits, dtype=bool), len(truth)
 
 
-def matches(truth: list[Box], preds: list[Box], threshold: float = 0.5,
-            max_dets: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def matches(
+    truth: list[Box], preds: list[Box], threshold: float = 0.5, max_dets: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
     """(scores, true-positive flags) of every kept detection, matched per label as for AP."""
     labels = sorted({b.label for b in truth} | {b.label for b in preds})
-    pairs = [_match([t for t in truth if t.label == k], [p for p in preds if p.label == k], threshold, max_dets)[:2]
-             for k in labels]
+    pairs = [
+        _match([t for t in truth if t.label == k], [p for p in preds if p.label == k], threshold, max_dets)[:2]
+        for k in labels
+    ]
     if not pairs:
         return np.zeros(0), np.zeros(0, dtype=bool)
     return np.concatenate([s for s, _ in pairs]), np.concatenate([h for _, h in pairs])
@@ -113,8 +116,9 @@ def _confidence_entries(truth: list[Box], preds: list[Box], threshold: float, ma
     return out
 
 
-def detection_metrics(truth: Sequence[Box], preds: Sequence[Box], labels: Sequence[int] | None = None,
-                      max_dets: int = 100) -> dict[str, Any]:
+def detection_metrics(
+    truth: Sequence[Box], preds: Sequence[Box], labels: Sequence[int] | None = None, max_dets: int = 100
+) -> dict[str, Any]:
     """ImageObjectDetectionEvaluationMetrics (v1 JSON) over ``labels`` (all labels in the truth by
     default): one entry per IoU threshold 0.5, 0.55, …, 0.95 (mAP = the mean of the per-label APs,
     confidence entries averaged over labels); ``boundingBoxMeanAveragePrecision`` is their mean."""
@@ -130,12 +134,16 @@ def detection_metrics(truth: Sequence[Box], preds: Sequence[Box], labels: Sequen
     for t in IOU_THRESHOLDS:
         t = round(float(t), 2)
         conf = [_confidence_entries(tr, pr, t, max_dets) for tr, pr in per_label.values()]
-        entries.append({"iouThreshold": t, "meanAveragePrecision": m_ap(t),
-                        "confidenceMetricsEntries": _mean_entries(conf)})
+        entries.append(
+            {"iouThreshold": t, "meanAveragePrecision": m_ap(t), "confidenceMetricsEntries": _mean_entries(conf)}
+        )
     # The single figure: mAP averaged over IoU 0.5:0.95 (COCO's AP), i.e. over the entries.
     averaged = float(np.mean([e["meanAveragePrecision"] for e in entries]))
-    return {"evaluatedBoundingBoxCount": sum(len(t) for t, _ in per_label.values()),
-            "boundingBoxMetricsEntries": entries, "boundingBoxMeanAveragePrecision": averaged}
+    return {
+        "evaluatedBoundingBoxCount": sum(len(t) for t, _ in per_label.values()),
+        "boundingBoxMetricsEntries": entries,
+        "boundingBoxMeanAveragePrecision": averaged,
+    }
 
 
 def _mean_entries(per_label: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -34,9 +34,7 @@ def _f1(p: float, r: float) -> float:
     return 2.0 * p * r / (p + r) if (p + r) > 0 else 0.0
 
 
-def _scored(
-    gold: Gold, predicted: Predicted, label: str | None
-) -> tuple[list[tuple[float, bool]], int]:
+def _scored(gold: Gold, predicted: Predicted, label: str | None) -> tuple[list[tuple[float, bool]], int]:
     """All distinct predictions as (score, is_true_positive), and the number of gold spans."""
     if len(gold) != len(predicted):
         raise InvalidArgument(f"gold has {len(gold)} documents, predicted {len(predicted)}")
@@ -116,8 +114,6 @@ def extraction_metrics(
         p = _ratio(tp, tp + fp, 1.0)
         r = _ratio(tp, tp + fn, 0.0)
         entries.append(
-            _Metrics.ConfidenceMetricsEntry(
-                confidence_threshold=float(t), recall=r, precision=p, f1_score=_f1(p, r)
-            )
+            _Metrics.ConfidenceMetricsEntry(confidence_threshold=float(t), recall=r, precision=p, f1_score=_f1(p, r))
         )
     return _Metrics(au_prc=_average_precision(scored, n_gold), confidence_metrics_entries=entries)

@@ -31,7 +31,7 @@ class Evaluation:
     annotation_spec_id: str  # "" = the overall evaluation
     display_name: str
     evaluated_example_count: int
-    metrics_key: str         # e.g. "classificationEvaluationMetrics"
+    metrics_key: str  # e.g. "classificationEvaluationMetrics"
     metrics: dict[str, Any]  # v1 JSON of the metrics message
 
 
@@ -52,12 +52,28 @@ class Problem(Protocol):
 
     def model_metadata(self, dataset_meta: dict[str, Any], request_meta: dict[str, Any]) -> dict[str, Any]: ...
 
-    def parse_import(self, data: str, *, uri: str, read_text: Callable[[str], str],
-                     dataset_meta: dict[str, Any], read_bytes: Callable[[str], bytes] | None = None) -> Any: ...
+    def parse_import(
+        self,
+        data: str,
+        *,
+        uri: str,
+        read_text: Callable[[str], str],
+        dataset_meta: dict[str, Any],
+        read_bytes: Callable[[str], bytes] | None = None,
+    ) -> Any: ...
 
-    def train(self, examples: Sequence[StoredExample], specs: Sequence[tuple[str, str]], dataset_meta: dict[str, Any],
-              *, deadline: Deadline, out_dir: Path, progress: Callable[[float], None], model_type: str = "",
-              base_dir: Path | None = None) -> TrainOutcome: ...
+    def train(
+        self,
+        examples: Sequence[StoredExample],
+        specs: Sequence[tuple[str, str]],
+        dataset_meta: dict[str, Any],
+        *,
+        deadline: Deadline,
+        out_dir: Path,
+        progress: Callable[[float], None],
+        model_type: str = "",
+        base_dir: Path | None = None,
+    ) -> TrainOutcome: ...
 
     def load(self, model_dir: Path) -> Any: ...
 
@@ -103,8 +119,8 @@ def problem_for_dataset_key(key: str) -> str:
 
 
 def _load_builtin() -> None:
-    import automill.problems.image_classification  # noqa: F401
-    import automill.problems.image_object_detection  # noqa: F401
-    import automill.problems.text_classification  # noqa: F401
-    import automill.problems.text_extraction  # noqa: F401
+    import automill.problems.image_classification
+    import automill.problems.image_object_detection
+    import automill.problems.text_classification
+    import automill.problems.text_extraction
     import automill.problems.text_sentiment  # noqa: F401

@@ -22,8 +22,9 @@ def score_threshold(params: Mapping[str, str]) -> float:
     try:
         value = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InvalidArgument(f"params.score_threshold must be a number in 0..1, got {raw!r}",
-                              field="params.score_threshold") from None
+        raise InvalidArgument(
+            f"params.score_threshold must be a number in 0..1, got {raw!r}", field="params.score_threshold"
+        ) from None
     if not 0.0 <= value <= 1.0:
         raise InvalidArgument(f"params.score_threshold must be in 0..1, got {value}", field="params.score_threshold")
     return value

@@ -17,17 +17,37 @@ from dataclasses import dataclass
 from automill.core.errors import PermissionDenied
 
 #: Every permission an API call can need.
-PERMISSIONS: frozenset[str] = frozenset({
-    "automl.datasets.create", "automl.datasets.get", "automl.datasets.list", "automl.datasets.update",
-    "automl.datasets.delete", "automl.datasets.import", "automl.datasets.export",
-    "automl.annotationSpecs.get", "automl.annotationSpecs.list",
-    "automl.tableSpecs.get", "automl.tableSpecs.update",
-    "automl.models.create", "automl.models.get", "automl.models.list", "automl.models.update",
-    "automl.models.delete", "automl.models.deploy", "automl.models.undeploy", "automl.models.export",
-    "automl.models.predict", "automl.models.batchPredict",
-    "automl.modelEvaluations.get", "automl.modelEvaluations.list",
-    "automl.operations.get", "automl.operations.list", "automl.operations.cancel", "automl.operations.delete",
-})
+PERMISSIONS: frozenset[str] = frozenset(
+    {
+        "automl.datasets.create",
+        "automl.datasets.get",
+        "automl.datasets.list",
+        "automl.datasets.update",
+        "automl.datasets.delete",
+        "automl.datasets.import",
+        "automl.datasets.export",
+        "automl.annotationSpecs.get",
+        "automl.annotationSpecs.list",
+        "automl.tableSpecs.get",
+        "automl.tableSpecs.update",
+        "automl.models.create",
+        "automl.models.get",
+        "automl.models.list",
+        "automl.models.update",
+        "automl.models.delete",
+        "automl.models.deploy",
+        "automl.models.undeploy",
+        "automl.models.export",
+        "automl.models.predict",
+        "automl.models.batchPredict",
+        "automl.modelEvaluations.get",
+        "automl.modelEvaluations.list",
+        "automl.operations.get",
+        "automl.operations.list",
+        "automl.operations.cancel",
+        "automl.operations.delete",
+    }
+)
 #: Managing keys and reading the audit log happen outside the API (``automill keys``, ``automill audit``,
 #: on the database); the permission exists so that the admin role says it.
 KEYS_MANAGE = "automill.keys.manage"
@@ -67,5 +87,4 @@ def authorize(principal: Principal, permission: str, project: str, resource: str
     if permission not in PERMISSIONS:
         raise PermissionDenied(f"unknown permission {permission!r}")  # a route declared a typo: deny
     if not principal.may(permission, project):
-        raise PermissionDenied(f"Permission '{permission}' denied on resource '{resource[:300]}' "
-                               "(or it may not exist)")
+        raise PermissionDenied(f"Permission '{permission}' denied on resource '{resource[:300]}' (or it may not exist)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -26,11 +26,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DATASET_FILTER_FIELDS = {"display_name", "displayName"} | {
-    f"{k[0].lower()}{''.join('_' + c.lower() if c.isupper() else c for c in k[1:])}" for k in DATASET_KEYS
-} | set(DATASET_KEYS)
-SUPPORTED_AT_CREATE = {"text_classification", "text_sentiment", "text_extraction", "image_classification",
-                       "image_object_detection"}
+DATASET_FILTER_FIELDS = (
+    {"display_name", "displayName"}
+    | {f"{k[0].lower()}{''.join('_' + c.lower() if c.isupper() else c for c in k[1:])}" for k in DATASET_KEYS}
+    | set(DATASET_KEYS)
+)
+SUPPORTED_AT_CREATE = {
+    "text_classification",
+    "text_sentiment",
+    "text_extraction",
+    "image_classification",
+    "image_object_detection",
+}
 MUTABLE = {"displayName": "display_name", "description": "description", "labels": "labels", "etag": "etag"}
 
 
@@ -46,14 +53,16 @@ def normalize_mask(mask: str | list[str] | None, allowed: dict[str, str], what: 
             continue
         camel = path.split("_")[0] + "".join(p.title() for p in path.split("_")[1:])
         if camel not in allowed:
-            raise InvalidArgument(f"update_mask path {path!r} cannot be updated on a {what}; updatable: "
-                                  f"{sorted(allowed.values())}", field="update_mask")
+            raise InvalidArgument(
+                f"update_mask path {path!r} cannot be updated on a {what}; updatable: {sorted(allowed.values())}",
+                field="update_mask",
+            )
         out.append(camel)
     return out
 
 
 class DatasetService:
-    def __init__(self, services: "Services") -> None:
+    def __init__(self, services: Services) -> None:
         self.sv = services
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -65,20 +74,31 @@ class DatasetService:
         return lock(s, DatasetRow, name, "datasets", "dataset")
 
     def _json(self, s: Session, row: DatasetRow) -> dict[str, Any]:
-        count = s.execute(select(func.count()).select_from(ExampleRow).where(ExampleRow.dataset_id == row.id)).scalar_one()
+        count = s.execute(
+            select(func.count()).select_from(ExampleRow).where(ExampleRow.dataset_id == row.id)
+        ).scalar_one()
         return dataset_json(row, int(count))
 
     # -- CRUD ---------------------------------------------------------------------------------------
     def create(self, parent: str, dataset: dict[str, Any]) -> dict[str, Any]:
         project, location = split_parent(parent)
-        unsupported = [k for k in ("videoClassificationDatasetMetadata", "videoObjectTrackingDatasetMetadata",
-                                   "tablesDatasetMetadata") if k in dataset]
+        unsupported = [
+            k
+            for k in (
+                "videoClassificationDatasetMetadata",
+                "videoObjectTrackingDatasetMetadata",
+                "tablesDatasetMetadata",
+            )
+            if k in dataset
+        ]
         if unsupported:
             raise Unimplemented(f"{unsupported[0]} datasets (video, Tables) are not supported by Automill")
         keys = [k for k in DATASET_KEYS if k in dataset]
         if len(keys) != 1:
-            raise InvalidArgument("dataset must set exactly one dataset metadata field, e.g. "
-                                  "textClassificationDatasetMetadata", field="dataset.dataset_metadata")
+            raise InvalidArgument(
+                "dataset must set exactly one dataset metadata field, e.g. textClassificationDatasetMetadata",
+                field="dataset.dataset_metadata",
+            )
         problem_type = DATASET_KEYS[keys[0]]
         if problem_type not in SUPPORTED_AT_CREATE:
             raise Unimplemented(f"{keys[0]} datasets are not supported by this server")
@@ -93,9 +113,19 @@ class DatasetService:
         with self.sv.db.tx() as s:
             n = next_number(s, "dataset")
             now = utcnow()
-            row = DatasetRow(id=make_id(PREFIXES[problem_type], n), project=project, location=location,
-                             display_name=name, description=desc, problem_type=problem_type, problem_metadata=meta,
-                             labels=labels, etag=new_etag(n, now), create_time=now, seq=n)
+            row = DatasetRow(
+                id=make_id(PREFIXES[problem_type], n),
+                project=project,
+                location=location,
+                display_name=name,
+                description=desc,
+                problem_type=problem_type,
+                problem_metadata=meta,
+                labels=labels,
+                etag=new_etag(n, now),
+                create_time=now,
+                seq=n,
+            )
             s.add(row)
             s.flush()
             return dataset_json(row, 0)
@@ -106,16 +136,27 @@ class DatasetService:
         project, location = split_parent(parent)
         with self.sv.db.tx() as s:
             prefix = created["name"].rsplit("/", 1)[-1][:3]
-            op = new_operation(s, project=project, location=location, prefix=prefix, kind="create_dataset",
-                               details_key="createDatasetDetails", works_on=created["name"], result_type="Dataset",
-                               done_result=created, done=True)
+            op = new_operation(
+                s,
+                project=project,
+                location=location,
+                prefix=prefix,
+                kind="create_dataset",
+                details_key="createDatasetDetails",
+                works_on=created["name"],
+                result_type="Dataset",
+                done_result=created,
+                done=True,
+            )
             return operation_view(op)
 
     def get(self, name: str) -> dict[str, Any]:
         with self.sv.db.tx() as s:
             return self._json(s, self.row(s, name))
 
-    def list(self, parent: str, filter_: str = "", page_size: int = 0, page_token: str = "") -> tuple[list[dict[str, Any]], str]:
+    def list(
+        self, parent: str, filter_: str = "", page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[dict[str, Any]], str]:
         project, location = split_parent(parent)
         terms = filters.parse_filter(filter_, DATASET_FILTER_FIELDS)
         scope = f"datasets|{parent}|{filter_}"
@@ -128,10 +169,19 @@ class DatasetService:
             return filters.matches(terms, record, exists=lambda f: f in (key, snake) or bool(record.get(f)))
 
         with self.sv.db.tx() as s:
-            q = select(DatasetRow).where(DatasetRow.project == project, DatasetRow.location == location,
-                                         DatasetRow.seq > after).order_by(DatasetRow.seq)
-            return paging.paginate(s.execute(q).scalars(), keep=keep, render=lambda r: self._json(s, r),
-                                   seq=lambda r: r.seq, size=size, scope=scope)
+            q = (
+                select(DatasetRow)
+                .where(DatasetRow.project == project, DatasetRow.location == location, DatasetRow.seq > after)
+                .order_by(DatasetRow.seq)
+            )
+            return paging.paginate(
+                s.execute(q).scalars(),
+                keep=keep,
+                render=lambda r: self._json(s, r),
+                seq=lambda r: r.seq,
+                size=size,
+                scope=scope,
+            )
 
     def update(self, dataset: dict[str, Any], update_mask: str | list[str] | None) -> dict[str, Any]:
         mask = normalize_mask(update_mask, MUTABLE, "dataset")
@@ -140,8 +190,10 @@ class DatasetService:
         with self.sv.db.tx() as s:
             row = self.row(s, dataset.get("name", ""))
             if dataset.get("etag") and dataset["etag"] != row.etag:
-                raise FailedPrecondition(f"etag {dataset['etag']!r} does not match the dataset's current etag "
-                                         f"{row.etag!r}: it was changed since you read it")
+                raise FailedPrecondition(
+                    f"etag {dataset['etag']!r} does not match the dataset's current etag "
+                    f"{row.etag!r}: it was changed since you read it"
+                )
             if "displayName" in mask:
                 row.display_name = validation.dataset_display_name(dataset.get("displayName", ""))
             if "description" in mask:
@@ -154,24 +206,40 @@ class DatasetService:
     def delete(self, name: str) -> OperationView:
         with self.sv.db.tx() as s:
             row = self.locked(s, name)  # a second delete waits here, then finds no row: NOT_FOUND
-            running = s.execute(select(OperationRow.id).where(
-                OperationRow.works_on == name, OperationRow.state.in_(["QUEUED", "RUNNING"]))).first()
+            running = s.execute(
+                select(OperationRow.id).where(
+                    OperationRow.works_on == name, OperationRow.state.in_(["QUEUED", "RUNNING"])
+                )
+            ).first()
             if running:
-                raise FailedPrecondition(f"dataset {name} has a running operation {running[0]}; wait for it or cancel it")
-            keys = list(s.execute(select(ExampleRow.content).where(ExampleRow.dataset_id == row.id)).scalars()) \
-                if row.problem_type.startswith("image_") else []
+                raise FailedPrecondition(
+                    f"dataset {name} has a running operation {running[0]}; wait for it or cancel it"
+                )
+            keys = (
+                list(s.execute(select(ExampleRow.content).where(ExampleRow.dataset_id == row.id)).scalars())
+                if row.problem_type.startswith("image_")
+                else []
+            )
             s.execute(delete(ExampleRow).where(ExampleRow.dataset_id == row.id))
             s.execute(delete(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == row.id))
             s.delete(row)
-            op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="delete_dataset",
-                               details_key="deleteDetails", works_on=name, done=True)
+            op = new_operation(
+                s,
+                project=row.project,
+                location=row.location,
+                prefix=row.id[:3],
+                kind="delete_dataset",
+                details_key="deleteDetails",
+                works_on=name,
+                done=True,
+            )
             view = operation_view(op)
         # Committed: now free the images no other dataset's example names (read again under the media
         # lock). Models never read them. What a crash leaves here, the sweep frees.
         if keys:
             try:
                 free_media(self.sv.db, self.sv.media, keys)
-            except Exception:  # noqa: BLE001 - the delete stands; the sweep frees the rest
+            except Exception:
                 log.warning("freeing the images of dataset %s failed; the sweep will", name, exc_info=True)
         return view
 
@@ -191,8 +259,9 @@ class DatasetService:
         with self.sv.db.tx() as s:
             ds = self.row(s, dataset_name)
             counts = self._spec_counts(s, ds.id)
-            specs = s.execute(select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == ds.id)
-                              .order_by(AnnotationSpecRow.seq)).scalars()
+            specs = s.execute(
+                select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == ds.id).order_by(AnnotationSpecRow.seq)
+            ).scalars()
             return [annotation_spec_json(r, ds.project, ds.location, counts.get(r.id, 0)) for r in specs]
 
     @staticmethod
@@ -208,8 +277,10 @@ class DatasetService:
     def import_data(self, name: str, input_config: dict[str, Any]) -> OperationView:
         uris = list((input_config.get("gcsSource") or {}).get("inputUris") or [])
         if not uris:
-            raise InvalidArgument("input_config.gcs_source.input_uris must list at least one gs:// CSV file",
-                                  field="input_config.gcs_source.input_uris")
+            raise InvalidArgument(
+                "input_config.gcs_source.input_uris must list at least one gs:// CSV file",
+                field="input_config.gcs_source.input_uris",
+            )
         for uri in uris:
             split_gs(uri)
             if len(uri) > 2000:
@@ -219,29 +290,47 @@ class DatasetService:
             ds = self.locked(s, name)  # makes the one-import-at-a-time check below atomic
             get_problem(ds.problem_type)
             self._no_running(s, name, "import_data")
-            op = new_operation(s, project=ds.project, location=ds.location, prefix=ds.id[:3], kind="import_data",
-                               limit=self.sv.settings.max_running_operations_per_project,
-                               details_key="importDataDetails", works_on=name,
-                               max_attempts=self.sv.settings.max_attempts,
-                               request={"dataset": name, "input_uris": uris, "params": input_config.get("params", {})})
+            op = new_operation(
+                s,
+                project=ds.project,
+                location=ds.location,
+                prefix=ds.id[:3],
+                kind="import_data",
+                limit=self.sv.settings.max_running_operations_per_project,
+                details_key="importDataDetails",
+                works_on=name,
+                max_attempts=self.sv.settings.max_attempts,
+                request={"dataset": name, "input_uris": uris, "params": input_config.get("params", {})},
+            )
             return operation_view(op)
 
     def export_data(self, name: str, output_config: dict[str, Any]) -> OperationView:
         prefix = validation.output_prefix(output_config, self.sv.blobs)
         with self.sv.db.tx() as s:
             ds = self.locked(s, name)  # not queued for a dataset whose delete is committing
-            op = new_operation(s, project=ds.project, location=ds.location, prefix=ds.id[:3], kind="export_data",
-                               limit=self.sv.settings.max_running_operations_per_project,
-                               details_key="exportDataDetails", works_on=name,
-                               max_attempts=self.sv.settings.max_attempts,
-                               request={"dataset": name, "output_uri_prefix": prefix})
+            op = new_operation(
+                s,
+                project=ds.project,
+                location=ds.location,
+                prefix=ds.id[:3],
+                kind="export_data",
+                limit=self.sv.settings.max_running_operations_per_project,
+                details_key="exportDataDetails",
+                works_on=name,
+                max_attempts=self.sv.settings.max_attempts,
+                request={"dataset": name, "output_uri_prefix": prefix},
+            )
             return operation_view(op)
 
     @staticmethod
     def _no_running(s: Session, works_on: str, kind: str) -> None:
-        running = s.execute(select(OperationRow.id).where(
-            OperationRow.works_on == works_on, OperationRow.kind == kind,
-            OperationRow.state.in_(["QUEUED", "RUNNING"]))).first()
+        running = s.execute(
+            select(OperationRow.id).where(
+                OperationRow.works_on == works_on,
+                OperationRow.kind == kind,
+                OperationRow.state.in_(["QUEUED", "RUNNING"]),
+            )
+        ).first()
         if running:
             raise FailedPrecondition(f"{works_on} already has a {kind} operation running: {running[0]}")
 

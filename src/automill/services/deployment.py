@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,8 +47,12 @@ DEPLOY_LEASE_SECONDS = 10.0
 
 
 def _node_count(request: dict[str, Any]) -> str | None:
-    meta = request.get("imageClassificationModelDeploymentMetadata",
-                       request.get("imageObjectDetectionModelDeploymentMetadata", {})) or {}
+    meta = (
+        request.get(
+            "imageClassificationModelDeploymentMetadata", request.get("imageObjectDetectionModelDeploymentMetadata", {})
+        )
+        or {}
+    )
     count = meta.get("nodeCount")
     if count in (None, ""):
         return None
@@ -87,15 +91,21 @@ def cancel_pending_deploys(s: Session, name: str) -> None:
     the operation, then the model), which will wait for our model lock and see our change; waiting
     for it here would deadlock on PostgreSQL. SQLite ignores the clause (one writer at a time).
     """
-    pending = (select(OperationRow).where(OperationRow.kind == "deploy_model", OperationRow.works_on == name,
-                                          OperationRow.state.in_([JobState.QUEUED, JobState.RUNNING]))
-               .with_for_update(skip_locked=True))
+    pending = (
+        select(OperationRow)
+        .where(
+            OperationRow.kind == "deploy_model",
+            OperationRow.works_on == name,
+            OperationRow.state.in_([JobState.QUEUED, JobState.RUNNING]),
+        )
+        .with_for_update(skip_locked=True)
+    )
     for op in s.execute(pending).scalars():
         queue.request_cancel(s, op)
 
 
 class DeploymentService:
-    def __init__(self, services: "Services") -> None:
+    def __init__(self, services: Services) -> None:
         self.sv = services
         self.owner = f"serving-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._threads: list[threading.Thread] = []
@@ -107,12 +117,22 @@ class DeploymentService:
             if not Path(row.artifact_dir).is_dir():  # the message must not name the server's folders
                 raise FailedPrecondition(f"the files of model {name} are missing")
             count = _wanted_count(row, node_count)
-            common = dict(project=row.project, location=row.location, prefix=row.id[:3], kind="deploy_model",
-                          details_key="deployModelDetails", works_on=name)
+            common = {
+                "project": row.project,
+                "location": row.location,
+                "prefix": row.id[:3],
+                "kind": "deploy_model",
+                "details_key": "deployModelDetails",
+                "works_on": name,
+            }
             if row.deployment_state == "DEPLOYED" and (count is None or row.problem_metadata.get("nodeCount") == count):
                 return operation_view(new_operation(s, **common, done=True))  # the same deployment again: a no-op
-            op = new_operation(s, **common, request={"model": name, "node_count": count},
-                               limit=self.sv.settings.max_running_operations_per_project)
+            op = new_operation(
+                s,
+                **common,
+                request={"model": name, "node_count": count},
+                limit=self.sv.settings.max_running_operations_per_project,
+            )
             op.state, op.attempt, op.lease_owner = JobState.RUNNING, 1, self.owner
             op.lease_expires_at = time.time() + max(DEPLOY_LEASE_SECONDS, self.sv.settings.lease_seconds)
             op.progress_percent, op.stage = 5, "loading the model for serving"
@@ -123,8 +143,9 @@ class DeploymentService:
         thread.start()
         return view
 
-    def _load(self, op_id: str, model_id: str, problem_type: str, model_dir: Path, name: str,
-              count: str | None) -> None:
+    def _load(
+        self, op_id: str, model_id: str, problem_type: str, model_dir: Path, name: str, count: str | None
+    ) -> None:
         db = self.sv.db
         stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(op_id, stop), name=f"deploy-lease-{op_id}", daemon=True)
@@ -137,7 +158,7 @@ class DeploymentService:
                 mark_deployed(s, self.sv.models.locked(s, name), count)
 
             queue.complete(db, op_id, self.owner, 1, JobResult(commit=commit), [])
-        except Exception as exc:  # noqa: BLE001 - every failure must end the operation with a message
+        except Exception as exc:
             code, message = self._load_error(name, model_id, model_dir, exc)
             queue.fail(db, op_id, code, message, owner=self.owner, attempt=1)
         finally:
@@ -151,7 +172,7 @@ class DeploymentService:
         while not stop.wait(every):
             try:
                 ours, _ = queue.heartbeat(self.sv.db, op_id, self.owner, 1, lease)
-            except Exception:  # noqa: BLE001 - a missed beat is retried; the lease covers several
+            except Exception:
                 log.warning("renewing the lease of deploy %s failed", op_id, exc_info=True)
                 continue
             if not ours:
@@ -175,7 +196,10 @@ class DeploymentService:
         log.error("deploying %s (%s) failed", name, model_id, exc_info=exc)
         if isinstance(exc, AutomillError):
             return exc.code, exc.message
-        return 13, f"model {name} could not be loaded for serving ({type(exc).__name__}); the server log has the details"
+        return (
+            13,
+            f"model {name} could not be loaded for serving ({type(exc).__name__}); the server log has the details",
+        )
 
     def wait_idle(self, timeout: float = 60.0) -> None:
         """Wait for the deploys this process started (used by tests)."""
@@ -191,9 +215,18 @@ class DeploymentService:
                 row.deployment_state = "UNDEPLOYED"
                 row.update_time = utcnow()
                 row.etag = new_etag(row.id, row.update_time, "UNDEPLOYED")
-            view = operation_view(new_operation(
-                s, project=row.project, location=row.location, prefix=row.id[:3], kind="undeploy_model",
-                details_key="undeployModelDetails", works_on=name, done=True))
+            view = operation_view(
+                new_operation(
+                    s,
+                    project=row.project,
+                    location=row.location,
+                    prefix=row.id[:3],
+                    kind="undeploy_model",
+                    details_key="undeployModelDetails",
+                    works_on=name,
+                    done=True,
+                )
+            )
             model_id = row.id
         self.sv.serving.evict(model_id)
         return view

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from automill.jobs.states import JobState
 from automill.store import housekeeping as files
 from automill.store.db import Database
-from automill.store.media import MediaStore
+from automill.store.media import MediaStore, is_key
 from automill.store.tables import DatasetRow, ExampleRow, ModelRow, OperationRow
 
 log = logging.getLogger("automill.housekeeping")
@@ -60,7 +60,7 @@ ACTIVE = (JobState.QUEUED, JobState.RUNNING)
 @dataclass(frozen=True)
 class Finding:
     kind: str
-    name: str       # model id, operation id, media key, file name
+    name: str  # model id, operation id, media key, file name
     path: str
     bytes: int
 
@@ -79,11 +79,19 @@ def find(db: Database, data_dir: Path | str, *, now: float | None = None) -> lis
     with db.tx() as s:
         models = dict(s.execute(select(ModelRow.id, ModelRow.artifact_dir)).all())
         active = set(s.execute(select(OperationRow.id).where(OperationRow.state.in_(ACTIVE))).scalars())
-        training = s.execute(select(OperationRow.id).where(OperationRow.kind == "create_model",
-                                                           OperationRow.state == JobState.RUNNING).limit(1)).first()
-        image_keys = set(s.execute(
-            select(ExampleRow.content).join(DatasetRow, DatasetRow.id == ExampleRow.dataset_id)
-            .where(DatasetRow.problem_type.like("image_%")).distinct()).scalars())
+        training = s.execute(
+            select(OperationRow.id)
+            .where(OperationRow.kind == "create_model", OperationRow.state == JobState.RUNNING)
+            .limit(1)
+        ).first()
+        image_keys = set(
+            s.execute(
+                select(ExampleRow.content)
+                .join(DatasetRow, DatasetRow.id == ExampleRow.dataset_id)
+                .where(DatasetRow.problem_type.like("image_%"))
+                .distinct()
+            ).scalars()
+        )
     artifact_dirs = {str(Path(p)) for p in models.values()}
     media_keys = {e.name for e in entries if e.kind == "media"}
     pinned_active: set[str] = set()
@@ -94,8 +102,11 @@ def find(db: Database, data_dir: Path | str, *, now: float | None = None) -> lis
     for e in entries:
         leftover = False
         if e.kind == "model_folder":
-            leftover = (e.name not in models and str(e.path) not in artifact_dirs
-                        and (training is None or e.age_seconds > PARTIAL_WRITE_SECONDS))
+            leftover = (
+                e.name not in models
+                and str(e.path) not in artifact_dirs
+                and (training is None or e.age_seconds > PARTIAL_WRITE_SECONDS)
+            )
         elif e.kind == "tombstone":
             leftover = True
         elif e.kind in ("training_tmp", "job_tmp", "media_pin"):
@@ -111,7 +122,7 @@ def find(db: Database, data_dir: Path | str, *, now: float | None = None) -> lis
         if not Path(artifact).is_dir():
             out.append(Finding("model_files_missing", model_id, artifact, 0))
     for key in sorted(image_keys - media_keys):
-        if files.is_media_key(key) and not media.exists(key):
+        if is_key(key) and not media.exists(key):
             out.append(Finding("media_missing", key, str(media.path(key)), 0))
     return out
 
@@ -137,8 +148,12 @@ def sweep(db: Database, data_dir: Path | str) -> list[Finding]:
     removed = repair(db, data_dir, find(db, data_dir))
     if removed:
         total = sum(f.bytes for f in removed)
-        log.info("housekeeping removed %d leftovers (%d bytes): %s", len(removed), total,
-                 ", ".join(f"{f.kind} {f.name}" for f in removed[:10]) + (" ..." if len(removed) > 10 else ""))
+        log.info(
+            "housekeeping removed %d leftovers (%d bytes): %s",
+            len(removed),
+            total,
+            ", ".join(f"{f.kind} {f.name}" for f in removed[:10]) + (" ..." if len(removed) > 10 else ""),
+        )
     return removed
 
 
@@ -150,7 +165,7 @@ class Sweeper:
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="automill-sweep", daemon=True)
 
-    def start(self) -> "Sweeper":
+    def start(self) -> Sweeper:
         self.thread.start()
         return self
 
@@ -161,7 +176,7 @@ class Sweeper:
         while True:
             try:
                 sweep(self.db, self.data_dir)
-            except Exception:  # noqa: BLE001 - a failed sweep is retried at the next interval
+            except Exception:
                 log.warning("housekeeping sweep failed", exc_info=True)
             if self._stop.wait(self.interval):
                 return

@@ -40,14 +40,14 @@ from automill.store.tables import ApiKeyRow
 log = logging.getLogger("automill.keys")
 
 PREFIX = "am"
-KEY_ID_BYTES = 6          # 12 hex characters
-SECRET_BYTES = 32         # token_urlsafe(32): 43 characters, 256 bits
+KEY_ID_BYTES = 6  # 12 hex characters
+SECRET_BYTES = 32  # token_urlsafe(32): 43 characters, 256 bits
 KEY_RE = re.compile(r"^am_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 #: scrypt's cost parameters (the scrypt paper's interactive-login setting; 16 MiB per check).
-SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 2 ** 14, 8, 1, 32
+SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 2**14, 8, 1, 32
 SALT_BYTES = 16
 
 CACHE_SIZE = 1024
@@ -55,8 +55,10 @@ RECHECK_SECONDS = 2.0
 #: A key's last-used time is written at most this often (one write per key per minute, not per request).
 LAST_USED_EVERY_SECONDS = 60.0
 
-MISSING = ("this server requires an API key: send it as 'x-goog-api-key: KEY' or 'Authorization: Bearer KEY' "
-           "(an administrator creates keys with `automill keys create`)")
+MISSING = (
+    "this server requires an API key: send it as 'x-goog-api-key: KEY' or 'Authorization: Bearer KEY' "
+    "(an administrator creates keys with `automill keys create`)"
+)
 INVALID = "the API key is not valid: it is malformed or unknown to this server"
 
 
@@ -84,8 +86,9 @@ def _unb64(text: str) -> bytes:
 def hash_key(key: str, *, salt: bytes | None = None) -> str:
     """``scrypt$N$r$p$<salt>$<hash>`` (base64) of the whole key with a fresh random salt."""
     salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
-    dk = hashlib.scrypt(key.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=SCRYPT_LEN,
-                        maxmem=64 * 1024 * 1024)
+    dk = hashlib.scrypt(
+        key.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=SCRYPT_LEN, maxmem=64 * 1024 * 1024
+    )
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(dk)}"
 
 
@@ -96,8 +99,9 @@ def verify_key(key: str, stored: str) -> bool:
         if algo != "scrypt":
             return False
         expected = _unb64(want)
-        got = hashlib.scrypt(key.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected),
-                             maxmem=64 * 1024 * 1024)
+        got = hashlib.scrypt(
+            key.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected), maxmem=64 * 1024 * 1024
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, expected)
@@ -118,9 +122,17 @@ class KeyInfo:
     last_used_at: datetime | None
 
     @classmethod
-    def of(cls, row: ApiKeyRow) -> "KeyInfo":
-        return cls(name=row.name, key_id=row.key_id, project=row.project, role=row.role, created_at=row.created_at,
-                   expires_at=row.expires_at, revoked_at=row.revoked_at, last_used_at=row.last_used_at)
+    def of(cls, row: ApiKeyRow) -> KeyInfo:
+        return cls(
+            name=row.name,
+            key_id=row.key_id,
+            project=row.project,
+            role=row.role,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            last_used_at=row.last_used_at,
+        )
 
     def state(self, now: datetime) -> str:
         if self.revoked_at is not None:
@@ -133,19 +145,30 @@ class KeyInfo:
         def ts(d: datetime | None) -> str | None:
             return d.isoformat(timespec="seconds") + "Z" if d else None
 
-        return {"name": self.name, "keyId": self.key_id, "project": self.project, "role": self.role,
-                "state": self.state(now), "created": ts(self.created_at), "expires": ts(self.expires_at),
-                "revoked": ts(self.revoked_at), "lastUsed": ts(self.last_used_at)}
+        return {
+            "name": self.name,
+            "keyId": self.key_id,
+            "project": self.project,
+            "role": self.role,
+            "state": self.state(now),
+            "created": ts(self.created_at),
+            "expires": ts(self.expires_at),
+            "revoked": ts(self.revoked_at),
+            "lastUsed": ts(self.last_used_at),
+        }
 
 
-def create_key(db: Database, *, project: str, role: str, name: str = "",
-               expires_at: datetime | None = None) -> tuple[KeyInfo, str]:
+def create_key(
+    db: Database, *, project: str, role: str, name: str = "", expires_at: datetime | None = None
+) -> tuple[KeyInfo, str]:
     """A new key -> (its info, the whole key: shown once, stored only as a hash)."""
     if role not in ROLES:
         raise InvalidArgument(f"role {role!r} must be one of {', '.join(ROLES)}", field="role")
     if project != ALL_PROJECTS and not PROJECT_RE.match(project):
-        raise InvalidArgument(f"project {project[:80]!r} must be a project ID (letters, digits, '.', '_', '-') "
-                              "or '*' for every project", field="project")
+        raise InvalidArgument(
+            f"project {project[:80]!r} must be a project ID (letters, digits, '.', '_', '-') or '*' for every project",
+            field="project",
+        )
     key_id, key = new_key()
     name = name or f"key-{key_id}"
     if not NAME_RE.match(name):
@@ -157,8 +180,17 @@ def create_key(db: Database, *, project: str, role: str, name: str = "",
     with db.tx() as s:
         if s.execute(select(ApiKeyRow.id).where(ApiKeyRow.name == name)).first() is not None:
             raise AlreadyExists(f"a key named {name!r} exists already (names stay taken after a revoke)")
-        row = ApiKeyRow(key_id=key_id, name=name, project=project, role=role, secret_hash=digest, created_at=now,
-                        expires_at=expires_at, revoked_at=None, last_used_at=None)
+        row = ApiKeyRow(
+            key_id=key_id,
+            name=name,
+            project=project,
+            role=role,
+            secret_hash=digest,
+            created_at=now,
+            expires_at=expires_at,
+            revoked_at=None,
+            last_used_at=None,
+        )
         s.add(row)
         s.flush()
         info = KeyInfo.of(row)
@@ -228,8 +260,10 @@ class Authenticator:
         if not self.keyed():
             if self.open_when_keyless:
                 return ANONYMOUS
-            raise Unauthenticated("this server is not on a loopback address and has no API keys yet: an "
-                                  "administrator creates one with `automill keys create`")
+            raise Unauthenticated(
+                "this server is not on a loopback address and has no API keys yet: an "
+                "administrator creates one with `automill keys create`"
+            )
         if credential is None:
             raise Unauthenticated(MISSING)
         info, row_id = self._verified(credential)
@@ -238,8 +272,9 @@ class Authenticator:
         if info.revoked_at is not None:
             refused = Unauthenticated(f"the API key {info.name!r} was revoked")
         elif info.expires_at is not None and info.expires_at <= now:
-            refused = Unauthenticated(f"the API key {info.name!r} expired at "
-                                      f"{info.expires_at.isoformat(timespec='seconds')}Z")
+            refused = Unauthenticated(
+                f"the API key {info.name!r} expired at {info.expires_at.isoformat(timespec='seconds')}Z"
+            )
         if refused is not None:
             refused.key_name = info.name  # type: ignore[attr-defined]  # the audit log names the key
             raise refused
@@ -296,5 +331,5 @@ class Authenticator:
         try:
             with self.db.tx() as s:
                 s.execute(update(ApiKeyRow).where(ApiKeyRow.id == row_id).values(last_used_at=utcnow()))
-        except Exception as exc:  # noqa: BLE001 - a busy database must not refuse a valid key
+        except Exception as exc:
             log.warning("could not record a key's last use: %s", type(exc).__name__)

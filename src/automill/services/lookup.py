@@ -33,8 +33,12 @@ def lock(s: Session, table: type[T], name: str, collection: str, what: str) -> T
     """
     project, location, rid = split_name(name, collection)
     cols: Any = table
-    stmt = (update(table).where(cols.id == rid, cols.project == project, cols.location == location)
-            .values(etag=cols.etag).execution_options(synchronize_session=False))
+    stmt = (
+        update(table)
+        .where(cols.id == rid, cols.project == project, cols.location == location)
+        .values(etag=cols.etag)
+        .execution_options(synchronize_session=False)
+    )
     if s.execute(stmt).rowcount != 1:  # type: ignore[attr-defined]
         raise NotFound(f"{what} {name} not found")
     return find(s, table, name, collection, what)

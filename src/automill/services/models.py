@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from automill.core import filters, paging
 from automill.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
 from automill.core.ids import split_name, split_parent
+from automill.engine.model_types import text_preset
 from automill.problems.base import MODEL_KEYS, get_problem
 from automill.services import validation
 from automill.services.datasets import normalize_mask
@@ -22,7 +23,6 @@ from automill.services.operations import new_operation
 from automill.services.render import OperationView, evaluation_json, model_json, operation_view
 from automill.store.db import new_etag, utcnow
 from automill.store.housekeeping import remove_model_files
-from automill.engine.model_types import text_preset
 from automill.store.tables import AnnotationSpecRow, DatasetRow, EvaluationRow, ExampleRow, ModelRow
 
 if TYPE_CHECKING:
@@ -30,8 +30,11 @@ if TYPE_CHECKING:
 
 MAX_TEXT_BUDGET = 100_000
 MAX_IMAGE_BUDGET = 800_000  # Google's limit for `cloud` image models
-MODEL_FILTER_FIELDS = {"display_name", "displayName", "dataset_id", "datasetId"} | {
-    "".join("_" + c.lower() if c.isupper() else c for c in k) for k in MODEL_KEYS} | set(MODEL_KEYS)
+MODEL_FILTER_FIELDS = (
+    {"display_name", "displayName", "dataset_id", "datasetId"}
+    | {"".join("_" + c.lower() if c.isupper() else c for c in k) for k in MODEL_KEYS}
+    | set(MODEL_KEYS)
+)
 EVAL_FILTER_FIELDS = {"annotation_spec_id", "annotationSpecId"}
 MUTABLE = {"displayName": "display_name", "labels": "labels"}
 EXPORT_FORMATS = {"tflite", "edgetpu_tflite", "tf_saved_model", "tf_js", "core_ml", "docker"}
@@ -42,7 +45,7 @@ def _snake(key: str) -> str:
 
 
 class ModelService:
-    def __init__(self, services: "Services") -> None:
+    def __init__(self, services: Services) -> None:
         self.sv = services
 
     def row(self, s: Session, name: str) -> ModelRow:
@@ -58,8 +61,11 @@ class ModelService:
         project, location = split_parent(parent)
         keys = [k for k in MODEL_KEYS if k in model]
         if len(keys) != 1:
-            raise InvalidArgument("model must set exactly one model metadata field matching its dataset, e.g. "
-                                  "textClassificationModelMetadata: {}", field="model.model_metadata")
+            raise InvalidArgument(
+                "model must set exactly one model metadata field matching its dataset, e.g. "
+                "textClassificationModelMetadata: {}",
+                field="model.model_metadata",
+            )
         name = validation.model_display_name(model.get("displayName", ""))
         labels = validation.labels(model.get("labels", {}), "model.labels")
         dataset_id = model.get("datasetId", "")
@@ -71,8 +77,10 @@ class ModelService:
             # Locked, so that the dataset cannot be deleted between the checks below and the queued job.
             ds = lock(s, DatasetRow, f"{parent}/datasets/{dataset_id}", "datasets", "dataset")
             if MODEL_KEYS[keys[0]] != ds.problem_type:
-                raise InvalidArgument(f"model.{_snake(keys[0])} does not match the dataset's problem type "
-                                      f"{ds.problem_type}", field="model.model_metadata")
+                raise InvalidArgument(
+                    f"model.{_snake(keys[0])} does not match the dataset's problem type {ds.problem_type}",
+                    field="model.model_metadata",
+                )
             problem = get_problem(ds.problem_type)
             request_meta = dict(model[keys[0]] or {})
             if ds.problem_type.startswith("text_"):
@@ -85,21 +93,37 @@ class ModelService:
                 model_type = meta.get("modelType", "")
             budget = self._budget(source.get("trainBudgetMilliNodeHours"), ds.problem_type)
             base_id = str(source.get("baseModelId", "") or "")
-            count = s.execute(select(func.count()).select_from(ExampleRow).where(ExampleRow.dataset_id == ds.id)).scalar_one()
+            count = s.execute(
+                select(func.count()).select_from(ExampleRow).where(ExampleRow.dataset_id == ds.id)
+            ).scalar_one()
             if not count:
                 raise FailedPrecondition(f"dataset {dataset_id} has no examples: import data before training")
             if base_id:
                 self._check_base(s, project, location, base_id, ds, model_type)
             op = new_operation(
-                s, project=project, location=location, prefix=ds.id[:3], kind="create_model",
-               
-                               limit=self.sv.settings.max_running_operations_per_project,
-                details_key="createModelDetails", works_on=f"{parent}/datasets/{ds.id}", result_type="Model",
+                s,
+                project=project,
+                location=location,
+                prefix=ds.id[:3],
+                kind="create_model",
+                limit=self.sv.settings.max_running_operations_per_project,
+                details_key="createModelDetails",
+                works_on=f"{parent}/datasets/{ds.id}",
+                result_type="Model",
                 max_attempts=self.sv.settings.max_attempts,
-                request={"parent": parent, "display_name": name, "labels": labels, "dataset_id": ds.id,
-                         "problem_type": ds.problem_type, "model_metadata": meta, "budget": budget,
-                         "model_type": model_type, "base_model_id": base_id,
-                         "_hard_timeout_s": budget * 3.6 * 1.5 + 120})
+                request={
+                    "parent": parent,
+                    "display_name": name,
+                    "labels": labels,
+                    "dataset_id": ds.id,
+                    "problem_type": ds.problem_type,
+                    "model_metadata": meta,
+                    "budget": budget,
+                    "model_type": model_type,
+                    "base_model_id": base_id,
+                    "_hard_timeout_s": budget * 3.6 * 1.5 + 120,
+                },
+            )
             return operation_view(op)
 
     @staticmethod
@@ -110,21 +134,30 @@ class ModelService:
             # Another project's model answers as an unknown one: model IDs and their owners stay private.
             raise NotFound(f"base model {base_id} not found")
         if base.problem_type != ds.problem_type:
-            raise FailedPrecondition(f"base model {base_id} is a {base.problem_type} model, the dataset is "
-                                     f"{ds.problem_type}", field="model.base_model_id")
+            raise FailedPrecondition(
+                f"base model {base_id} is a {base.problem_type} model, the dataset is {ds.problem_type}",
+                field="model.base_model_id",
+            )
         if base.model_type != model_type:
-            raise FailedPrecondition(f"base model {base_id} has model type {base.model_type!r}; the new model asks "
-                                     f"for {model_type!r}: they must be the same", field="model.base_model_id")
+            raise FailedPrecondition(
+                f"base model {base_id} has model type {base.model_type!r}; the new model asks "
+                f"for {model_type!r}: they must be the same",
+                field="model.base_model_id",
+            )
         try:
             base_meta = json.loads((Path(base.artifact_dir) / "model.json").read_text())
         except (OSError, ValueError):  # missing or unreadable; the message must not name the server's folders
             raise FailedPrecondition(f"base model {base_id} has no model files", field="model.base_model_id") from None
-        specs = {r.id: r.display_name for r in s.execute(
-            select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == ds.id)).scalars()}
+        specs = {
+            r.id: r.display_name
+            for r in s.execute(select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == ds.id)).scalars()
+        }
         if sorted(base_meta.get("annotation_spec_ids", [])) != sorted(specs):
-            raise FailedPrecondition(f"the labels of dataset {ds.id} changed since base model {base_id} was trained "
-                                     f"(base: {sorted(base_meta.get('display_names', []))}, now: {sorted(specs.values())})",
-                                     field="model.base_model_id")
+            raise FailedPrecondition(
+                f"the labels of dataset {ds.id} changed since base model {base_id} was trained "
+                f"(base: {sorted(base_meta.get('display_names', []))}, now: {sorted(specs.values())})",
+                field="model.base_model_id",
+            )
 
     def _budget(self, raw: Any, problem_type: str) -> int:
         """The training budget: the request's, or the server's default, never over the server's cap
@@ -141,12 +174,16 @@ class ModelService:
         try:
             value = int(raw)
         except (TypeError, ValueError):
-            raise InvalidArgument(f"trainBudgetMilliNodeHours must be an integer, got {raw!r}",
-                                  field="model.train_budget_milli_node_hours") from None
+            raise InvalidArgument(
+                f"trainBudgetMilliNodeHours must be an integer, got {raw!r}",
+                field="model.train_budget_milli_node_hours",
+            ) from None
         limit = MAX_IMAGE_BUDGET if problem_type.startswith("image_") else MAX_TEXT_BUDGET
         if not 1 <= value <= limit:
-            raise InvalidArgument(f"trainBudgetMilliNodeHours must be in 1..{limit}, got {value}",
-                                  field="model.train_budget_milli_node_hours")
+            raise InvalidArgument(
+                f"trainBudgetMilliNodeHours must be in 1..{limit}, got {value}",
+                field="model.train_budget_milli_node_hours",
+            )
         return value
 
     # -- read ---------------------------------------------------------------------------------------
@@ -154,7 +191,9 @@ class ModelService:
         with self.sv.db.tx() as s:
             return model_json(self.row(s, name), extensions=True)
 
-    def list(self, parent: str, filter_: str = "", page_size: int = 0, page_token: str = "") -> tuple[list[dict[str, Any]], str]:
+    def list(
+        self, parent: str, filter_: str = "", page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[dict[str, Any]], str]:
         project, location = split_parent(parent)
         terms = filters.parse_filter(filter_, MODEL_FILTER_FIELDS)
         scope = f"models|{parent}|{filter_}"
@@ -162,15 +201,28 @@ class ModelService:
 
         def keep(row: ModelRow) -> bool:
             key = next(k for k, v in MODEL_KEYS.items() if v == row.problem_type)
-            record = {"display_name": row.display_name, "displayName": row.display_name,
-                      "dataset_id": row.dataset_id, "datasetId": row.dataset_id}
+            record = {
+                "display_name": row.display_name,
+                "displayName": row.display_name,
+                "dataset_id": row.dataset_id,
+                "datasetId": row.dataset_id,
+            }
             return filters.matches(terms, record, exists=lambda f: f in (key, _snake(key)) or bool(record.get(f)))
 
         with self.sv.db.tx() as s:
-            q = select(ModelRow).where(ModelRow.project == project, ModelRow.location == location,
-                                       ModelRow.seq > after).order_by(ModelRow.seq)
-            return paging.paginate(s.execute(q).scalars(), keep=keep, render=lambda r: model_json(r, extensions=True),
-                                   seq=lambda r: r.seq, size=size, scope=scope)
+            q = (
+                select(ModelRow)
+                .where(ModelRow.project == project, ModelRow.location == location, ModelRow.seq > after)
+                .order_by(ModelRow.seq)
+            )
+            return paging.paginate(
+                s.execute(q).scalars(),
+                keep=keep,
+                render=lambda r: model_json(r, extensions=True),
+                seq=lambda r: r.seq,
+                size=size,
+                scope=scope,
+            )
 
     def update(self, model: dict[str, Any], update_mask: str | list[str] | None) -> dict[str, Any]:
         mask = normalize_mask(update_mask, MUTABLE, "model")
@@ -196,16 +248,24 @@ class ModelService:
             cancel_pending_deploys(s, name)  # a deploy still loading must not mark a deleted model DEPLOYED
             s.execute(delete(EvaluationRow).where(EvaluationRow.model_id == row.id))
             s.delete(row)
-            op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="delete_model",
-                               details_key="deleteDetails", works_on=name, done=True)
+            op = new_operation(
+                s,
+                project=row.project,
+                location=row.location,
+                prefix=row.id[:3],
+                kind="delete_model",
+                details_key="deleteDetails",
+                works_on=name,
+                done=True,
+            )
             view = operation_view(op)
         self.sv.serving.evict(row.id)
         remove_model_files(artifact)  # renamed to models/.deleted-* first: a crash leaves it to the sweep
         return view
 
     def export(self, name: str, output_config: dict[str, Any]) -> OperationView:
-        from automill.export.edge import FORMATS, QUANTIZATIONS
         from automill.engine.image import EXPORT_QUANTIZATION
+        from automill.export.edge import FORMATS, QUANTIZATIONS
 
         params = {k: str(v) for k, v in (output_config.get("params") or {}).items()}
         with self.sv.db.tx() as s:
@@ -213,42 +273,62 @@ class ModelService:
             image = row.problem_type.startswith("image_")
             fmt = output_config.get("modelFormat", "") or ("tflite" if image else "docker")
             if fmt not in EXPORT_FORMATS | set(FORMATS):
-                raise InvalidArgument(f"model_format {fmt!r} is unknown; formats: {sorted(EXPORT_FORMATS | set(FORMATS))}",
-                                      field="output_config.model_format")
+                raise InvalidArgument(
+                    f"model_format {fmt!r} is unknown; formats: {sorted(EXPORT_FORMATS | set(FORMATS))}",
+                    field="output_config.model_format",
+                )
             if fmt == "docker":  # every problem type: export/docker.py
                 if params:
-                    raise InvalidArgument(f"unknown export params {sorted(params)}; docker exports take none",
-                                          field="output_config.params")
+                    raise InvalidArgument(
+                        f"unknown export params {sorted(params)}; docker exports take none",
+                        field="output_config.params",
+                    )
                 return self._export_operation(s, row, name, output_config, fmt, "")
             if not image:
                 raise FailedPrecondition(
                     f"model {row.display_name} ({row.problem_type}) cannot be exported as {fmt!r}: tflite and onnx "
-                    "are for image models; export it with model_format docker")
+                    "are for image models; export it with model_format docker"
+                )
             if fmt not in FORMATS:
-                raise Unimplemented(f"model_format {fmt!r} cannot be produced by Automill; supported formats: "
-                                    f"{', '.join(FORMATS)}, docker (onnx is an Automill extension)")
+                raise Unimplemented(
+                    f"model_format {fmt!r} cannot be produced by Automill; supported formats: "
+                    f"{', '.join(FORMATS)}, docker (onnx is an Automill extension)"
+                )
             # the model type's default quantization is a TF Lite one; ONNX exports are float32
             typed = row.problem_type == "image_classification" and fmt == "tflite"
             quantization = params.pop("quantization", "") or (
-                EXPORT_QUANTIZATION.get(row.model_type, "float32") if typed else "float32")
+                EXPORT_QUANTIZATION.get(row.model_type, "float32") if typed else "float32"
+            )
             if quantization not in QUANTIZATIONS or (fmt == "onnx" and quantization != "float32"):
                 allowed = QUANTIZATIONS if fmt == "tflite" else ("float32",)
-                raise InvalidArgument(f"params.quantization {quantization!r} is not available for {fmt}; use one of "
-                                      f"{list(allowed)}", field="output_config.params.quantization")
+                raise InvalidArgument(
+                    f"params.quantization {quantization!r} is not available for {fmt}; use one of {list(allowed)}",
+                    field="output_config.params.quantization",
+                )
             if params:
-                raise InvalidArgument(f"unknown export params {sorted(params)}; the only one is quantization",
-                                      field="output_config.params")
+                raise InvalidArgument(
+                    f"unknown export params {sorted(params)}; the only one is quantization",
+                    field="output_config.params",
+                )
             return self._export_operation(s, row, name, output_config, fmt, quantization)
 
-    def _export_operation(self, s: Session, row: ModelRow, name: str, output_config: dict[str, Any], fmt: str,
-                          quantization: str) -> OperationView:
+    def _export_operation(
+        self, s: Session, row: ModelRow, name: str, output_config: dict[str, Any], fmt: str, quantization: str
+    ) -> OperationView:
         prefix = validation.output_prefix(output_config, self.sv.blobs)
-        op = new_operation(s, project=row.project, location=row.location, prefix=row.id[:3], kind="export_model",
-                           limit=self.sv.settings.max_running_operations_per_project,
-                           details_key="exportModelDetails", works_on=name, result_type="Empty",
-                           max_attempts=self.sv.settings.max_attempts,
-                           request={"model": name, "format": fmt, "quantization": quantization,
-                                    "output_uri_prefix": prefix})
+        op = new_operation(
+            s,
+            project=row.project,
+            location=row.location,
+            prefix=row.id[:3],
+            kind="export_model",
+            limit=self.sv.settings.max_running_operations_per_project,
+            details_key="exportModelDetails",
+            works_on=name,
+            result_type="Empty",
+            max_attempts=self.sv.settings.max_attempts,
+            request={"model": name, "format": fmt, "quantization": quantization, "output_uri_prefix": prefix},
+        )
         return operation_view(op)
 
     # -- evaluations --------------------------------------------------------------------------------
@@ -263,20 +343,29 @@ class ModelService:
                 raise NotFound(f"model evaluation {name} not found")
             return evaluation_json(ev, model.project, model.location)
 
-    def list_evaluations(self, parent: str, filter_: str = "", page_size: int = 0,
-                         page_token: str = "") -> tuple[list[dict[str, Any]], str]:
+    def list_evaluations(
+        self, parent: str, filter_: str = "", page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[dict[str, Any]], str]:
         project, location, model_id = split_name(parent, "models")
         terms = filters.parse_filter(filter_, EVAL_FILTER_FIELDS)
         scope = f"evals|{parent}|{filter_}"
         after, size = paging.decode_token(page_token, scope), paging.page_size(page_size)
         with self.sv.db.tx() as s:
-            q = select(EvaluationRow).join(ModelRow, ModelRow.id == EvaluationRow.model_id).where(
-                ModelRow.project == project, ModelRow.location == location, EvaluationRow.seq > after)
+            q = (
+                select(EvaluationRow)
+                .join(ModelRow, ModelRow.id == EvaluationRow.model_id)
+                .where(ModelRow.project == project, ModelRow.location == location, EvaluationRow.seq > after)
+            )
             if model_id != "-":
                 self.row(s, parent)
                 q = q.where(EvaluationRow.model_id == model_id)
             return paging.paginate(
                 s.execute(q.order_by(EvaluationRow.seq)).scalars(),
-                keep=lambda ev: filters.matches(terms, {"annotation_spec_id": ev.annotation_spec_id,
-                                                        "annotationSpecId": ev.annotation_spec_id}),
-                render=lambda ev: evaluation_json(ev, project, location), seq=lambda ev: ev.seq, size=size, scope=scope)
+                keep=lambda ev: filters.matches(
+                    terms, {"annotation_spec_id": ev.annotation_spec_id, "annotationSpecId": ev.annotation_spec_id}
+                ),
+                render=lambda ev: evaluation_json(ev, project, location),
+                seq=lambda ev: ev.seq,
+                size=size,
+                scope=scope,
+            )

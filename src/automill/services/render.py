@@ -62,15 +62,25 @@ def model_json(row: ModelRow, *, extensions: bool = False) -> dict[str, Any]:
     (whose strict operations client refuses unknown fields inside an Operation's response)."""
     meta = dict(row.problem_metadata)
     if extensions and row.problem_type.startswith("text_"):
-        meta.update({"trainBudgetMilliNodeHours": str(row.train_budget_milli_node_hours),
-                     "trainCostMilliNodeHours": str(row.train_cost_milli_node_hours),
-                     "stopReason": row.stop_reason, "modelType": row.model_type})
+        meta.update(
+            {
+                "trainBudgetMilliNodeHours": str(row.train_budget_milli_node_hours),
+                "trainCostMilliNodeHours": str(row.train_cost_milli_node_hours),
+                "stopReason": row.stop_reason,
+                "modelType": row.model_type,
+            }
+        )
         if row.base_model_id:
             meta["baseModelId"] = row.base_model_id
     if row.problem_type.startswith("image_"):  # real fields of the image model metadata messages
-        meta.update({"trainBudgetMilliNodeHours": str(row.train_budget_milli_node_hours),
-                     "trainCostMilliNodeHours": str(row.train_cost_milli_node_hours),
-                     "stopReason": row.stop_reason, "modelType": row.model_type})
+        meta.update(
+            {
+                "trainBudgetMilliNodeHours": str(row.train_budget_milli_node_hours),
+                "trainCostMilliNodeHours": str(row.train_cost_milli_node_hours),
+                "stopReason": row.stop_reason,
+                "modelType": row.model_type,
+            }
+        )
         if row.base_model_id and row.problem_type == "image_classification":
             meta["baseModelId"] = row.base_model_id
     out: dict[str, Any] = {

@@ -17,7 +17,8 @@ def dataset_display_name(name: str) -> str:
     if not _DATASET_NAME.fullmatch(name or ""):
         raise InvalidArgument(
             f"dataset.display_name {name!r} is invalid: 1 to 32 characters, letters, digits and underscores only",
-            field="dataset.display_name")
+            field="dataset.display_name",
+        )
     return name
 
 
@@ -25,7 +26,9 @@ def model_display_name(name: str) -> str:
     if not _MODEL_NAME.fullmatch(name or ""):
         raise InvalidArgument(
             f"model.display_name {name!r} is invalid: 1 to 32 characters, letters, digits and underscores, "
-            "starting with a letter", field="model.display_name")
+            "starting with a letter",
+            field="model.display_name",
+        )
     return name
 
 
@@ -38,11 +41,17 @@ def description(text: str, field: str) -> str:
 def labels(values: dict[str, str], field: str) -> dict[str, str]:
     for key, value in values.items():
         if not _LABEL_KEY.fullmatch(key):
-            raise InvalidArgument(f"{field} key {key!r} is invalid: lowercase letters, digits, '_' and '-', "
-                                  "starting with a letter, at most 63 characters", field=field)
+            raise InvalidArgument(
+                f"{field} key {key!r} is invalid: lowercase letters, digits, '_' and '-', "
+                "starting with a letter, at most 63 characters",
+                field=field,
+            )
         if not _LABEL_VALUE.fullmatch(value):
-            raise InvalidArgument(f"{field} value {value!r} for {key!r} is invalid: lowercase letters, digits, "
-                                  "'_' and '-', at most 63 characters", field=field)
+            raise InvalidArgument(
+                f"{field} value {value!r} for {key!r} is invalid: lowercase letters, digits, "
+                "'_' and '-', at most 63 characters",
+                field=field,
+            )
     return dict(values)
 
 
@@ -52,8 +61,10 @@ def output_prefix(output_config: dict, blobs: object) -> str:  # type: ignore[ty
 
     prefix = (output_config.get("gcsDestination") or {}).get("outputUriPrefix", "")
     if not prefix:
-        raise InvalidArgument("output_config.gcs_destination.output_uri_prefix is required",
-                              field="output_config.gcs_destination.output_uri_prefix")
+        raise InvalidArgument(
+            "output_config.gcs_destination.output_uri_prefix is required",
+            field="output_config.gcs_destination.output_uri_prefix",
+        )
     split_gs(prefix)
     blobs.resolve(prefix)  # type: ignore[attr-defined]
     blobs.check_writable(prefix)  # type: ignore[attr-defined]

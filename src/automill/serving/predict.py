@@ -32,8 +32,13 @@ def check_params(params: dict[str, str], problem_type: str | None = None) -> dic
     return out
 
 
-def predict_payload(problem_type: str, payload: dict[str, Any], params: dict[str, str], load: Callable[[], Any],
-                    read_pdf: Callable[[str], bytes] | None = None) -> dict[str, Any]:
+def predict_payload(
+    problem_type: str,
+    payload: dict[str, Any],
+    params: dict[str, str],
+    load: Callable[[], Any],
+    read_pdf: Callable[[str], bytes] | None = None,
+) -> dict[str, Any]:
     """Check ``payload`` (v1 JSON of ExamplePayload) and ``params`` for ``problem_type``, then predict
     with the model ``load()`` returns (called only once the request is known to be good).
     ``read_pdf(gs_uri)`` reads the PDF of a ``document`` payload (at most MAX_PDF_BYTES); without it
@@ -59,8 +64,10 @@ def predict_payload(problem_type: str, payload: dict[str, Any], params: dict[str
     if not content.strip():
         raise InvalidArgument("payload.text_snippet.content is empty", field="payload.text_snippet.content")
     if len(content) > MAX_PREDICT_CHARS:
-        raise InvalidArgument(f"payload.text_snippet.content is {len(content)} characters, over the limit of "
-                              f"{MAX_PREDICT_CHARS}", field="payload.text_snippet.content")
+        raise InvalidArgument(
+            f"payload.text_snippet.content is {len(content)} characters, over the limit of {MAX_PREDICT_CHARS}",
+            field="payload.text_snippet.content",
+        )
     response = problem.predict_one(load(), content, params)
     if document is not None:
         response["preprocessedInput"] = {"document": {**document, "inputConfig": payload_input}}
@@ -72,14 +79,20 @@ def _image_bytes(payload: dict[str, Any]) -> bytes:
 
     raw = (payload.get("image") or {}).get("imageBytes")
     if not raw:
-        raise InvalidArgument("payload.image.image_bytes is required for an image model", field="payload.image.image_bytes")
+        raise InvalidArgument(
+            "payload.image.image_bytes is required for an image model", field="payload.image.image_bytes"
+        )
     if len(raw) > MAX_IMAGE_BYTES * 4 // 3 + 4:
-        raise InvalidArgument(f"payload.image.image_bytes is over the limit of {MAX_IMAGE_BYTES} bytes (30 MB)",
-                              field="payload.image.image_bytes")
+        raise InvalidArgument(
+            f"payload.image.image_bytes is over the limit of {MAX_IMAGE_BYTES} bytes (30 MB)",
+            field="payload.image.image_bytes",
+        )
     try:
         return base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidArgument("payload.image.image_bytes is not valid base64", field="payload.image.image_bytes") from None
+        raise InvalidArgument(
+            "payload.image.image_bytes is not valid base64", field="payload.image.image_bytes"
+        ) from None
 
 
 def _document(document: dict[str, Any], read_pdf: Callable[[str], bytes] | None) -> dict[str, Any]:
@@ -90,11 +103,14 @@ def _document(document: dict[str, Any], read_pdf: Callable[[str], bytes] | None)
         return {"documentText": {"content": document["documentText"]["content"], "mimeType": "text/plain"}}
     uris = (document.get("inputConfig", {}).get("gcsSource") or {}).get("inputUris") or []
     if len(uris) != 1:
-        raise InvalidArgument("payload.document.input_config.gcs_source.input_uris must hold one gs:// PDF path",
-                              field="payload.document.input_config")
+        raise InvalidArgument(
+            "payload.document.input_config.gcs_source.input_uris must hold one gs:// PDF path",
+            field="payload.document.input_config",
+        )
     if read_pdf is None:
-        raise InvalidArgument("this server reads no buckets: send the document's text in "
-                              "payload.document.document_text.content or payload.text_snippet",
-                              field="payload.document.input_config")
+        raise InvalidArgument(
+            "this server reads no buckets: send the document's text in "
+            "payload.document.document_text.content or payload.text_snippet",
+            field="payload.document.input_config",
+        )
     return extract_document(read_pdf(uris[0]), uris[0])
-

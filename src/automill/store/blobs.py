@@ -34,7 +34,13 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from automill.core.errors import (
-    AutomillError, FailedPrecondition, Internal, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted,
+    AutomillError,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
 )
 
 GS = "gs://"
@@ -53,14 +59,17 @@ MAX_NAME_BYTES = 255
 
 # -- names --------------------------------------------------------------------------------------------
 
+
 def bucket_name_problem(name: str) -> str | None:
     """Why ``name`` breaks the GCS bucket naming rules, or None when it follows them."""
     limit = MAX_DOTTED_BUCKET_NAME if "." in name else MAX_BUCKET_NAME
     if not MIN_BUCKET_NAME <= len(name) <= limit:
         return f"a bucket name has {MIN_BUCKET_NAME} to {limit} characters"
     if not _BUCKET_CHARS.fullmatch(name):
-        return ("a bucket name has only lowercase letters, digits, '-', '_' and '.', and starts and ends "
-                "with a letter or digit")
+        return (
+            "a bucket name has only lowercase letters, digits, '-', '_' and '.', and starts and ends "
+            "with a letter or digit"
+        )
     parts = name.split(".")
     if any(not part for part in parts):
         return "a bucket name cannot contain '..'"
@@ -82,7 +91,7 @@ def split_gs(uri: str) -> tuple[str, str]:
     """``gs://bucket/a/b`` -> ("bucket", "a/b"); the bucket name must follow the GCS rules."""
     if not uri.startswith(GS):
         raise InvalidArgument(f"{uri!r} is not a gs:// URI")
-    bucket, _, key = uri[len(GS):].partition("/")
+    bucket, _, key = uri[len(GS) :].partition("/")
     if not bucket:
         raise InvalidArgument(f"{uri!r} has no bucket name")
     check_bucket_name(bucket, uri)
@@ -104,6 +113,7 @@ def _inside(path: Path, root: Path) -> bool:
 
 # -- errors ---------------------------------------------------------------------------------------
 
+
 def storage_error(uri: str, exc: OSError, *, writing: bool, file_in_the_way: str | None = None) -> AutomillError:
     """An OSError of bucket I/O -> the AutomillError a caller should see: it names ``uri``, never a server path.
 
@@ -114,13 +124,16 @@ def storage_error(uri: str, exc: OSError, *, writing: bool, file_in_the_way: str
     if isinstance(exc, IsADirectoryError):
         return FailedPrecondition(f"cannot write {uri}: it is a folder, not a file")
     if isinstance(exc, (NotADirectoryError, FileExistsError)):
-        return FailedPrecondition(f"cannot write {uri}: {file_in_the_way or 'a part of its path'} is a file, "
-                                  "not a folder")
+        return FailedPrecondition(
+            f"cannot write {uri}: {file_in_the_way or 'a part of its path'} is a file, not a folder"
+        )
     if isinstance(exc, PermissionError):
         return PermissionDenied(f"the server is not allowed to {'write' if writing else 'read'} {uri}")
     if exc.errno == errno.ENAMETOOLONG:
-        return InvalidArgument(f"{uri} is too long for the bucket's storage: each folder or file name in it can "
-                               f"have at most {MAX_NAME_BYTES} bytes")
+        return InvalidArgument(
+            f"{uri} is too long for the bucket's storage: each folder or file name in it can "
+            f"have at most {MAX_NAME_BYTES} bytes"
+        )
     if exc.errno == errno.EINVAL:
         return InvalidArgument(f"{uri} is not a valid object name for the bucket's storage")
     if exc.errno == errno.ENXIO:  # a socket, or a pipe opened for writing that no one reads
@@ -139,12 +152,14 @@ def _storage_errors(uri: str, *, writing: bool, file_in_the_way: Any = None) -> 
     try:
         yield
     except OSError as exc:
-        blocker = file_in_the_way() if file_in_the_way and isinstance(exc, (NotADirectoryError, FileExistsError)) \
-            else None
+        blocker = (
+            file_in_the_way() if file_in_the_way and isinstance(exc, (NotADirectoryError, FileExistsError)) else None
+        )
         raise storage_error(uri, exc, writing=writing, file_in_the_way=blocker) from None
 
 
 # -- local files ------------------------------------------------------------------------------------
+
 
 def _open_local(uri: str, path: str, root: Path, flags: int) -> int:
     """Open a file of a local bucket: no blocking, no final symlink, only a regular file inside ``root``."""
@@ -233,8 +248,10 @@ class BlobStore:
         for name, mapping in buckets.items():
             check_bucket_name(name, "bucket mapping", field="bucket")
             if name in BUILTIN_BUCKETS:
-                raise InvalidArgument(f"bucket mapping {name!r}: gs://{name} is built in (the sample data); "
-                                      "map another name", field="bucket")
+                raise InvalidArgument(
+                    f"bucket mapping {name!r}: gs://{name} is built in (the sample data); map another name",
+                    field="bucket",
+                )
             self.buckets[name], projects = split_grants(mapping)
             if projects:
                 self.grants[name] = projects
@@ -252,8 +269,10 @@ class BlobStore:
         """Refuse writes to a built-in bucket before any work is queued."""
         bucket, _ = split_gs(uri)
         if bucket in BUILTIN_BUCKETS:
-            raise PermissionDenied(f"gs://{bucket} is read-only (Automill's sample data): write to a bucket of "
-                                   "your own, e.g. gs://my-bucket/out")
+            raise PermissionDenied(
+                f"gs://{bucket} is read-only (Automill's sample data): write to a bucket of "
+                "your own, e.g. gs://my-bucket/out"
+            )
 
     # -- resolution -------------------------------------------------------------------------------
     def resolve(self, uri: str) -> tuple[Any, str]:
@@ -348,14 +367,13 @@ class BlobStore:
         root = Path(target.root)
         prefix = f"{root}/"
         matches = (str(m) for m in target.fs.glob(posixpath.join(glob.escape(str(root)), target.key)))
-        return [m[len(prefix):] for m in matches
-                if m.startswith(prefix) and _inside(Path(os.path.realpath(m)), root)]
+        return [m[len(prefix) :] for m in matches if m.startswith(prefix) and _inside(Path(os.path.realpath(m)), root)]
 
     @staticmethod
     def _glob_remote(target: _Target) -> list[str]:
         prefix = target.root.rstrip("/") + "/"
         found = (str(m) for m in target.fs.glob(target.path))
-        return [m[len(prefix):] for m in found if m.startswith(prefix) and len(m) > len(prefix)]
+        return [m[len(prefix) :] for m in found if m.startswith(prefix) and len(m) > len(prefix)]
 
     # -- writing ----------------------------------------------------------------------------------
     @contextmanager

@@ -30,7 +30,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from automill.store.db import Database
-from automill.store.media import MediaStore, is_key as is_media_key
+from automill.store.media import MediaStore
 from automill.store.tables import ExampleRow
 
 #: pg_advisory_xact_lock key of the media lock ("automill" in ASCII, as a signed 64-bit number).
@@ -54,7 +54,7 @@ def referenced_media(s: Session, keys: Iterable[str]) -> set[str]:
     keys = list(dict.fromkeys(keys))
     found: set[str] = set()
     for i in range(0, len(keys), _CHUNK):
-        chunk = keys[i:i + _CHUNK]
+        chunk = keys[i : i + _CHUNK]
         found |= set(s.execute(select(ExampleRow.content).where(ExampleRow.content.in_(chunk)).distinct()).scalars())
     return found
 
@@ -69,7 +69,7 @@ def free_media(db: Database, media: MediaStore, keys: Iterable[str]) -> tuple[in
     candidates = list(dict.fromkeys(keys))
     files = freed = 0
     for i in range(0, len(candidates), _CHUNK):
-        chunk = candidates[i:i + _CHUNK]
+        chunk = candidates[i : i + _CHUNK]
         with db.tx() as s:
             media_lock(s)
             keep = referenced_media(s, chunk)
@@ -82,6 +82,7 @@ def free_media(db: Database, media: MediaStore, keys: Iterable[str]) -> tuple[in
 
 
 # -- layout ---------------------------------------------------------------------------------------------
+
 
 def models_dir(data_dir: Path | str) -> Path:
     return Path(data_dir) / "models"
@@ -135,13 +136,14 @@ def remove_model_files(artifact_dir: Path | str) -> None:
 
 # -- facts ----------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Entry:
     """One file or folder of the data folder that housekeeping looks at."""
 
-    kind: str          # model_folder | tombstone | training_tmp | job_tmp | media_pin | media | media_tmp
+    kind: str  # model_folder | tombstone | training_tmp | job_tmp | media_pin | media | media_tmp
     path: Path
-    name: str          # model id, operation id or media key
+    name: str  # model id, operation id or media key
     attempt: int = 0
     bytes: int = 0
     age_seconds: float = 0.0
@@ -170,11 +172,17 @@ def scan(data_dir: Path | str, now: float) -> Iterator[Entry]:
         for path in models.iterdir():
             name = path.name
             if name.startswith(".tmp-"):
-                op_id, _, attempt = name[len(".tmp-"):].rpartition("-")
-                yield Entry("training_tmp", path, op_id or name, int(attempt) if attempt.isdigit() else 0,
-                            size_of(path), _age(path, now))
+                op_id, _, attempt = name[len(".tmp-") :].rpartition("-")
+                yield Entry(
+                    "training_tmp",
+                    path,
+                    op_id or name,
+                    int(attempt) if attempt.isdigit() else 0,
+                    size_of(path),
+                    _age(path, now),
+                )
             elif name.startswith(".deleted-"):
-                yield Entry("tombstone", path, name[len(".deleted-"):], 0, size_of(path), _age(path, now))
+                yield Entry("tombstone", path, name[len(".deleted-") :], 0, size_of(path), _age(path, now))
             elif path.is_dir() and not name.startswith("."):
                 yield Entry("model_folder", path, name, 0, size_of(path), _age(path, now))
     tmp = tmp_root(data_dir)

@@ -106,17 +106,19 @@ class OperationRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     project: Mapped[str] = mapped_column(String(128))
     location: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(48))          # job handler name, e.g. "create_model"
-    details_key: Mapped[str] = mapped_column(String(64))   # OperationMetadata oneof, e.g. "createModelDetails"
+    kind: Mapped[str] = mapped_column(String(48))  # job handler name, e.g. "create_model"
+    details_key: Mapped[str] = mapped_column(String(64))  # OperationMetadata oneof, e.g. "createModelDetails"
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     works_on: Mapped[str] = mapped_column(Text, default="")  # resource name the operation works on
     request: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    state: Mapped[str] = mapped_column(String(16))          # jobs.states.JobState
+    state: Mapped[str] = mapped_column(String(16))  # jobs.states.JobState
     progress_percent: Mapped[int] = mapped_column(Integer, default=0)
     #: What the job is doing now, for a person ("trial 3 of 12: ..."); an Automill extension field.
     stage: Mapped[str | None] = mapped_column(Text, nullable=True)
     partial_failures: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    result_type: Mapped[str] = mapped_column(String(64), default="Empty")  # Model | Dataset | Empty | BatchPredictResult
+    result_type: Mapped[str] = mapped_column(
+        String(64), default="Empty"
+    )  # Model | Dataset | Empty | BatchPredictResult
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error_code: Mapped[int] = mapped_column(Integer, default=0)
     error_message: Mapped[str] = mapped_column(Text, default="")

@@ -10,7 +10,7 @@ The server's periodic sweep removes the same leftovers with the same code
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -27,11 +27,13 @@ def _bytes(n: int) -> str:
 
 
 def check(
-    repair: bool = typer.Option(False, "--repair", help="Remove what is found (what repair cannot mend is "
-                                "only reported)."),
-    data_dir: Optional[Path] = typer.Option(None, help="Data folder (env AUTOMILL_DATA_DIR, default ./automill-data)."),
-    database_url: Optional[str] = typer.Option(
-        None, help="SQLAlchemy URL (env AUTOMILL_DATABASE_URL; default SQLite in the data dir)."),
+    repair: bool = typer.Option(
+        False, "--repair", help="Remove what is found (what repair cannot mend is only reported)."
+    ),
+    data_dir: Path | None = typer.Option(None, help="Data folder (env AUTOMILL_DATA_DIR, default ./automill-data)."),
+    database_url: str | None = typer.Option(
+        None, help="SQLAlchemy URL (env AUTOMILL_DATABASE_URL; default SQLite in the data dir)."
+    ),
     output: Format = typer.Option(Format.table, "--output", "-o", help="table, json or yaml."),
 ) -> None:
     """Compare the database with the data folder; exit 1 when anything is found, 0 on a clean folder.
@@ -53,33 +55,59 @@ def check(
         findings = housekeeping.find(db, settings.data_dir)
         removed = housekeeping.repair(db, settings.data_dir, findings) if repair and findings else []
     except SQLAlchemyError as exc:
-        err_console.print(f"error: cannot read the database at {settings.db_url}: {type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:200]}")
+        err_console.print(
+            f"error: cannot read the database at {settings.db_url}: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]}"
+        )
         raise typer.Exit(2) from None
     finally:
         db.dispose()
     gone = {(f.kind, f.path) for f in removed}
     summary: dict[str, dict[str, Any]] = {}
     for f in findings:
-        entry = summary.setdefault(f.kind, {"description": housekeeping.KINDS[f.kind], "count": 0, "bytes": 0,
-                                            "removed": 0})
+        entry = summary.setdefault(
+            f.kind, {"description": housekeeping.KINDS[f.kind], "count": 0, "bytes": 0, "removed": 0}
+        )
         entry["count"] += 1
         entry["bytes"] += f.bytes
         entry["removed"] += (f.kind, f.path) in gone
-    data = {"dataDir": str(settings.data_dir), "clean": not findings, "repaired": repair,
-            "summary": summary, "findings": [{**f.json(), "removed": (f.kind, f.path) in gone} for f in findings],
-            "count": len(findings), "bytes": sum(f.bytes for f in findings), "removedCount": len(removed)}
+    data = {
+        "dataDir": str(settings.data_dir),
+        "clean": not findings,
+        "repaired": repair,
+        "summary": summary,
+        "findings": [{**f.json(), "removed": (f.kind, f.path) in gone} for f in findings],
+        "count": len(findings),
+        "bytes": sum(f.bytes for f in findings),
+        "removedCount": len(removed),
+    }
 
     def view() -> list[Any]:
         if not findings:
             return [f"clean: the database and {settings.data_dir} agree"]
-        rows = [(k, v["description"], v["count"], _bytes(v["bytes"]), v["removed"] if repair else "")
-                for k, v in summary.items()]
-        out: list[Any] = [table([Col("kind", ident=True), Col("what"), Col("count", justify="right"),
-                                 Col("size", justify="right"), Col("removed", justify="right")], rows,
-                                title=f"{len(findings)} found in {settings.data_dir} ({_bytes(data['bytes'])})")]
-        out.append(table([Col("kind", ident=True), Col("name", ident=True), Col("size", justify="right")],
-                         [(f.kind, f.name, _bytes(f.bytes)) for f in findings[:200]]))
+        rows = [
+            (k, v["description"], v["count"], _bytes(v["bytes"]), v["removed"] if repair else "")
+            for k, v in summary.items()
+        ]
+        out: list[Any] = [
+            table(
+                [
+                    Col("kind", ident=True),
+                    Col("what"),
+                    Col("count", justify="right"),
+                    Col("size", justify="right"),
+                    Col("removed", justify="right"),
+                ],
+                rows,
+                title=f"{len(findings)} found in {settings.data_dir} ({_bytes(data['bytes'])})",
+            )
+        ]
+        out.append(
+            table(
+                [Col("kind", ident=True), Col("name", ident=True), Col("size", justify="right")],
+                [(f.kind, f.name, _bytes(f.bytes)) for f in findings[:200]],
+            )
+        )
         if len(findings) > 200:
             out.append(f"... and {len(findings) - 200} more (-o json lists them all)")
         out.append(f"removed {len(removed)} of {len(findings)}" if repair else "run with --repair to remove them")

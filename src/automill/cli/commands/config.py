@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from automill.cli import config as cfg
 from automill.cli.common import Ctx, command
 from automill.cli.output import Col, table
 
-config_app = typer.Typer(help="CLI settings (project, location, endpoint, api-key): set, get, list, unset.",
-                         no_args_is_help=True)
+config_app = typer.Typer(
+    help="CLI settings (project, location, endpoint, api-key): set, get, list, unset.", no_args_is_help=True
+)
 KEY_HELP = "project | location | endpoint | api-key"
 
 
@@ -23,7 +22,9 @@ def _shown(key: str, value: str) -> str:
 
 
 @command(config_app, "set", remote=False)
-def config_set(c: Ctx, key: str = typer.Argument(..., help=KEY_HELP), value: str = typer.Argument(..., help="The value.")) -> None:
+def config_set(
+    c: Ctx, key: str = typer.Argument(..., help=KEY_HELP), value: str = typer.Argument(..., help="The value.")
+) -> None:
     """Save a setting in the config file.
 
     Example: automill config set project my-project
@@ -46,7 +47,7 @@ def config_unset(c: Ctx, key: str = typer.Argument(..., help=KEY_HELP)) -> None:
 
 
 @command(config_app, "get", remote=False)
-def config_get(c: Ctx, key: Optional[str] = typer.Argument(None, help=KEY_HELP + "; all when left out.")) -> None:
+def config_get(c: Ctx, key: str | None = typer.Argument(None, help=KEY_HELP + "; all when left out.")) -> None:
     """Print the effective value of a setting (flags > AUTOMILL_* variables > file > default).
 
     Example: automill config get project
@@ -67,8 +68,14 @@ def config_list(c: Ctx) -> None:
     Example: automill config list -o json
     """
     r = cfg.resolve()
-    data = {"file": str(cfg.path()),
-            "settings": {k: {"value": r.values[k], "source": r.sources[k]} for k in cfg.KEYS}}
-    c.emit(data, lambda: [table([Col("KEY", ident=True), Col("VALUE"), Col("SOURCE")],
-                                [(k, _shown(k, r.values[k]), r.sources[k]) for k in cfg.KEYS]),
-                          f"config file: {cfg.path()}"])
+    data = {"file": str(cfg.path()), "settings": {k: {"value": r.values[k], "source": r.sources[k]} for k in cfg.KEYS}}
+    c.emit(
+        data,
+        lambda: [
+            table(
+                [Col("KEY", ident=True), Col("VALUE"), Col("SOURCE")],
+                [(k, _shown(k, r.values[k]), r.sources[k]) for k in cfg.KEYS],
+            ),
+            f"config file: {cfg.path()}",
+        ],
+    )

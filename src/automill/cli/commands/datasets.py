@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -14,9 +14,14 @@ datasets = typer.Typer(help="Datasets: get, list, create, update, delete, import
 annotation_specs = typer.Typer(help="Annotation specs (the labels of a dataset): get, list.", no_args_is_help=True)
 
 #: metadata key prefix -> words
-TYPES = {"textClassification": "text classification", "textSentiment": "text sentiment",
-         "textExtraction": "text extraction", "imageClassification": "image classification",
-         "imageObjectDetection": "image object detection", "translation": "translation"}
+TYPES = {
+    "textClassification": "text classification",
+    "textSentiment": "text sentiment",
+    "textExtraction": "text extraction",
+    "imageClassification": "image classification",
+    "imageObjectDetection": "image object detection",
+    "translation": "translation",
+}
 
 
 def problem(resource: dict[str, Any], suffix: str) -> str:
@@ -34,17 +39,34 @@ def problem(resource: dict[str, Any], suffix: str) -> str:
 
 def dataset_view(d: dict[str, Any]) -> Any:
     labels = ", ".join(f"{k}={v}" for k, v in d.get("labels", {}).items())
-    return kv([("id", short(d.get("name", ""))), ("display name", d.get("displayName", "")),
-               ("type", problem(d, "DatasetMetadata")), ("examples", d.get("exampleCount", 0)),
-               ("description", d.get("description", "")), ("labels", labels), ("created", when(d.get("createTime", ""))),
-               ("location", d.get("name", "").split("/datasets/")[0])])
+    return kv(
+        [
+            ("id", short(d.get("name", ""))),
+            ("display name", d.get("displayName", "")),
+            ("type", problem(d, "DatasetMetadata")),
+            ("examples", d.get("exampleCount", 0)),
+            ("description", d.get("description", "")),
+            ("labels", labels),
+            ("created", when(d.get("createTime", ""))),
+            ("location", d.get("name", "").split("/datasets/")[0]),
+        ]
+    )
 
 
 def datasets_table(items: list[dict[str, Any]]) -> Any:
-    return table([Col("ID", ident=True), Col("DISPLAY NAME"), Col("TYPE"), Col("EXAMPLES", justify="right"),
-                  Col("CREATED")],
-                 [(short(d["name"]), d.get("displayName", ""), problem(d, "DatasetMetadata"), d.get("exampleCount", 0),
-                   when(d.get("createTime", ""))) for d in items])
+    return table(
+        [Col("ID", ident=True), Col("DISPLAY NAME"), Col("TYPE"), Col("EXAMPLES", justify="right"), Col("CREATED")],
+        [
+            (
+                short(d["name"]),
+                d.get("displayName", ""),
+                problem(d, "DatasetMetadata"),
+                d.get("exampleCount", 0),
+                when(d.get("createTime", "")),
+            )
+            for d in items
+        ],
+    )
 
 
 @command(datasets, "get")
@@ -77,7 +99,7 @@ def datasets_create(
     entities: bool = typer.Option(False, help="A text entity extraction dataset."),
     objects: bool = typer.Option(False, help="An image object detection dataset."),
     description: str = typer.Option("", help="A description."),
-    label: Optional[list[str]] = typer.Option(None, "--label", help="A resource label KEY=VALUE (repeatable)."),
+    label: list[str] | None = typer.Option(None, "--label", help="A resource label KEY=VALUE (repeatable)."),
     async_: bool = ASYNC,
 ) -> None:
     """Create a dataset (text classification unless a type flag says otherwise).
@@ -90,7 +112,9 @@ def datasets_create(
     elif objects:
         body["imageObjectDetectionDatasetMetadata"] = {}
     elif images:
-        body["imageClassificationDatasetMetadata"] = {"classificationType": "MULTILABEL" if multilabel else "MULTICLASS"}
+        body["imageClassificationDatasetMetadata"] = {
+            "classificationType": "MULTILABEL" if multilabel else "MULTICLASS"
+        }
     elif sentiment_max:
         body["textSentimentDatasetMetadata"] = {"sentimentMax": sentiment_max}
     else:
@@ -113,9 +137,11 @@ def datasets_create(
 def datasets_update(
     c: Ctx,
     dataset: str = typer.Argument(..., help="Dataset ID or full name."),
-    display_name: Optional[str] = typer.Option(None, help="New display name."),
-    description: Optional[str] = typer.Option(None, help="New description."),
-    label: Optional[list[str]] = typer.Option(None, "--label", help="Replace the labels with these KEY=VALUE (repeatable)."),
+    display_name: str | None = typer.Option(None, help="New display name."),
+    description: str | None = typer.Option(None, help="New description."),
+    label: list[str] | None = typer.Option(
+        None, "--label", help="Replace the labels with these KEY=VALUE (repeatable)."
+    ),
     clear_labels: bool = typer.Option(False, help="Remove every resource label."),
 ) -> None:
     """Change a dataset's display name, description or labels.
@@ -138,7 +164,9 @@ def datasets_update(
 
 
 @command(datasets, "delete")
-def datasets_delete(c: Ctx, dataset: str = typer.Argument(..., help="Dataset ID or full name."), quiet: bool = QUIET) -> None:
+def datasets_delete(
+    c: Ctx, dataset: str = typer.Argument(..., help="Dataset ID or full name."), quiet: bool = QUIET
+) -> None:
     """Delete a dataset and its examples (models trained from it are kept).
 
     Example: automill datasets delete TCN1000000000000000001 --quiet
@@ -192,8 +220,9 @@ def datasets_export(
     Example: automill datasets export TCN1000000000000000001 gs://my-bucket/exports
     """
     name = c.name("datasets", dataset)
-    op = c.api.call("POST", f"{name}:exportData",
-                    {"outputConfig": {"gcsDestination": {"outputUriPrefix": output_uri_prefix}}})
+    op = c.api.call(
+        "POST", f"{name}:exportData", {"outputConfig": {"gcsDestination": {"outputUriPrefix": output_uri_prefix}}}
+    )
     if async_:
         from automill.cli.commands.operations import operation_view
 
@@ -206,8 +235,10 @@ def datasets_export(
 
 # -- annotation specs ---------------------------------------------------------------------------------
 def spec_table(items: list[dict[str, Any]]) -> Any:
-    return table([Col("ID", ident=True), Col("DISPLAY NAME"), Col("EXAMPLES", justify="right")],
-                 [(short(s["name"]), s.get("displayName", ""), s.get("exampleCount", 0)) for s in items])
+    return table(
+        [Col("ID", ident=True), Col("DISPLAY NAME"), Col("EXAMPLES", justify="right")],
+        [(short(s["name"]), s.get("displayName", ""), s.get("exampleCount", 0)) for s in items],
+    )
 
 
 @command(annotation_specs, "list")
@@ -224,13 +255,21 @@ def specs_list(c: Ctx, dataset: str = typer.Argument(..., help="Dataset ID or fu
 def specs_get(
     c: Ctx,
     dataset: str = typer.Argument(..., help="Dataset ID or name (or the spec's full name alone)."),
-    spec: Optional[str] = typer.Argument(None, help="Annotation spec ID."),
+    spec: str | None = typer.Argument(None, help="Annotation spec ID."),
 ) -> None:
     """Show one label of a dataset.
 
     Example: automill annotation-specs get TCN1000000000000000001 1234567890
     """
     s = c.api.call("GET", c.child("datasets", dataset, "annotationSpecs", spec))
-    c.emit(s, lambda: kv([("id", short(s.get("name", ""))), ("display name", s.get("displayName", "")),
-                          ("examples", s.get("exampleCount", 0)),
-                          ("dataset", s.get("name", "").split("/datasets/")[-1].split("/")[0])]))
+    c.emit(
+        s,
+        lambda: kv(
+            [
+                ("id", short(s.get("name", ""))),
+                ("display name", s.get("displayName", "")),
+                ("examples", s.get("exampleCount", 0)),
+                ("dataset", s.get("name", "").split("/datasets/")[-1].split("/")[0]),
+            ]
+        ),
+    )

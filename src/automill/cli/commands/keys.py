@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -22,15 +22,16 @@ from automill.core.errors import AutomillError
 
 keys = typer.Typer(help="API keys: create (the secret is shown once), list, revoke.", no_args_is_help=True)
 
-DATA_DIR = typer.Option(None, "--data-dir", help="The server's data folder (env AUTOMILL_DATA_DIR, default ./automill-data).")
+DATA_DIR = typer.Option(
+    None, "--data-dir", help="The server's data folder (env AUTOMILL_DATA_DIR, default ./automill-data)."
+)
 DATABASE_URL = typer.Option(None, "--database-url", help="The server's database (env AUTOMILL_DATABASE_URL).")
 OUTPUT = typer.Option(Format.table, "--output", "-o", help="table (for people) or json.")
-ROLE_HELP = ("admin (everything), editor (every API call), viewer (get and list), "
-             "predictor (Predict and GetModel)")
+ROLE_HELP = "admin (everything), editor (every API call), viewer (get and list), predictor (Predict and GetModel)"
 
 
 @contextmanager
-def _database(data_dir: Optional[Path], database_url: Optional[str]) -> Iterator[Any]:
+def _database(data_dir: Path | None, database_url: str | None) -> Iterator[Any]:
     """The server's database, schema upgraded; an AutomillError becomes ``error: STATUS: message``."""
     from automill.settings import Settings
     from automill.store.db import Database
@@ -50,7 +51,7 @@ def _database(data_dir: Optional[Path], database_url: Optional[str]) -> Iterator
         raise typer.Exit(EXIT_CODES.get(exc.status, 1)) from None
 
 
-def _when(d: Optional[datetime]) -> str:
+def _when(d: datetime | None) -> str:
     return d.strftime("%Y-%m-%d %H:%M") if d else ""
 
 
@@ -60,7 +61,8 @@ def keys_create(
     role: str = typer.Option(..., "--role", help=ROLE_HELP),
     name: str = typer.Option("", "--name", help="A name for lists, revoke and the audit log (default key-<key id>)."),
     expires: str = typer.Option("", "--expires", help="Lifetime (30d, 12h, 90m, 2w) or an ISO time; default: never."),
-    data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DATABASE_URL,
+    data_dir: Path | None = DATA_DIR,
+    database_url: str | None = DATABASE_URL,
 ) -> None:
     """Create an API key and print it once, alone on the last line (only its hash is stored).
 
@@ -76,15 +78,18 @@ def keys_create(
         info, secret = create_key(db, project=project, role=role, name=name, expires_at=expires_at)
     scope = "every project" if info.project == "*" else f"project {info.project}"
     until = f", expires {_when(info.expires_at)} UTC" if info.expires_at else ", never expires"
-    print(f"created key {info.name} (role {info.role} on {scope}{until}). It is shown once: store it now.",
-          file=sys.stderr)
+    print(
+        f"created key {info.name} (role {info.role} on {scope}{until}). It is shown once: store it now.",
+        file=sys.stderr,
+    )
     sys.stderr.flush()
     print(secret)
 
 
 @keys.command("list")
-def keys_list(data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DATABASE_URL,
-              output: Format = OUTPUT) -> None:
+def keys_list(
+    data_dir: Path | None = DATA_DIR, database_url: str | None = DATABASE_URL, output: Format = OUTPUT
+) -> None:
     """List the keys: name, project, role, created, expires (or revoked, expired), last used; never a secret."""
     from automill.services.keys import list_keys
     from automill.store.db import utcnow
@@ -92,20 +97,41 @@ def keys_list(data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] =
     with _database(data_dir, database_url) as db:
         items = list_keys(db)
     now = utcnow()
+
     def expires(k: Any) -> str:
         state = k.state(now)
         return state if state != "active" else (_when(k.expires_at)[:10] or "never")
 
-    emit(output, {"keys": [k.as_json(now) for k in items]}, lambda: table(
-        [Col("NAME", ident=True), Col("PROJECT"), Col("ROLE", ident=True), Col("CREATED", ident=True),
-         Col("EXPIRES", ident=True), Col("LAST USED", ident=True)],
-        [(k.name, k.project, k.role, _when(k.created_at)[:10], expires(k), _when(k.last_used_at) or "never")
-         for k in items]) if items else "no keys")
+    emit(
+        output,
+        {"keys": [k.as_json(now) for k in items]},
+        lambda: (
+            table(
+                [
+                    Col("NAME", ident=True),
+                    Col("PROJECT"),
+                    Col("ROLE", ident=True),
+                    Col("CREATED", ident=True),
+                    Col("EXPIRES", ident=True),
+                    Col("LAST USED", ident=True),
+                ],
+                [
+                    (k.name, k.project, k.role, _when(k.created_at)[:10], expires(k), _when(k.last_used_at) or "never")
+                    for k in items
+                ],
+            )
+            if items
+            else "no keys"
+        ),
+    )
 
 
 @keys.command("revoke")
-def keys_revoke(name: str = typer.Argument(..., help="The key's name (automill keys list)."),
-                data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+def keys_revoke(
+    name: str = typer.Argument(..., help="The key's name (automill keys list)."),
+    data_dir: Path | None = DATA_DIR,
+    database_url: str | None = DATABASE_URL,
+) -> None:
     """Revoke a key: a running server refuses it within seconds. The name stays taken."""
     from automill.services.keys import revoke_key
 
@@ -118,7 +144,9 @@ def audit(
     project: str = typer.Option("", "--project", help="Only this project's entries."),
     since: str = typer.Option("", "--since", help="Only entries since a time: 1h, 30m, 7d, or an ISO time."),
     limit: int = typer.Option(100, "--limit", help="At most this many entries, newest first."),
-    data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DATABASE_URL, output: Format = OUTPUT,
+    data_dir: Path | None = DATA_DIR,
+    database_url: str | None = DATABASE_URL,
+    output: Format = OUTPUT,
 ) -> None:
     """The audit log: every API request that changed something, and every refused one (401, 403).
 
@@ -131,9 +159,27 @@ def audit(
     with _database(data_dir, database_url) as db:
         since_at = ago_or_time(since, utcnow(), field="since") if since else None
         items = entries(db, project=project, since=since_at, limit=limit)
-    view: Callable[[], Any] = lambda: table(  # noqa: E731
-        [Col("TIME (UTC)", ident=True), Col("KEY", ident=True), Col("METHOD", ident=True), Col("RESULT"),
-         Col("RESOURCE")],
-        [(e.time.strftime("%Y-%m-%d %H:%M:%S"), e.key_name, e.method or e.http_method,
-          f"{e.http_status} {e.status}", e.resource) for e in items]) if items else "no entries"
+    view: Callable[[], Any] = lambda: (
+        table(
+            [
+                Col("TIME (UTC)", ident=True),
+                Col("KEY", ident=True),
+                Col("METHOD", ident=True),
+                Col("RESULT"),
+                Col("RESOURCE"),
+            ],
+            [
+                (
+                    e.time.strftime("%Y-%m-%d %H:%M:%S"),
+                    e.key_name,
+                    e.method or e.http_method,
+                    f"{e.http_status} {e.status}",
+                    e.resource,
+                )
+                for e in items
+            ],
+        )
+        if items
+        else "no entries"
+    )
     emit(output, {"entries": [e.as_json() for e in items]}, view)

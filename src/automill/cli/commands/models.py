@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from automill.cli.commands.datasets import problem
 from automill.cli.commands.operations import operation_view
-from automill.cli.common import (ASYNC, FILTER, LIMIT, PAGE_SIZE, QUIET, Ctx, command, confirm_delete, pairs,
-                                 strip_type)
+from automill.cli.common import ASYNC, FILTER, LIMIT, PAGE_SIZE, QUIET, Ctx, command, confirm_delete, pairs, strip_type
 from automill.cli.errors import CliError
 from automill.cli.output import Col, console, kv, short, table, when
 from automill.cli.progress import wait
 
-models = typer.Typer(help="Models: get, list, create (train), update, delete, deploy, undeploy, export, batch-predict.",
-                     no_args_is_help=True)
+models = typer.Typer(
+    help="Models: get, list, create (train), update, delete, deploy, undeploy, export, batch-predict.",
+    no_args_is_help=True,
+)
 
 #: 1000 milli node hours = one worker for one hour
 SECONDS_PER_MILLI_NODE_HOUR = 3.6
@@ -28,25 +29,42 @@ def meta(m: dict[str, Any]) -> dict[str, Any]:
 def model_view(m: dict[str, Any]) -> Any:
     md = meta(m)
     labels = ", ".join(f"{k}={v}" for k, v in m.get("labels", {}).items())
-    return kv([("id", short(m.get("name", ""))), ("display name", m.get("displayName", "")),
-               ("dataset", m.get("datasetId", "")), ("type", problem(m, "ModelMetadata")),
-               ("model type", md.get("modelType", "")), ("state", m.get("deploymentState", "")),
-               ("budget", md.get("trainBudgetMilliNodeHours", "")), ("cost", md.get("trainCostMilliNodeHours", "")),
-               ("stop reason", md.get("stopReason", "")), ("node count", md.get("nodeCount", "")),
-               ("labels", labels), ("created", when(m.get("createTime", ""))),
-               ("updated", when(m.get("updateTime", ""))), ("location", m.get("name", "").split("/models/")[0])])
+    return kv(
+        [
+            ("id", short(m.get("name", ""))),
+            ("display name", m.get("displayName", "")),
+            ("dataset", m.get("datasetId", "")),
+            ("type", problem(m, "ModelMetadata")),
+            ("model type", md.get("modelType", "")),
+            ("state", m.get("deploymentState", "")),
+            ("budget", md.get("trainBudgetMilliNodeHours", "")),
+            ("cost", md.get("trainCostMilliNodeHours", "")),
+            ("stop reason", md.get("stopReason", "")),
+            ("node count", md.get("nodeCount", "")),
+            ("labels", labels),
+            ("created", when(m.get("createTime", ""))),
+            ("updated", when(m.get("updateTime", ""))),
+            ("location", m.get("name", "").split("/models/")[0]),
+        ]
+    )
 
 
 def models_table(items: list[dict[str, Any]]) -> Any:
     cols = [Col("ID", ident=True), Col("DISPLAY NAME"), Col("DATASET", ident=True), Col("STATE")]
-    rows = [[short(m["name"]), m.get("displayName", ""), m.get("datasetId", ""), m.get("deploymentState", "")]
-            for m in items]
+    rows = [
+        [short(m["name"]), m.get("displayName", ""), m.get("datasetId", ""), m.get("deploymentState", "")]
+        for m in items
+    ]
     if console.width >= 120:  # room for more than the two whole IDs
         cols += [Col("MODEL TYPE"), Col("BUDGET", justify="right"), Col("COST", justify="right"), Col("STOP REASON")]
         for r, m in zip(rows, items):
             md = meta(m)
-            r += [md.get("modelType", ""), md.get("trainBudgetMilliNodeHours", ""), md.get("trainCostMilliNodeHours", ""),
-                  md.get("stopReason", "")]
+            r += [
+                md.get("modelType", ""),
+                md.get("trainBudgetMilliNodeHours", ""),
+                md.get("trainCostMilliNodeHours", ""),
+                md.get("stopReason", ""),
+            ]
     return table(cols, rows)
 
 
@@ -78,13 +96,17 @@ def models_list(c: Ctx, filter: str = FILTER, page_size: int = PAGE_SIZE, limit:
 def models_create(
     c: Ctx,
     display_name: str = typer.Argument(..., help="1-32 characters: letters, digits, _."),
-    dataset_arg: Optional[str] = typer.Argument(None, hidden=True, metavar="DATASET"),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset ID or full name to train on."),
-    budget: int = typer.Option(0, "--budget",
-                               help="Training budget in milli node hours (1000 = one worker-hour); 0 = server default."),
+    dataset_arg: str | None = typer.Argument(None, hidden=True, metavar="DATASET"),
+    dataset: str | None = typer.Option(None, "--dataset", help="Dataset ID or full name to train on."),
+    budget: int = typer.Option(
+        0, "--budget", help="Training budget in milli node hours (1000 = one worker-hour); 0 = server default."
+    ),
     old_budget: int = typer.Option(0, "--train-budget-milli-node-hours", hidden=True),
-    model_type: str = typer.Option("", "--model-type", help="mobile-low-latency-1 | mobile-versatile-1 | "
-                                   "mobile-high-accuracy-1 | cloud (see docs/formats.md)."),
+    model_type: str = typer.Option(
+        "",
+        "--model-type",
+        help="mobile-low-latency-1 | mobile-versatile-1 | mobile-high-accuracy-1 | cloud (see docs/formats.md).",
+    ),
     base_model: str = typer.Option("", "--base-model", help="Resume training from this model (same type and labels)."),
     async_: bool = ASYNC,
 ) -> None:
@@ -108,8 +130,11 @@ def models_create(
         md["modelType"] = model_type
     if base_model:
         md["baseModelId"] = short(base_model)
-    body = {"displayName": display_name, "datasetId": short(ds_name),
-            key.replace("DatasetMetadata", "ModelMetadata"): md}
+    body = {
+        "displayName": display_name,
+        "datasetId": short(ds_name),
+        key.replace("DatasetMetadata", "ModelMetadata"): md,
+    }
     op = c.api.call("POST", f"{ds_name.split('/datasets/')[0]}/models", body)
     if async_:
         _async(c, op)
@@ -124,8 +149,10 @@ def models_create(
 def models_update(
     c: Ctx,
     model: str = typer.Argument(..., help="Model ID or full name."),
-    display_name: Optional[str] = typer.Option(None, help="New display name."),
-    label: Optional[list[str]] = typer.Option(None, "--label", help="Replace the labels with these KEY=VALUE (repeatable)."),
+    display_name: str | None = typer.Option(None, help="New display name."),
+    label: list[str] | None = typer.Option(
+        None, "--label", help="Replace the labels with these KEY=VALUE (repeatable)."
+    ),
     clear_labels: bool = typer.Option(False, help="Remove every resource label."),
 ) -> None:
     """Change a model's display name or labels.
@@ -200,9 +227,13 @@ def models_export(
     c: Ctx,
     model: str = typer.Argument(..., help="Model ID or full name."),
     output_uri_prefix: str = typer.Argument(..., help="gs://bucket/prefix to write the package under."),
-    model_format: str = typer.Option("", "--format", help="docker (any model: a folder served by `automill "
-                                     "serve-model` or a Dockerfile) | tflite | onnx (image models); "
-                                     "empty = tflite for image models, docker for text models."),
+    model_format: str = typer.Option(
+        "",
+        "--format",
+        help="docker (any model: a folder served by `automill "
+        "serve-model` or a Dockerfile) | tflite | onnx (image models); "
+        "empty = tflite for image models, docker for text models.",
+    ),
     quantization: str = typer.Option("", help="float32 | int8_weights (tflite); empty = the model type's default."),
     async_: bool = ASYNC,
 ) -> None:
@@ -230,8 +261,9 @@ def models_batch_predict(
     model: str = typer.Argument(..., help="Model ID or full name."),
     input_uri: list[str] = typer.Option(..., "--input", help="gs:// CSV (or JSONL) naming the items (repeatable)."),
     output_uri_prefix: str = typer.Option(..., "--output", help="gs://bucket/prefix to write the results under."),
-    param: Optional[list[str]] = typer.Option(None, "--param", help="A prediction parameter KEY=VALUE, "
-                                              "e.g. score_threshold=0.5 (repeatable)."),
+    param: list[str] | None = typer.Option(
+        None, "--param", help="A prediction parameter KEY=VALUE, e.g. score_threshold=0.5 (repeatable)."
+    ),
     async_: bool = ASYNC,
 ) -> None:
     """Predict a batch of items from a bucket into JSONL files (the model need not be deployed).
@@ -239,8 +271,10 @@ def models_batch_predict(
     Example: automill models batch-predict TCN1000000000000000002 --input gs://b/items.csv --output gs://b/out
     """
     name = c.name("models", model)
-    body: dict[str, Any] = {"inputConfig": {"gcsSource": {"inputUris": input_uri}},
-                            "outputConfig": {"gcsDestination": {"outputUriPrefix": output_uri_prefix}}}
+    body: dict[str, Any] = {
+        "inputConfig": {"gcsSource": {"inputUris": input_uri}},
+        "outputConfig": {"gcsDestination": {"outputUriPrefix": output_uri_prefix}},
+    }
     if param:
         body["params"] = pairs(param, "--param")
     op = c.api.call("POST", f"{name}:batchPredict", body)

@@ -30,20 +30,37 @@ def operation_view(op: dict[str, Any]) -> Any:
     meta = op.get("metadata", {})
     err = op.get("error", {})
     failures = meta.get("partialFailures", [])
-    return kv([("id", short(op.get("name", ""))), ("kind", kind(op)), ("state", state(op)),
-               ("progress", f"{meta.get('progressPercent', 0)}%" if not op.get("done") else ""),
-               ("stage", meta.get("stage", "")), ("created", when(meta.get("createTime", ""))),
-               ("updated", when(meta.get("updateTime", ""))), ("result", result(op)),
-               ("error", f"{code_name(err.get('code'))}: {err.get('message', '')}" if err else ""),
-               ("partial failures", len(failures) if failures else "")])
+    return kv(
+        [
+            ("id", short(op.get("name", ""))),
+            ("kind", kind(op)),
+            ("state", state(op)),
+            ("progress", f"{meta.get('progressPercent', 0)}%" if not op.get("done") else ""),
+            ("stage", meta.get("stage", "")),
+            ("created", when(meta.get("createTime", ""))),
+            ("updated", when(meta.get("updateTime", ""))),
+            ("result", result(op)),
+            ("error", f"{code_name(err.get('code'))}: {err.get('message', '')}" if err else ""),
+            ("partial failures", len(failures) if failures else ""),
+        ]
+    )
 
 
 def operations_table(items: list[dict[str, Any]]) -> Any:
-    return table([Col("ID", ident=True), Col("KIND"), Col("STATE"), Col("%", justify="right"), Col("CREATED"),
-                  Col("ERROR")],
-                 [(short(o["name"]), kind(o), state(o), o.get("metadata", {}).get("progressPercent", 0) if not o.get("done")
-                   else "", when(o.get("metadata", {}).get("createTime", "")), o.get("error", {}).get("message", ""))
-                  for o in items])
+    return table(
+        [Col("ID", ident=True), Col("KIND"), Col("STATE"), Col("%", justify="right"), Col("CREATED"), Col("ERROR")],
+        [
+            (
+                short(o["name"]),
+                kind(o),
+                state(o),
+                o.get("metadata", {}).get("progressPercent", 0) if not o.get("done") else "",
+                when(o.get("metadata", {}).get("createTime", "")),
+                o.get("error", {}).get("message", ""),
+            )
+            for o in items
+        ],
+    )
 
 
 @command(operations, "get")
@@ -62,8 +79,9 @@ def operations_list(c: Ctx, filter: str = FILTER, page_size: int = PAGE_SIZE, li
 
     Example: automill operations list --filter done=false
     """
-    data = c.api.list_all(f"{c.parent}/operations", "operations", {"filter": filter, "pageSize": page_size or None},
-                          limit)
+    data = c.api.list_all(
+        f"{c.parent}/operations", "operations", {"filter": filter, "pageSize": page_size or None}, limit
+    )
     c.emit(data, lambda: operations_table(data.get("operations", [])))
 
 
@@ -89,8 +107,9 @@ def operations_cancel(c: Ctx, operation: str = typer.Argument(..., help="Operati
 
 
 @command(operations, "delete")
-def operations_delete(c: Ctx, operation: str = typer.Argument(..., help="Operation ID or full name."),
-                      quiet: bool = QUIET) -> None:
+def operations_delete(
+    c: Ctx, operation: str = typer.Argument(..., help="Operation ID or full name."), quiet: bool = QUIET
+) -> None:
     """Forget a finished operation.
 
     Example: automill operations delete TCN1000000000000000007

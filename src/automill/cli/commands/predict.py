@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -20,31 +20,42 @@ def is_image(data: bytes, filename: str = "") -> bool:
     """By extension first, then by the file's magic bytes."""
     if Path(filename).suffix.lower() in IMAGE_EXTENSIONS:
         return True
-    return (data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n" or data[:4] in (b"GIF8", b"II*\x00", b"MM\x00*")
-            or (data[:4] == b"RIFF" and data[8:12] == b"WEBP") or data[:2] == b"BM" or data[:4] == b"\x00\x00\x01\x00")
+    return (
+        data[:3] == b"\xff\xd8\xff"
+        or data[:8] == b"\x89PNG\r\n\x1a\n"
+        or data[:4] in (b"GIF8", b"II*\x00", b"MM\x00*")
+        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+        or data[:2] == b"BM"
+        or data[:4] == b"\x00\x00\x01\x00"
+    )
 
 
 def payload_from_bytes(data: bytes, source: str) -> dict[str, Any]:
     if is_image(data, source):
         return {"image": {"imageBytes": base64.b64encode(data).decode()}}
     if data[:5] == b"%PDF-":
-        raise CliError("INVALID_ARGUMENT", f"{source} is a PDF: copy it into a bucket and pass --file gs://BUCKET/file.pdf")
+        raise CliError(
+            "INVALID_ARGUMENT", f"{source} is a PDF: copy it into a bucket and pass --file gs://BUCKET/file.pdf"
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise CliError("INVALID_ARGUMENT", f"{source} is neither UTF-8 text nor an image (JPEG, PNG, GIF, WEBP, BMP, "
-                       "TIFF, ICO)") from None
+        raise CliError(
+            "INVALID_ARGUMENT", f"{source} is neither UTF-8 text nor an image (JPEG, PNG, GIF, WEBP, BMP, TIFF, ICO)"
+        ) from None
     return {"textSnippet": {"content": text, "mimeType": "text/plain"}}
 
 
-def build_payload(text: Optional[str], file: Optional[str]) -> dict[str, Any]:
+def build_payload(text: str | None, file: str | None) -> dict[str, Any]:
     if text is not None and file is not None:
         raise CliError("INVALID_ARGUMENT", "give either the text or --file, not both")
     if file is not None:
         if file.startswith("gs://"):
             if not file.lower().endswith(".pdf"):
-                raise CliError("INVALID_ARGUMENT", "a gs:// --file must be a PDF document (entity extraction); "
-                               "give images and text as local files")
+                raise CliError(
+                    "INVALID_ARGUMENT",
+                    "a gs:// --file must be a PDF document (entity extraction); give images and text as local files",
+                )
             return {"document": {"inputConfig": {"gcsSource": {"inputUris": [file]}}}}
         if file == "-":
             return payload_from_bytes(sys.stdin.buffer.read(), "stdin")
@@ -90,14 +101,19 @@ def prediction_view(resp: dict[str, Any]) -> Any:
 def predict(
     c: Ctx,
     model: str = typer.Argument(..., help="A deployed model's ID or full name."),
-    text: Optional[str] = typer.Argument(None, help="The text to predict on; '-' reads stdin (text or image bytes)."),
-    file: Optional[str] = typer.Option(None, "--file", "-f",
-                                       help="A text file or an image (by extension or content); gs://...pdf for "
-                                            "entity extraction documents; '-' = stdin."),
-    param: Optional[list[str]] = typer.Option(None, "--param", help="A parameter KEY=VALUE, e.g. "
-                                              "score_threshold=0.5 (repeatable)."),
-    score_threshold: Optional[float] = typer.Option(None, help="Same as --param score_threshold=VALUE."),
-    image: Optional[str] = typer.Option(None, "--image", hidden=True),
+    text: str | None = typer.Argument(None, help="The text to predict on; '-' reads stdin (text or image bytes)."),
+    file: str | None = typer.Option(
+        None,
+        "--file",
+        "-f",
+        help="A text file or an image (by extension or content); gs://...pdf for "
+        "entity extraction documents; '-' = stdin.",
+    ),
+    param: list[str] | None = typer.Option(
+        None, "--param", help="A parameter KEY=VALUE, e.g. score_threshold=0.5 (repeatable)."
+    ),
+    score_threshold: float | None = typer.Option(None, help="Same as --param score_threshold=VALUE."),
+    image: str | None = typer.Option(None, "--image", hidden=True),
 ) -> None:
     """Online prediction for one text snippet, text file, image or PDF (the model must be deployed).
 

@@ -31,17 +31,19 @@ def check_image(data: bytes, where: str, formats: dict[str, str] = FORMATS) -> s
             with Image.open(io.BytesIO(data)) as img:
                 fmt = img.format or ""
                 if fmt not in formats:
-                    raise InvalidArgument(f"{where}: image format {fmt or 'unknown'} is not supported; use one of "
-                                          f"{', '.join(formats)}")
+                    raise InvalidArgument(
+                        f"{where}: image format {fmt or 'unknown'} is not supported; use one of {', '.join(formats)}"
+                    )
                 if img.width * img.height > MAX_PIXELS:
-                    raise InvalidArgument(f"{where}: the image is {img.width}x{img.height} pixels, over the limit of "
-                                          f"{MAX_PIXELS} pixels")
+                    raise InvalidArgument(
+                        f"{where}: the image is {img.width}x{img.height} pixels, over the limit of {MAX_PIXELS} pixels"
+                    )
                 img.load()  # decodes everything: truncated or corrupt data fails here
     except InvalidArgument:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise InvalidArgument(f"{where}: refused as a possible decompression bomb: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for broken files
+    except Exception as exc:
         raise InvalidArgument(f"{where}: not a readable image ({type(exc).__name__}: {exc})") from None
     return formats[fmt]
 

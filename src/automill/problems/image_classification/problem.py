@@ -16,15 +16,19 @@ import numpy as np
 
 from automill.core.deadline import Deadline
 from automill.core.errors import FailedPrecondition, InvalidArgument
-from automill.engine.progress import two_args
 from automill.engine.image import ImageFitResult, fit_image, image_preset
+from automill.engine.progress import two_args
 from automill.engine.text import holdout_mask
 from automill.learners.efficientnet import EfficientNetClassifier, OnnxScorer, export_onnx
 from automill.problems.base import StoredExample, TrainOutcome
 from automill.problems.image_classification.images import check_image, decode_batch
 from automill.problems.image_classification.rows import parse_image_csv
-from automill.problems.text_classification.problem import (TextClassification, classification_payloads,
-                                                           label_matrix, score_threshold)
+from automill.problems.text_classification.problem import (
+    TextClassification,
+    classification_payloads,
+    label_matrix,
+    score_threshold,
+)
 from automill.problems.text_classification.rows import ParseResult, assign_split
 
 ARTIFACT_VERSION = 1
@@ -41,25 +45,49 @@ class ImageClassification(TextClassification):
     def validate_dataset_metadata(self, meta: dict[str, Any]) -> dict[str, Any]:
         ctype = meta.get("classificationType", "CLASSIFICATION_TYPE_UNSPECIFIED")
         if ctype not in ("MULTICLASS", "MULTILABEL"):
-            raise InvalidArgument("imageClassificationDatasetMetadata.classificationType must be MULTICLASS or MULTILABEL",
-                                  field="dataset.image_classification_dataset_metadata.classification_type")
+            raise InvalidArgument(
+                "imageClassificationDatasetMetadata.classificationType must be MULTICLASS or MULTILABEL",
+                field="dataset.image_classification_dataset_metadata.classification_type",
+            )
         return {"classificationType": ctype}
 
     def model_metadata(self, dataset_meta: dict[str, Any], request_meta: dict[str, Any]) -> dict[str, Any]:
         return {"modelType": image_preset(str(request_meta.get("modelType", "") or ""))[0]}
 
-    def parse_import(self, data: str, *, uri: str, read_text: Callable[[str], str], dataset_meta: dict[str, Any],
-                     read_bytes: Callable[..., bytes] | None = None,
-                     put_media: Callable[[bytes, str], str] | None = None) -> ParseResult:
+    def parse_import(
+        self,
+        data: str,
+        *,
+        uri: str,
+        read_text: Callable[[str], str],
+        dataset_meta: dict[str, Any],
+        read_bytes: Callable[..., bytes] | None = None,
+        put_media: Callable[[bytes, str], str] | None = None,
+    ) -> ParseResult:
         if read_bytes is None or put_media is None:
             raise InvalidArgument("image import needs storage for the images")
-        return parse_image_csv(data, uri=uri, read_bytes=read_bytes, put_media=put_media,
-                               multilabel=self.kind(dataset_meta) == "multilabel")
+        return parse_image_csv(
+            data,
+            uri=uri,
+            read_bytes=read_bytes,
+            put_media=put_media,
+            multilabel=self.kind(dataset_meta) == "multilabel",
+        )
 
     # -- training -----------------------------------------------------------------------------------
-    def train(self, examples: Sequence[StoredExample], specs: Sequence[tuple[str, str]], dataset_meta: dict[str, Any],
-              *, deadline: Deadline, out_dir: Path, progress: Callable[[float], None], model_type: str = "",
-              base_dir: Path | None = None, read_media: Callable[[str], bytes] | None = None) -> TrainOutcome:
+    def train(
+        self,
+        examples: Sequence[StoredExample],
+        specs: Sequence[tuple[str, str]],
+        dataset_meta: dict[str, Any],
+        *,
+        deadline: Deadline,
+        out_dir: Path,
+        progress: Callable[[float], None],
+        model_type: str = "",
+        base_dir: Path | None = None,
+        read_media: Callable[[str], bytes] | None = None,
+    ) -> TrainOutcome:
         if read_media is None:
             raise FailedPrecondition("image training needs the media store")
         report = two_args(progress)
@@ -70,7 +98,8 @@ class ImageClassification(TextClassification):
         if len(train) < 2 or not test:
             raise FailedPrecondition(
                 f"the dataset needs labelled TRAIN and TEST images to train a model; it has {len(train)} TRAIN, "
-                f"{len(valid)} VALIDATE and {len(test)} TEST (UNASSIGNED images are split 80/10/10)")
+                f"{len(valid)} VALIDATE and {len(test)} TEST (UNASSIGNED images are split 80/10/10)"
+            )
         train, valid = hold_out(train, valid)
 
         def load(keys: Sequence[str], size: int) -> np.ndarray:
@@ -80,13 +109,26 @@ class ImageClassification(TextClassification):
         self.check_trainable(Y_train, specs, dataset_meta)
         name, _ = image_preset(model_type)
         base_state = load_base_state(base_dir, spec_ids, name) if base_dir else None
-        result = fit_image(kind, load, [e.content for e in train], Y_train, [e.content for e in valid],
-                           label_matrix(valid, index), deadline=deadline, model_type=name, base_state=base_state,
-                           progress=lambda f, stage=None: report(2 + 85 * f, stage))
+        result = fit_image(
+            kind,
+            load,
+            [e.content for e in train],
+            Y_train,
+            [e.content for e in valid],
+            label_matrix(valid, index),
+            deadline=deadline,
+            model_type=name,
+            base_state=base_state,
+            progress=lambda f, stage=None: report(2 + 85 * f, stage),
+        )
         model = result.model
         Y_test = label_matrix(test, index)
-        scores = np.concatenate([model.predict_proba(load([e.content for e in test[i:i + 64]], model.size))
-                                 for i in range(0, len(test), 64)])
+        scores = np.concatenate(
+            [
+                model.predict_proba(load([e.content for e in test[i : i + 64]], model.size))
+                for i in range(0, len(test), 64)
+            ]
+        )
         evaluations = self.evaluate(Y_test, scores, spec_ids, names, dataset_meta, result)  # type: ignore[arg-type]
         self.save(out_dir, model, result, kind, spec_ids, names)
         served = self.load(out_dir)["model"]
@@ -94,21 +136,41 @@ class ImageClassification(TextClassification):
         meta_path = out_dir / "model.json"
         meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "node_qps": qps}))
         report(99.0, "saving the model")
-        return TrainOutcome(evaluations=evaluations, stop_reason=result.stop_reason,
-                            info={"model_type": name, "node_qps": qps, **result.info})
+        return TrainOutcome(
+            evaluations=evaluations,
+            stop_reason=result.stop_reason,
+            info={"model_type": name, "node_qps": qps, **result.info},
+        )
 
-    def save(self, out_dir: Path, model: EfficientNetClassifier, result: ImageFitResult, kind: str,
-             spec_ids: list[str], names: list[str]) -> None:
+    def save(
+        self,
+        out_dir: Path,
+        model: EfficientNetClassifier,
+        result: ImageFitResult,
+        kind: str,
+        spec_ids: list[str],
+        names: list[str],
+    ) -> None:
         """``model.pt`` (weights: export, resumable training) and ``model.onnx`` (serving)."""
         import torch
 
         out_dir.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), out_dir / "model.pt")
         export_onnx(model, str(out_dir / "model.onnx"))
-        (out_dir / "model.json").write_text(json.dumps({
-            "version": ARTIFACT_VERSION, "problem": self.name, "kind": kind, "model_type": result.model_type,
-            "params": model.get_params(), "annotation_spec_ids": spec_ids, "display_names": names,
-            "training": result.info}))
+        (out_dir / "model.json").write_text(
+            json.dumps(
+                {
+                    "version": ARTIFACT_VERSION,
+                    "problem": self.name,
+                    "kind": kind,
+                    "model_type": result.model_type,
+                    "params": model.get_params(),
+                    "annotation_spec_ids": spec_ids,
+                    "display_names": names,
+                    "training": result.info,
+                }
+            )
+        )
 
     # -- serving ------------------------------------------------------------------------------------
     def load(self, model_dir: Path) -> Any:
@@ -123,8 +185,9 @@ class ImageClassification(TextClassification):
 
         meta = json.loads((model_dir / "model.json").read_text())
         state = torch.load(model_dir / "model.pt", weights_only=True)
-        return EfficientNetClassifier.from_state(state, meta["params"], len(meta["annotation_spec_ids"]),
-                                                 meta["kind"] == "multilabel")
+        return EfficientNetClassifier.from_state(
+            state, meta["params"], len(meta["annotation_spec_ids"]), meta["kind"] == "multilabel"
+        )
 
     def check_input(self, data: bytes, where: str) -> None:
         check_image(data, where)
@@ -143,19 +206,23 @@ def load_base_state(base_dir: Path, spec_ids: list[str], model_type: str) -> dic
 
     meta = json.loads((base_dir / "model.json").read_text())
     if meta.get("annotation_spec_ids") != spec_ids:
-        raise FailedPrecondition("the base model's labels differ from the dataset's current labels: "
-                                 "train a new model without baseModelId")
+        raise FailedPrecondition(
+            "the base model's labels differ from the dataset's current labels: train a new model without baseModelId"
+        )
     if meta.get("model_type") != model_type:
         raise FailedPrecondition(f"the base model has model type {meta.get('model_type')!r}, not {model_type!r}")
     return torch.load(base_dir / "model.pt", weights_only=True)
 
 
-def image_splits(examples: Sequence[StoredExample]) -> tuple[list[StoredExample], list[StoredExample], list[StoredExample]]:
+def image_splits(
+    examples: Sequence[StoredExample],
+) -> tuple[list[StoredExample], list[StoredExample], list[StoredExample]]:
     """TRAIN, VALIDATE, TEST; UNASSIGNED images are split 80/10/10 by content hash (stable)."""
     parts: dict[str, list[StoredExample]] = {"TRAIN": [], "VALIDATE": [], "TEST": []}
     for e in examples:
-        parts[assign_split(e.content, e.ml_use, test_fraction=TEST_FRACTION,
-                           validation_fraction=VALIDATION_FRACTION)].append(e)
+        parts[
+            assign_split(e.content, e.ml_use, test_fraction=TEST_FRACTION, validation_fraction=VALIDATION_FRACTION)
+        ].append(e)
     return parts["TRAIN"], parts["VALIDATE"], parts["TEST"]
 
 
@@ -174,5 +241,5 @@ def node_qps(run: Callable[[np.ndarray], Any], images: np.ndarray) -> float:
     run(images[:1])  # warm up
     started = time.perf_counter()
     for i in range(len(images)):
-        run(images[i:i + 1])
+        run(images[i : i + 1])
     return round(len(images) / max(time.perf_counter() - started, 1e-6), 2)

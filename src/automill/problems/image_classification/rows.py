@@ -11,13 +11,27 @@ from collections.abc import Callable
 
 from automill.core.errors import InvalidArgument
 from automill.problems.image_classification.images import FORMATS, MAX_IMAGE_BYTES, check_image
-from automill.problems.text_classification.rows import (ParseResult, RowFailure, TextExample, _parse_labels,
-                                                        _RowError, _split_ml_use, csv_records,
-                                                        merge_duplicate)
+from automill.problems.text_classification.rows import (
+    ParseResult,
+    RowFailure,
+    TextExample,
+    _parse_labels,
+    _RowError,
+    _split_ml_use,
+    csv_records,
+    merge_duplicate,
+)
 
 
-def parse_image_csv(data: str, *, uri: str, read_bytes: Callable[..., bytes], put_media: Callable[[bytes, str], str],
-                    multilabel: bool, formats: dict[str, str] = FORMATS) -> ParseResult:
+def parse_image_csv(
+    data: str,
+    *,
+    uri: str,
+    read_bytes: Callable[..., bytes],
+    put_media: Callable[[bytes, str], str],
+    multilabel: bool,
+    formats: dict[str, str] = FORMATS,
+) -> ParseResult:
     if data.startswith("\ufeff"):
         data = data[1:]
     result = ParseResult()
@@ -51,7 +65,7 @@ def read_image(path: str, read_bytes: Callable[..., bytes], formats: dict[str, s
     """The image's bytes and file extension, or a row error naming the path."""
     try:
         blob = read_bytes(path, max_bytes=MAX_IMAGE_BYTES)
-    except Exception as exc:  # noqa: BLE001 - the row fails, the import goes on
+    except Exception as exc:
         detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         raise _RowError(detail if path in detail else f"{path}: {detail}") from exc
     try:

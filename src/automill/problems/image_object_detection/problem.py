@@ -18,13 +18,13 @@ from automill.core.deadline import Deadline
 from automill.core.errors import FailedPrecondition, InvalidArgument
 from automill.engine.progress import two_args
 from automill.learners.centernet import CenterNetDetector, decode
+from automill.learners.efficientnet import OnnxScorer
 from automill.metrics.detection import Box, detection_metrics
 from automill.problems.base import Evaluation, StoredExample, TrainOutcome
-from automill.problems.params import int_param, score_threshold  # int_param: also imported from here
 from automill.problems.image_classification.images import check_image, decode_batch
-from automill.learners.efficientnet import OnnxScorer
 from automill.problems.image_classification.problem import hold_out, image_splits, load_base_state, node_qps
 from automill.problems.image_object_detection.rows import FORMATS, parse_detection_csv
+from automill.problems.params import int_param, score_threshold  # int_param: also imported from here
 from automill.problems.text_classification.rows import ParseResult
 
 ARTIFACT_VERSION = 1
@@ -42,11 +42,11 @@ DEFAULT_DETECTION_MODEL_TYPE = "cloud-high-accuracy-1"  # Google's default
 def detection_preset(model_type: str) -> tuple[str, dict[str, Any]]:
     name = model_type or DEFAULT_DETECTION_MODEL_TYPE
     if name not in DETECTION_PRESETS:
-        raise InvalidArgument(f"modelType {model_type!r} is not an object detection model type; use one of "
-                              f"{sorted(DETECTION_PRESETS)}", field="model.image_object_detection_model_metadata.model_type")
+        raise InvalidArgument(
+            f"modelType {model_type!r} is not an object detection model type; use one of {sorted(DETECTION_PRESETS)}",
+            field="model.image_object_detection_model_metadata.model_type",
+        )
     return name, DETECTION_PRESETS[name]
-
-
 
 
 class ImageObjectDetection:
@@ -63,9 +63,16 @@ class ImageObjectDetection:
     def model_metadata(self, dataset_meta: dict[str, Any], request_meta: dict[str, Any]) -> dict[str, Any]:
         return {"modelType": detection_preset(str(request_meta.get("modelType", "") or ""))[0]}
 
-    def parse_import(self, data: str, *, uri: str, read_text: Callable[[str], str], dataset_meta: dict[str, Any],
-                     read_bytes: Callable[..., bytes] | None = None,
-                     put_media: Callable[[bytes, str], str] | None = None) -> ParseResult:
+    def parse_import(
+        self,
+        data: str,
+        *,
+        uri: str,
+        read_text: Callable[[str], str],
+        dataset_meta: dict[str, Any],
+        read_bytes: Callable[..., bytes] | None = None,
+        put_media: Callable[[bytes, str], str] | None = None,
+    ) -> ParseResult:
         if read_bytes is None or put_media is None:
             raise InvalidArgument("image import needs storage for the images")
         return parse_detection_csv(data, uri=uri, read_bytes=read_bytes, put_media=put_media)
@@ -83,9 +90,19 @@ class ImageObjectDetection:
         return merged
 
     # -- training -----------------------------------------------------------------------------------
-    def train(self, examples: Sequence[StoredExample], specs: Sequence[tuple[str, str]], dataset_meta: dict[str, Any],
-              *, deadline: Deadline, out_dir: Path, progress: Callable[[float], None], model_type: str = "",
-              base_dir: Path | None = None, read_media: Callable[[str], bytes] | None = None) -> TrainOutcome:
+    def train(
+        self,
+        examples: Sequence[StoredExample],
+        specs: Sequence[tuple[str, str]],
+        dataset_meta: dict[str, Any],
+        *,
+        deadline: Deadline,
+        out_dir: Path,
+        progress: Callable[[float], None],
+        model_type: str = "",
+        base_dir: Path | None = None,
+        read_media: Callable[[str], bytes] | None = None,
+    ) -> TrainOutcome:
         if read_media is None:
             raise FailedPrecondition("image training needs the media store")
         report = two_args(progress)
@@ -95,7 +112,8 @@ class ImageObjectDetection:
         if sum(len(e.annotations or []) for e in train) < 2 or not test:
             raise FailedPrecondition(
                 f"the dataset needs TRAIN images with bounding boxes and TEST images to train a model; it has "
-                f"{len(train)} TRAIN, {len(valid)} VALIDATE and {len(test)} TEST images")
+                f"{len(train)} TRAIN, {len(valid)} VALIDATE and {len(test)} TEST images"
+            )
         train, valid = hold_out(train, valid)
 
         def boxes(e: StoredExample) -> list[tuple[int, tuple[float, float, float, float]]]:
@@ -107,16 +125,31 @@ class ImageObjectDetection:
         name, params = detection_preset(model_type)
         init = load_base_state(base_dir, spec_ids, name) if base_dir else None
         detector = CenterNetDetector(**params, lr=1e-3 if init is not None else 2e-3).fit(
-            load, [e.content for e in train], [boxes(e) for e in train], [e.content for e in valid],
-            [boxes(e) for e in valid], len(spec_ids), deadline=deadline, init=init,
-            progress=lambda f, stage=None: report(2 + 85 * f, stage))
-        raw = np.concatenate([detector.raw(load([e.content for e in test[i:i + 32]], detector.size))
-                              for i in range(0, len(test), 32)])
+            load,
+            [e.content for e in train],
+            [boxes(e) for e in train],
+            [e.content for e in valid],
+            [boxes(e) for e in valid],
+            len(spec_ids),
+            deadline=deadline,
+            init=init,
+            progress=lambda f, stage=None: report(2 + 85 * f, stage),
+        )
+        raw = np.concatenate(
+            [detector.raw(load([e.content for e in test[i : i + 32]], detector.size)) for i in range(0, len(test), 32)]
+        )
         found = decode(raw, len(spec_ids), 0.0, 100)
         truth = [Box(i, k, b) for i, e in enumerate(test) for k, b in boxes(e)]
         preds = [Box(i, k, b, s) for i, dets in enumerate(found) for k, s, b in dets]
-        evaluations = [Evaluation("", "", len(test), "imageObjectDetectionEvaluationMetrics",
-                                  detection_metrics(truth, preds, labels=range(len(spec_ids))))]
+        evaluations = [
+            Evaluation(
+                "",
+                "",
+                len(test),
+                "imageObjectDetectionEvaluationMetrics",
+                detection_metrics(truth, preds, labels=range(len(spec_ids))),
+            )
+        ]
         for j, (sid, label) in enumerate(zip(spec_ids, names)):
             m = detection_metrics([t for t in truth if t.label == j], [p for p in preds if p.label == j], labels=[j])
             evaluations.append(Evaluation(sid, label, len(test), "imageObjectDetectionEvaluationMetrics", m))
@@ -125,19 +158,32 @@ class ImageObjectDetection:
 
         torch.save(detector.state_dict(), out_dir / "model.pt")
         detector.export_onnx(str(out_dir / "model.onnx"))
-        info = {"epochs": detector.epochs_, "best_epoch": detector.best_epoch_,
-                "cache_seconds": round(detector.cache_seconds_, 1), "validation_score": round(detector.valid_loss_, 5),
-                "score_calibration": [round(v, 4) for v in detector.calibration_] if detector.calibration_ else None}
-        meta = {"version": ARTIFACT_VERSION, "problem": self.name, "model_type": name,
-                "params": detector.get_params(), "annotation_spec_ids": spec_ids, "display_names": names,
-                "training": info}
+        info = {
+            "epochs": detector.epochs_,
+            "best_epoch": detector.best_epoch_,
+            "cache_seconds": round(detector.cache_seconds_, 1),
+            "validation_score": round(detector.valid_loss_, 5),
+            "score_calibration": [round(v, 4) for v in detector.calibration_] if detector.calibration_ else None,
+        }
+        meta = {
+            "version": ARTIFACT_VERSION,
+            "problem": self.name,
+            "model_type": name,
+            "params": detector.get_params(),
+            "annotation_spec_ids": spec_ids,
+            "display_names": names,
+            "training": info,
+        }
         (out_dir / "model.json").write_text(json.dumps(meta))
         served = self.load(out_dir)
         qps = node_qps(served["model"].run, load([e.content for e in test[:8]], detector.size))
         (out_dir / "model.json").write_text(json.dumps({**meta, "node_qps": qps}))
         report(99.0, "saving the model")
-        return TrainOutcome(evaluations=evaluations, stop_reason=detector.stop_reason_,
-                            info={"model_type": name, "node_qps": qps, **info})
+        return TrainOutcome(
+            evaluations=evaluations,
+            stop_reason=detector.stop_reason_,
+            info={"model_type": name, "node_qps": qps, **info},
+        )
 
     # -- serving ------------------------------------------------------------------------------------
     def load(self, model_dir: Path) -> Any:
@@ -163,13 +209,24 @@ class ImageObjectDetection:
         raw = loaded["model"].run(decode_batch(list(images), size))
         out = []
         for dets in decode(raw, len(loaded["annotation_spec_ids"]), threshold, max_boxes):
-            out.append([{"annotationSpecId": loaded["annotation_spec_ids"][k], "displayName": loaded["display_names"][k],
-                         "imageObjectDetection": {"boundingBox": {"normalizedVertices": [
-                             {"x": b[0], "y": b[1]}, {"x": b[2], "y": b[3]}]}, "score": s}} for k, s, b in dets])
+            out.append(
+                [
+                    {
+                        "annotationSpecId": loaded["annotation_spec_ids"][k],
+                        "displayName": loaded["display_names"][k],
+                        "imageObjectDetection": {
+                            "boundingBox": {"normalizedVertices": [{"x": b[0], "y": b[1]}, {"x": b[2], "y": b[3]}]},
+                            "score": s,
+                        },
+                    }
+                    for k, s, b in dets
+                ]
+            )
         return out
 
     def predict_one(self, loaded: Any, data: bytes, params: dict[str, str]) -> dict[str, Any]:
         max_boxes = int_param(params, "max_bounding_box_count", 100, 1, 500)
-        return {"payload": self.predict(loaded, [data], params)[0],
-                "metadata": {"max_bounding_box_count": str(max_boxes)}}
-
+        return {
+            "payload": self.predict(loaded, [data], params)[0],
+            "metadata": {"max_bounding_box_count": str(max_boxes)},
+        }

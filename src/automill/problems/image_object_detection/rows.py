@@ -12,8 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from automill.problems.image_classification.rows import image_path, read_image
-from automill.problems.text_classification.rows import (LABEL_RE, LABEL_RULE, ParseResult, RowFailure, _RowError,
-                                                        _split_ml_use, csv_records)
+from automill.problems.text_classification.rows import (
+    LABEL_RE,
+    LABEL_RULE,
+    ParseResult,
+    RowFailure,
+    _RowError,
+    _split_ml_use,
+    csv_records,
+)
 
 FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif"}
 MAX_BOXES = 500
@@ -46,7 +53,9 @@ def parse_box(cells: list[str]) -> tuple[float, float, float, float] | None:
         raise _RowError(f"bounding box values must be numbers, got {cells}") from None
     if all(v is not None for v in values):
         xs, ys = values[0::2], values[1::2]
-    elif None not in (values[0], values[1], values[4], values[5]) and all(v is None for v in (values[2], values[3], values[6], values[7])):
+    elif None not in (values[0], values[1], values[4], values[5]) and all(
+        v is None for v in (values[2], values[3], values[6], values[7])
+    ):
         xs, ys = [values[0], values[4]], [values[1], values[5]]
     else:
         raise _RowError("a bounding box is x_min,y_min,,,x_max,y_max,, or four vertices x1,y1,x2,y2,x3,y3,x4,y4")
@@ -60,8 +69,9 @@ def parse_box(cells: list[str]) -> tuple[float, float, float, float] | None:
     return box  # type: ignore[return-value]
 
 
-def parse_detection_csv(data: str, *, uri: str, read_bytes: Callable[..., bytes],
-                        put_media: Callable[[bytes, str], str]) -> ParseResult:
+def parse_detection_csv(
+    data: str, *, uri: str, read_bytes: Callable[..., bytes], put_media: Callable[[bytes, str], str]
+) -> ParseResult:
     result = ParseResult()
     by_path: dict[str, DetectionExample] = {}
     keys: dict[str, str] = {}  # path -> media key (each image is read once)

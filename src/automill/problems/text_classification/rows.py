@@ -13,8 +13,8 @@ import csv
 import hashlib
 import io
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 from automill.core.errors import InvalidArgument
 
@@ -62,9 +62,7 @@ def _split_ml_use(cells: list[str]) -> tuple[str, list[str]]:
         # Read as text, the second cell would be a label; if it cannot be one (a gs:// path,
         # a sentence), the first cell was meant as ML_USE and is misspelt.
         if second and (second.lower().startswith("gs://") or not LABEL_RE.match(second)):
-            raise _RowError(
-                f'unknown ML_USE "{first}" (expected TRAIN, VALIDATE, TEST or UNASSIGNED)'
-            )
+            raise _RowError(f'unknown ML_USE "{first}" (expected TRAIN, VALIDATE, TEST or UNASSIGNED)')
     return "UNASSIGNED", cells
 
 
@@ -89,7 +87,7 @@ def read_row_file(path: str, read_text: Callable[[str], str], error: type[Except
     that row, with a message that names the path."""
     try:
         text = read_text(path)
-    except Exception as exc:  # noqa: BLE001 - the row fails, the import goes on
+    except Exception as exc:
         detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         raise error(detail if path in detail else f"{path}: {detail}") from exc
     if not isinstance(text, str):
@@ -99,9 +97,7 @@ def read_row_file(path: str, read_text: Callable[[str], str], error: type[Except
     return text
 
 
-def _read_content(
-    cell: str, read_text: Callable[[str], str], max_chars: int
-) -> tuple[str, str | None]:
+def _read_content(cell: str, read_text: Callable[[str], str], max_chars: int) -> tuple[str, str | None]:
     value = cell.strip()
     source: str | None = None
     if value.lower().startswith("gs://"):
@@ -184,8 +180,14 @@ def csv_records(data: str, uri: str) -> Iterator[tuple[int, list[str]]]:
             yield row_no, cells
 
 
-def merge_duplicate(by_key: dict[str, tuple[int, TextExample]], key: str, labels: tuple[str, ...], ml_use: str,
-                    multilabel: bool, what: str) -> bool:
+def merge_duplicate(
+    by_key: dict[str, tuple[int, TextExample]],
+    key: str,
+    labels: tuple[str, ...],
+    ml_use: str,
+    multilabel: bool,
+    what: str,
+) -> bool:
     """A row repeating an earlier example merges its labels (and a definite ML_USE) into it; True
     when ``key`` was seen. A MULTICLASS example cannot get a second label: that row fails."""
     if key not in by_key:
@@ -200,16 +202,12 @@ def merge_duplicate(by_key: dict[str, tuple[int, TextExample]], key: str, labels
     return True
 
 
-def assign_split(
-    content: str, ml_use: str, *, test_fraction: float = 0.2, validation_fraction: float = 0.0
-) -> str:
+def assign_split(content: str, ml_use: str, *, test_fraction: float = 0.2, validation_fraction: float = 0.0) -> str:
     """Deterministic split for UNASSIGNED examples (sha256 of the text, stable across runs)."""
     if ml_use.upper() != "UNASSIGNED":
         return ml_use
     if test_fraction < 0 or validation_fraction < 0 or test_fraction + validation_fraction > 1:
-        raise InvalidArgument(
-            "test_fraction and validation_fraction must be >= 0 and sum to at most 1"
-        )
+        raise InvalidArgument("test_fraction and validation_fraction must be >= 0 and sum to at most 1")
     digest = hashlib.sha256(content.encode("utf-8")).digest()
     point = int.from_bytes(digest[:8], "big") / 2**64
     if point < test_fraction:

@@ -26,7 +26,7 @@ def extract_document(data: bytes, uri: str) -> dict[str, Any]:
 
     try:
         pdf = pdfplumber.open(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - pdfminer raises many types for broken files
+    except Exception as exc:
         raise InvalidArgument(f"{uri} is not a readable PDF: {type(exc).__name__}: {exc}") from None
     parts: list[str] = []
     layout: list[dict[str, Any]] = []
@@ -53,15 +53,25 @@ def extract_document(data: bytes, uri: str) -> dict[str, Any]:
                 top, bottom = min(w["top"] for w in line), max(w["bottom"] for w in line)
                 pw, ph = float(page.width), float(page.height)
                 box = [(x0 / pw, top / ph), (x1 / pw, top / ph), (x1 / pw, bottom / ph), (x0 / pw, bottom / ph)]
-                layout.append({
-                    "textSegment": {"startOffset": str(offset), "endOffset": str(offset + len(text))},
-                    "pageNumber": page_no, "textSegmentType": "TOKEN",
-                    "boundingPoly": {"normalizedVertices": [{"x": round(x, 6), "y": round(y, 6)} for x, y in box]}})
+                layout.append(
+                    {
+                        "textSegment": {"startOffset": str(offset), "endOffset": str(offset + len(text))},
+                        "pageNumber": page_no,
+                        "textSegmentType": "TOKEN",
+                        "boundingPoly": {"normalizedVertices": [{"x": round(x, 6), "y": round(y, 6)} for x, y in box]},
+                    }
+                )
                 parts.append(text + "\n")
                 offset += len(text) + 1
     text = "".join(parts)
     if not text.strip():
-        raise InvalidArgument(f"{uri} has no text layer (a scanned PDF?); Automill does not run OCR, so there is "
-                              "no text to annotate or predict on")
-    return {"documentText": {"content": text, "mimeType": "text/plain"}, "layout": layout, "pageCount": len(pages),
-            "documentDimensions": {"unit": "POINT", "width": width, "height": height}}
+        raise InvalidArgument(
+            f"{uri} has no text layer (a scanned PDF?); Automill does not run OCR, so there is "
+            "no text to annotate or predict on"
+        )
+    return {
+        "documentText": {"content": text, "mimeType": "text/plain"},
+        "layout": layout,
+        "pageCount": len(pages),
+        "documentDimensions": {"unit": "POINT", "width": width, "height": height},
+    }

@@ -17,8 +17,9 @@ import io
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from automill.core.errors import InvalidArgument
 from automill.problems.text_classification.rows import (
@@ -97,9 +98,7 @@ def _span(ann: Any, n: int, length: int) -> Span:
     if start >= end:
         raise _LineError(f"annotation {n}: start_offset {start} must be below end_offset {end}")
     if end > length:
-        raise _LineError(
-            f"annotation {n}: end_offset {end} is past the content ({length} characters)"
-        )
+        raise _LineError(f"annotation {n}: end_offset {end} is past the content ({length} characters)")
     return Span(label, start, end)
 
 
@@ -108,8 +107,11 @@ def _pdf_text(doc: dict[str, Any], read_document: Callable[[str], str] | None) -
         raise _LineError("PDF documents are not supported here")
     document = _get(doc, "document", "document") or {}
     config = _get(document, "input_config", "inputConfig") or {}
-    uris = (_get(config, "gcs_source", "gcsSource") or {}).get("input_uris") or \
-        (_get(config, "gcs_source", "gcsSource") or {}).get("inputUris") or []
+    uris = (
+        (_get(config, "gcs_source", "gcsSource") or {}).get("input_uris")
+        or (_get(config, "gcs_source", "gcsSource") or {}).get("inputUris")
+        or []
+    )
     if len(uris) != 1 or not str(uris[0]).startswith("gs://"):
         raise _LineError("document.input_config.gcs_source.input_uris must hold exactly one gs:// PDF path")
     try:
@@ -118,8 +120,7 @@ def _pdf_text(doc: dict[str, Any], read_document: Callable[[str], str] | None) -
         raise _LineError(getattr(exc, "message", None) or str(exc)) from exc
 
 
-def _document(line: str, max_chars: int,
-              read_document: Callable[[str], str] | None = None) -> tuple[str, list[Span]]:
+def _document(line: str, max_chars: int, read_document: Callable[[str], str] | None = None) -> tuple[str, list[Span]]:
     try:
         doc = json.loads(line)
     except ValueError as exc:
@@ -141,19 +142,23 @@ def _document(line: str, max_chars: int,
     annotations = [] if annotations is None else annotations
     if not isinstance(annotations, list):
         raise _LineError("annotations is not a list")
-    unique = {(s.start, s.end, s.label): s for i, a in enumerate(annotations, 1)
-              for s in [_span(a, i, len(content))]}
+    unique = {(s.start, s.end, s.label): s for i, a in enumerate(annotations, 1) for s in [_span(a, i, len(content))]}
     spans = [unique[k] for k in sorted(unique)]
     # Sorted by start, any overlap shows up between neighbours.
     for prev, cur in zip(spans, spans[1:]):
         if cur.start < prev.end:
-            raise _LineError(f"spans {prev.label} [{prev.start}, {prev.end}) and "
-                             f"{cur.label} [{cur.start}, {cur.end}) overlap")
+            raise _LineError(
+                f"spans {prev.label} [{prev.start}, {prev.end}) and {cur.label} [{cur.start}, {cur.end}) overlap"
+            )
     return content, spans
 
 
 def parse_jsonl(
-    text: str, *, uri: str, ml_use: str, max_chars: int = MAX_CHARS,
+    text: str,
+    *,
+    uri: str,
+    ml_use: str,
+    max_chars: int = MAX_CHARS,
     read_document: Callable[[str], str] | None = None,
 ) -> ExtractionParseResult:
     """Parse one JSONL file of documents; every example gets ``ml_use`` and ``source_uri=uri``."""
@@ -183,15 +188,17 @@ def _index_row(cells: list[str]) -> tuple[str, str]:
         return "UNASSIGNED", cells[0]
     if len(cells) == 2 and cells[1] == paths[0]:
         if cells[0].upper() not in ML_USES:
-            raise _LineError(
-                f'unknown ML_USE "{cells[0]}" (expected TRAIN, VALIDATE, TEST or UNASSIGNED)'
-            )
+            raise _LineError(f'unknown ML_USE "{cells[0]}" (expected TRAIN, VALIDATE, TEST or UNASSIGNED)')
         return cells[0].upper(), cells[1]
     raise _LineError(f"expected [ML_USE,]gs://…/file.jsonl, got {len(cells)} cells")
 
 
 def parse_index_csv(
-    data: str, *, uri: str, read_text: Callable[[str], str], max_chars: int = MAX_CHARS,
+    data: str,
+    *,
+    uri: str,
+    read_text: Callable[[str], str],
+    max_chars: int = MAX_CHARS,
     read_document: Callable[[str], str] | None = None,
 ) -> ExtractionParseResult:
     """Parse an index CSV; ``read_text(gs_uri)`` fetches each JSONL file, ``read_document(gs_uri)``

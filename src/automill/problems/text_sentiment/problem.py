@@ -37,8 +37,10 @@ class TextSentiment(TextClassification):
         except (TypeError, ValueError):
             value = 0
         if not 1 <= value <= 10:
-            raise InvalidArgument("textSentimentDatasetMetadata.sentimentMax must be an integer in 1..10",
-                                  field="dataset.text_sentiment_dataset_metadata.sentiment_max")
+            raise InvalidArgument(
+                "textSentimentDatasetMetadata.sentimentMax must be an integer in 1..10",
+                field="dataset.text_sentiment_dataset_metadata.sentiment_max",
+            )
         return {"sentimentMax": value}
 
     def model_metadata(self, dataset_meta: dict[str, Any], request_meta: dict[str, Any]) -> dict[str, Any]:
@@ -47,9 +49,16 @@ class TextSentiment(TextClassification):
     def kind(self, dataset_meta: dict[str, Any]) -> str:
         return "ordinal"
 
-    def parse_import(self, data: str, *, uri: str, read_text: Callable[[str], str],
-                     dataset_meta: dict[str, Any], read_bytes: Callable[[str], bytes] | None = None,
-                     on_rows: Callable[[int], None] | None = None) -> ParseResult:
+    def parse_import(
+        self,
+        data: str,
+        *,
+        uri: str,
+        read_text: Callable[[str], str],
+        dataset_meta: dict[str, Any],
+        read_bytes: Callable[[str], bytes] | None = None,
+        on_rows: Callable[[int], None] | None = None,
+    ) -> ParseResult:
         top = int(dataset_meta["sentimentMax"])
 
         def check(label: str) -> str | None:
@@ -57,8 +66,15 @@ class TextSentiment(TextClassification):
                 return f"sentiment {label!r} is invalid: an integer in 0..{top} (the dataset's sentiment_max)"
             return None
 
-        result = parse_import_csv(data, uri=uri, read_text=read_text, multilabel=False,
-                                  max_text_chars=MAX_TEXT_CHARS, check_label=check, on_rows=on_rows)
+        result = parse_import_csv(
+            data,
+            uri=uri,
+            read_text=read_text,
+            multilabel=False,
+            max_text_chars=MAX_TEXT_CHARS,
+            check_label=check,
+            on_rows=on_rows,
+        )
         for ex in result.examples:
             ex.labels = tuple(str(int(x)) for x in ex.labels)  # "03" -> "3"
         return result
@@ -66,42 +82,71 @@ class TextSentiment(TextClassification):
     def order_specs(self, specs: Sequence[tuple[str, str]], dataset_meta: dict[str, Any]) -> list[tuple[str, str]]:
         return sorted(specs, key=lambda s: int(s[1]))
 
-    def check_trainable(self, Y_train: np.ndarray, specs: Sequence[tuple[str, str]], dataset_meta: dict[str, Any]) -> None:
+    def check_trainable(
+        self, Y_train: np.ndarray, specs: Sequence[tuple[str, str]], dataset_meta: dict[str, Any]
+    ) -> None:
         top = int(dataset_meta["sentimentMax"])
         present = {int(n) for (_, n), used in zip(specs, Y_train.sum(axis=0) > 0) if used}
         missing = sorted(set(range(top + 1)) - present)
         if missing:
-            raise FailedPrecondition(f"every sentiment value 0..{top} must appear in the training data; missing: "
-                                     f"{', '.join(map(str, missing))}")
+            raise FailedPrecondition(
+                f"every sentiment value 0..{top} must appear in the training data; missing: "
+                f"{', '.join(map(str, missing))}"
+            )
 
-    def evaluate(self, Y_test: np.ndarray, scores: np.ndarray, spec_ids: list[str], names: list[str],
-                 dataset_meta: dict[str, Any], result: TextFitResult) -> list[Evaluation]:
+    def evaluate(
+        self,
+        Y_test: np.ndarray,
+        scores: np.ndarray,
+        spec_ids: list[str],
+        names: list[str],
+        dataset_meta: dict[str, Any],
+        result: TextFitResult,
+    ) -> list[Evaluation]:
         top = int(dataset_meta["sentimentMax"])
         y_true = Y_test.argmax(axis=1)
         y_pred = decide(scores)
         cls = automl_v1.TextSentimentEvaluationMetrics
-        kw = dict(sentiment_max=top, annotation_spec_ids=spec_ids, display_names=names)
-        out = [Evaluation("", "", len(y_true), "textSentimentEvaluationMetrics",
-                          to_json(cls, sentiment_metrics(y_true, y_pred, **kw)))]
+        kw = {"sentiment_max": top, "annotation_spec_ids": spec_ids, "display_names": names}
+        out = [
+            Evaluation(
+                "",
+                "",
+                len(y_true),
+                "textSentimentEvaluationMetrics",
+                to_json(cls, sentiment_metrics(y_true, y_pred, **kw)),
+            )
+        ]
         for j, (sid, name) in enumerate(zip(spec_ids, names)):
             m = sentiment_metrics(y_true, y_pred, label=j, **kw)
-            out.append(Evaluation(sid, name, int((y_true == j).sum()), "textSentimentEvaluationMetrics", to_json(cls, m)))
+            out.append(
+                Evaluation(sid, name, int((y_true == j).sum()), "textSentimentEvaluationMetrics", to_json(cls, m))
+            )
         return out
 
     def predict(self, loaded: Any, texts: Sequence[str], params: dict[str, str]) -> list[list[dict[str, Any]]]:
         scores = loaded["model"].predict_proba(list(texts))
         out = []
         for k in decide(scores):
-            out.append([{"annotationSpecId": loaded["annotation_spec_ids"][k], "displayName": loaded["display_names"][k],
-                         "textSentiment": {"sentiment": int(k)}}])
+            out.append(
+                [
+                    {
+                        "annotationSpecId": loaded["annotation_spec_ids"][k],
+                        "displayName": loaded["display_names"][k],
+                        "textSentiment": {"sentiment": int(k)},
+                    }
+                ]
+            )
         return out
 
     def predict_one(self, loaded: Any, text: str, params: dict[str, str]) -> dict[str, Any]:
         scores = loaded["model"].predict_proba([text])[0]
         top = len(scores) - 1
         expected = float((scores * np.arange(len(scores))).sum())
-        return {"payload": self.predict(loaded, [text], params)[0],
-                "metadata": {"sentiment_score": f"{2 * expected / top - 1:.4f}"}}
+        return {
+            "payload": self.predict(loaded, [text], params)[0],
+            "metadata": {"sentiment_score": f"{2 * expected / top - 1:.4f}"},
+        }
 
 
 def decide(scores: np.ndarray) -> np.ndarray:

@@ -53,8 +53,13 @@ def batch_predict(ctx: JobContext) -> JobResult:
                 key = {"textSnippet": {"contentUri": cell}}
                 try:
                     content = sv.blobs.read_text(cell, max_bytes=MAX_FILE_BYTES)
-                    err = None if len(content) <= MAX_PREDICT_CHARS else InvalidArgument(
-                        f"{cell} has {len(content)} characters, over the limit of {MAX_PREDICT_CHARS}")
+                    err = (
+                        None
+                        if len(content) <= MAX_PREDICT_CHARS
+                        else InvalidArgument(
+                            f"{cell} has {len(content)} characters, over the limit of {MAX_PREDICT_CHARS}"
+                        )
+                    )
                 except AutomillError as exc:
                     content, err = None, exc
                 inputs.append((key, content, err))
@@ -67,7 +72,7 @@ def batch_predict(ctx: JobContext) -> JobResult:
     errors: list[str] = []
     ok = [(k, c) for k, c, e in inputs if e is None]
     for start in range(0, len(ok), BATCH):
-        chunk = ok[start:start + BATCH]
+        chunk = ok[start : start + BATCH]
         preds = problem.predict(loaded, [c for _, c in chunk], req.get("params", {}))
         results.extend(json.dumps({**k, "annotations": p}) for (k, _), p in zip(chunk, preds))
         done = start + len(chunk)
@@ -78,8 +83,9 @@ def batch_predict(ctx: JobContext) -> JobResult:
             errors.append(json.dumps({**key, "error": {"code": err.code, "message": err.message}}))
     _write_numbered(sv, out_dir, f"{problem.name}", results)
     _write_numbered(sv, out_dir, "errors", errors)
-    return JobResult(result_type="BatchPredictResult", result={},
-                     details={"outputInfo": {"gcsOutputDirectory": out_dir}})
+    return JobResult(
+        result_type="BatchPredictResult", result={}, details={"outputInfo": {"gcsOutputDirectory": out_dir}}
+    )
 
 
 def _batch_predict_images(ctx: JobContext, problem: Any, loaded: Any, display_name: str) -> JobResult:
@@ -101,7 +107,7 @@ def _batch_predict_images(ctx: JobContext, problem: Any, loaded: Any, display_na
     errors: list[str] = []
     for start in range(0, len(paths), 32):
         chunk: list[tuple[str, bytes]] = []
-        for path in paths[start:start + 32]:
+        for path in paths[start : start + 32]:
             try:
                 if not path.lower().startswith("gs://"):
                     raise InvalidArgument(f"{path!r} is not a gs:// path to an image")
@@ -124,8 +130,9 @@ def _batch_predict_images(ctx: JobContext, problem: Any, loaded: Any, display_na
 
         count = int_param(req.get("params", {}), "max_bounding_box_count", 100, 1, 500)
         result = {"metadata": {"max_bounding_box_count": str(count)}}
-    return JobResult(result_type="BatchPredictResult", result=result,
-                     details={"outputInfo": {"gcsOutputDirectory": out_dir}})
+    return JobResult(
+        result_type="BatchPredictResult", result=result, details={"outputInfo": {"gcsOutputDirectory": out_dir}}
+    )
 
 
 def _jsonl_inputs(uri: str, text: str) -> list[tuple[dict[str, Any], str | None, AutomillError | None]]:
@@ -153,5 +160,5 @@ def _jsonl_inputs(uri: str, text: str) -> list[tuple[dict[str, Any], str | None,
 
 def _write_numbered(sv: Any, out_dir: str, stem: str, lines: list[str]) -> None:
     for n, start in enumerate(range(0, max(1, len(lines)), LINES_PER_FILE), start=1):
-        part = lines[start:start + LINES_PER_FILE]
+        part = lines[start : start + LINES_PER_FILE]
         sv.blobs.write_text(f"{out_dir}/{stem}_{n}.jsonl", "".join(line + "\n" for line in part))

@@ -18,8 +18,8 @@ from automill.core.ids import make_id
 from automill.jobs.context import JobContext
 from automill.jobs.registry import JobResult, register
 from automill.problems.base import get_problem
-from automill.store.db import new_etag, next_number, utcnow
 from automill.services.housekeeping import uses_job_tmp
+from automill.store.db import new_etag, next_number, utcnow
 from automill.store.housekeeping import free_media, media_lock
 from automill.store.tables import AnnotationSpecRow, ExampleRow
 
@@ -88,14 +88,21 @@ def _import_data(ctx: JobContext) -> JobResult:
         ctx.progress(2 + 78.0 * i / len(uris), stage=f"reading {uri}{files}")
         text = sv.blobs.read_text(uri, max_bytes=MAX_CSV_BYTES)  # a missing CSV fails the whole import
         # each stored image is pinned to this operation until the commit (store/media.py)
-        media = {"put_media": lambda data, ext: sv.media.put(data, ext, pin=ctx.op_id)} \
-            if getattr(problem, "uses_media", False) else {}
+        media = (
+            {"put_media": lambda data, ext: sv.media.put(data, ext, pin=ctx.op_id)}
+            if getattr(problem, "uses_media", False)
+            else {}
+        )
         if counts:
             media["on_rows"] = _rows_reporter(ctx, text, i, len(uris), files)
-        parsed = problem.parse_import(text, uri=uri, read_text=lambda u: sv.blobs.read_text(u, max_bytes=MAX_TEXT_BYTES),
-                                      read_bytes=lambda u, max_bytes=MAX_DOCUMENT_BYTES: sv.blobs.read_bytes(
-                                          u, max_bytes=max_bytes),
-                                      dataset_meta=meta, **media)
+        parsed = problem.parse_import(
+            text,
+            uri=uri,
+            read_text=lambda u: sv.blobs.read_text(u, max_bytes=MAX_TEXT_BYTES),
+            read_bytes=lambda u, max_bytes=MAX_DOCUMENT_BYTES: sv.blobs.read_bytes(u, max_bytes=max_bytes),
+            dataset_meta=meta,
+            **media,
+        )
         examples.extend(parsed.examples)
         failures.extend(parsed.failures)
         rows += parsed.rows
@@ -107,8 +114,10 @@ def _import_data(ctx: JobContext) -> JobResult:
         raise InvalidArgument(f"the import files have no data rows: {', '.join(uris)}")
     if not examples or len(failures) > MAX_BAD_ROW_FRACTION * rows:
         first = "; ".join(f.message for f in failures[:5])
-        raise InvalidArgument(f"import failed: {len(failures)} of {rows} rows are invalid (more than "
-                              f"{int(MAX_BAD_ROW_FRACTION * 100)}% allowed), nothing was imported. First errors: {first}")
+        raise InvalidArgument(
+            f"import failed: {len(failures)} of {rows} rows are invalid (more than "
+            f"{int(MAX_BAD_ROW_FRACTION * 100)}% allowed), nothing was imported. First errors: {first}"
+        )
 
     # What each example stores is worked out before the final transaction; inside it, the new rows
     # go in as one bulk insert (an ORM object per row made a 50,000-row import spend most of its time
@@ -123,10 +132,14 @@ def _import_data(ctx: JobContext) -> JobResult:
             media_lock(s)
             sv.media.restore(ctx.op_id)
             sv.media.unpin(ctx.op_id)
-        specs = {r.display_name: r.id for r in s.execute(
-            select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == dataset_id)).scalars()}
-        existing: dict[str, Any] = {r.content_hash: r for r in s.execute(
-            select(ExampleRow).where(ExampleRow.dataset_id == dataset_id)).scalars()}
+        specs = {
+            r.display_name: r.id
+            for r in s.execute(select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == dataset_id)).scalars()
+        }
+        existing: dict[str, Any] = {
+            r.content_hash: r
+            for r in s.execute(select(ExampleRow).where(ExampleRow.dataset_id == dataset_id)).scalars()
+        }
         new: list[SimpleNamespace] = []
         for h, ex, labels in prepared:
             for label in labels:
@@ -137,15 +150,24 @@ def _import_data(ctx: JobContext) -> JobResult:
             annotations = problem.annotations_of(ex, specs)
             old = existing.get(h)
             if old is None:
-                row = SimpleNamespace(dataset_id=dataset_id, content_hash=h, content=ex.content,
-                                      source_uri=ex.source_uri, ml_use=ex.ml_use, annotations=annotations)
+                row = SimpleNamespace(
+                    dataset_id=dataset_id,
+                    content_hash=h,
+                    content=ex.content,
+                    source_uri=ex.source_uri,
+                    ml_use=ex.ml_use,
+                    annotations=annotations,
+                )
                 new.append(row)
                 existing[h] = row
                 continue
             merged = problem.merge_annotations(old.annotations, annotations, meta)
             if merged is None:
-                ctx.add_partial_failure(3, f"{ex.source_uri or 'a row'}: the text {ex.content[:40]!r} is already in "
-                                           "the dataset with different annotations; skipped")
+                ctx.add_partial_failure(
+                    3,
+                    f"{ex.source_uri or 'a row'}: the text {ex.content[:40]!r} is already in "
+                    "the dataset with different annotations; skipped",
+                )
                 continue
             old.annotations = merged
             if old.ml_use == "UNASSIGNED" and ex.ml_use != "UNASSIGNED":
@@ -167,10 +189,16 @@ def export_data(ctx: JobContext) -> JobResult:
     with sv.db.tx() as s:
         ds = sv.datasets.row(s, req["dataset"])
         display_name, problem_type = ds.display_name, ds.problem_type
-        specs = {r.id: r.display_name for r in s.execute(
-            select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == ds.id)).scalars()}
-        rows = [(r.id, r.content, r.ml_use, r.annotations) for r in s.execute(
-            select(ExampleRow).where(ExampleRow.dataset_id == ds.id).order_by(ExampleRow.id)).scalars()]
+        specs = {
+            r.id: r.display_name
+            for r in s.execute(select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == ds.id)).scalars()
+        }
+        rows = [
+            (r.id, r.content, r.ml_use, r.annotations)
+            for r in s.execute(
+                select(ExampleRow).where(ExampleRow.dataset_id == ds.id).order_by(ExampleRow.id)
+            ).scalars()
+        ]
     if not rows:
         raise NotFound(f"dataset {req['dataset']} has no examples to export")
     out_dir = f"{req['output_uri_prefix'].rstrip('/')}/export_data-{display_name}-{gcs_timestamp()}"
@@ -196,9 +224,17 @@ def _export_extraction(ctx: JobContext, out_dir: str, specs: dict[str, str], row
     sv = ctx.services
     by_use: dict[str, list[str]] = {}
     for _, content, ml_use, anns in rows:
-        doc = {"text_snippet": {"content": content}, "annotations": [
-            {"display_name": specs[a["spec"]], "text_extraction": {"text_segment": {
-                "start_offset": a["start"], "end_offset": a["end"]}}} for a in anns or [] if a["spec"] in specs]}
+        doc = {
+            "text_snippet": {"content": content},
+            "annotations": [
+                {
+                    "display_name": specs[a["spec"]],
+                    "text_extraction": {"text_segment": {"start_offset": a["start"], "end_offset": a["end"]}},
+                }
+                for a in anns or []
+                if a["spec"] in specs
+            ],
+        }
         by_use.setdefault(ml_use, []).append(json.dumps(doc, ensure_ascii=False))
     index = []
     ctx.progress(50, stage=f"writing {len(rows):,} documents")
@@ -210,7 +246,9 @@ def _export_extraction(ctx: JobContext, out_dir: str, specs: dict[str, str], row
     return JobResult(details={"outputInfo": {"gcsOutputDirectory": out_dir}})
 
 
-def _export_images(ctx: JobContext, out_dir: str, problem_type: str, specs: dict[str, str], rows: list[Any]) -> JobResult:
+def _export_images(
+    ctx: JobContext, out_dir: str, problem_type: str, specs: dict[str, str], rows: list[Any]
+) -> JobResult:
     """``ML_USE,gs://…/images/<file>,LABEL,...`` (object detection: one row per box) with the images
     copied beside the CSV, so the export imports again."""
     sv = ctx.services

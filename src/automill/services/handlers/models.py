@@ -31,10 +31,18 @@ def create_model(ctx: JobContext) -> JobResult:
     with sv.db.tx() as s:
         ds = sv.datasets.row(s, f"{req['parent']}/datasets/{req['dataset_id']}")
         meta = dict(ds.problem_metadata)
-        specs = [(r.id, r.display_name) for r in s.execute(
-            select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == ds.id).order_by(AnnotationSpecRow.seq)).scalars()]
-        examples = [StoredExample(r.content, r.ml_use, r.annotations, r.source_uri) for r in s.execute(
-            select(ExampleRow).where(ExampleRow.dataset_id == ds.id).order_by(ExampleRow.id)).scalars()]
+        specs = [
+            (r.id, r.display_name)
+            for r in s.execute(
+                select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == ds.id).order_by(AnnotationSpecRow.seq)
+            ).scalars()
+        ]
+        examples = [
+            StoredExample(r.content, r.ml_use, r.annotations, r.source_uri)
+            for r in s.execute(
+                select(ExampleRow).where(ExampleRow.dataset_id == ds.id).order_by(ExampleRow.id)
+            ).scalars()
+        ]
     models_dir = Path(sv.settings.data_dir) / "models"
     for stale in models_dir.glob(f".tmp-{ctx.op_id}-*"):
         shutil.rmtree(stale, ignore_errors=True)  # left by an earlier, killed attempt
@@ -50,13 +58,24 @@ def create_model(ctx: JobContext) -> JobResult:
         # The budget's spent share lifts the progress every second, between the trainer's own reports;
         # 90..99 is left for what follows the budget (evaluating on TEST, writing the files).
         with BudgetProgress(ctx.progress, deadline, lo=2, hi=90) as tracker:
-            outcome = problem.train(examples, specs, meta, deadline=deadline, out_dir=tmp, progress=tracker.report,
-                                    model_type=req.get("model_type", ""), base_dir=base_dir, **media)
+            outcome = problem.train(
+                examples,
+                specs,
+                meta,
+                deadline=deadline,
+                out_dir=tmp,
+                progress=tracker.report,
+                model_type=req.get("model_type", ""),
+                base_dir=base_dir,
+                **media,
+            )
     except BudgetExhausted as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise FailedPrecondition(f"the training budget of {req['budget']} milli node hours "
-                                 f"({deadline.seconds:.0f} s) ran out before a model was trained ({exc}): "
-                                 "raise train_budget_milli_node_hours") from None
+        raise FailedPrecondition(
+            f"the training budget of {req['budget']} milli node hours "
+            f"({deadline.seconds:.0f} s) ran out before a model was trained ({exc}): "
+            "raise train_budget_milli_node_hours"
+        ) from None
     model_metadata = dict(req["model_metadata"])
     if "node_qps" in outcome.info:
         model_metadata["nodeQps"] = outcome.info["node_qps"]
@@ -68,19 +87,43 @@ def create_model(ctx: JobContext) -> JobResult:
         model_id = make_id(problem.prefix, n)
         final = models_dir / model_id
         now = utcnow()
-        row = ModelRow(id=model_id, project=ctx.project, location=ctx.location, display_name=req["display_name"],
-                       dataset_id=req["dataset_id"], problem_type=req["problem_type"],
-                       problem_metadata=model_metadata, labels=req["labels"], etag=new_etag(model_id, now),
-                       deployment_state="UNDEPLOYED", create_time=now, update_time=now, artifact_dir=str(final),
-                       train_budget_milli_node_hours=int(req["budget"]), train_cost_milli_node_hours=cost,
-                       stop_reason=outcome.stop_reason, model_type=req.get("model_type", ""),
-                       base_model_id=req.get("base_model_id", ""), seq=n)
+        row = ModelRow(
+            id=model_id,
+            project=ctx.project,
+            location=ctx.location,
+            display_name=req["display_name"],
+            dataset_id=req["dataset_id"],
+            problem_type=req["problem_type"],
+            problem_metadata=model_metadata,
+            labels=req["labels"],
+            etag=new_etag(model_id, now),
+            deployment_state="UNDEPLOYED",
+            create_time=now,
+            update_time=now,
+            artifact_dir=str(final),
+            train_budget_milli_node_hours=int(req["budget"]),
+            train_cost_milli_node_hours=cost,
+            stop_reason=outcome.stop_reason,
+            model_type=req.get("model_type", ""),
+            base_model_id=req.get("base_model_id", ""),
+            seq=n,
+        )
         s.add(row)
         for ev in outcome.evaluations:
             en = next_number(s, "model_evaluation")
-            s.add(EvaluationRow(id=make_id("", en), model_id=model_id, annotation_spec_id=ev.annotation_spec_id,
-                                display_name=ev.display_name, evaluated_example_count=ev.evaluated_example_count,
-                                metrics_kind=ev.metrics_key, metrics=ev.metrics, create_time=now, seq=en))
+            s.add(
+                EvaluationRow(
+                    id=make_id("", en),
+                    model_id=model_id,
+                    annotation_spec_id=ev.annotation_spec_id,
+                    display_name=ev.display_name,
+                    evaluated_example_count=ev.evaluated_example_count,
+                    metrics_kind=ev.metrics_key,
+                    metrics=ev.metrics,
+                    create_time=now,
+                    seq=en,
+                )
+            )
         s.flush()
         os.rename(tmp, final)
         return model_json(row, extensions=True)  # what GetModel returns (the api layer filters per caller)
