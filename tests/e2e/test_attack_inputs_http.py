@@ -106,7 +106,7 @@ def test_batch_predict_refuses_bad_params_before_creating_an_operation(server: S
         f"{server.endpoint}/v1/{PARENT}/models/TCN1000000000000999999:batchPredict",
         timeout=20,
         json={
-            "inputConfig": {"gcsSource": {"inputUris": ["gs://in/rows.csv"]}},
+            "inputConfig": {"gcsSource": {"inputUris": ["gs://inb/rows.csv"]}},
             "outputConfig": {"gcsDestination": {"outputUriPrefix": "gs://out/"}},
             "params": {"score_threshold": "abc"},
         },

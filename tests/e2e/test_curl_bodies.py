@@ -158,7 +158,7 @@ def test_google_doc_curl_bodies(server: Server) -> None:
     err = api.call(
         "POST",
         f"{model['name']}:export",
-        {"outputConfig": {"modelFormat": "tflite", "gcsDestination": {"outputUriPrefix": "gs://x/y"}}},
+        {"outputConfig": {"modelFormat": "tflite", "gcsDestination": {"outputUriPrefix": "gs://xbk/y"}}},
         expect=400,
     )
     assert "cannot be exported" in err["error"]["message"]

@@ -31,11 +31,11 @@ def dataset_with(api: Rest, server: Server, parent: str, name: str, labels: list
         {"displayName": name, "textClassificationDatasetMetadata": {"classificationType": "MULTICLASS"}},
     )
     ds = api.wait(op)["response"]["name"]
-    path = server.bucket_path("rt") / f"{name}.csv"
+    path = server.bucket_path("rtb") / f"{name}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(rows(labels))
     imp = api.wait(
-        api.call("POST", f"{ds}:importData", {"inputConfig": {"gcsSource": {"inputUris": [f"gs://rt/{name}.csv"]}}})
+        api.call("POST", f"{ds}:importData", {"inputConfig": {"gcsSource": {"inputUris": [f"gs://rtb/{name}.csv"]}}})
     )
     assert "error" not in imp, imp
     return ds
@@ -92,10 +92,10 @@ def test_resumable_training(server: Server) -> None:
     assert err["error"]["status"] == "NOT_FOUND"
 
     # Refused: the dataset's labels changed since the base model was trained.
-    path = server.bucket_path("rt") / "more.csv"
+    path = server.bucket_path("rtb") / "more.csv"
     path.write_text(rows(["food"], n=10))
     assert "error" not in api.wait(
-        api.call("POST", f"{ds}:importData", {"inputConfig": {"gcsSource": {"inputUris": ["gs://rt/more.csv"]}}})
+        api.call("POST", f"{ds}:importData", {"inputConfig": {"gcsSource": {"inputUris": ["gs://rtb/more.csv"]}}})
     )
     err = train(api, P1, ds, "changed", modelType="mobile-low-latency-1", baseModelId=base_id, expect=400)
     assert "labels" in err["error"]["message"] and "food" in err["error"]["message"]

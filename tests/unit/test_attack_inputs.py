@@ -183,7 +183,7 @@ def test_batch_predict_checks_params_before_creating_the_operation(services: Ser
     with pytest.raises(InvalidArgument) as info:
         services.predictions.batch_predict(
             name,
-            {"gcsSource": {"inputUris": ["gs://in/rows.csv"]}},
+            {"gcsSource": {"inputUris": ["gs://inb/rows.csv"]}},
             {"gcsDestination": {"outputUriPrefix": "gs://out/"}},
             {"score_threshold": "abc"},
         )

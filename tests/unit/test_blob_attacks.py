@@ -16,7 +16,7 @@ import pytest
 from automill.core.errors import AutomillError, FailedPrecondition, InvalidArgument, PermissionDenied
 from automill.jobs import registry
 from automill.jobs.context import JobContext
-from automill.jobs.registry import JobResult
+from automill.jobs.result import JobResult
 from automill.settings import parse_buckets
 from automill.store.blobs import BlobStore, split_gs
 
@@ -27,7 +27,7 @@ LONG = "a" * 300  # over the 255-byte limit of one file name
 def store(tmp_path: Path) -> BlobStore:
     (tmp_path / "bucket").mkdir()
     (tmp_path / "data").mkdir()
-    return BlobStore(tmp_path / "data", {"b": str(tmp_path / "bucket")})
+    return BlobStore(tmp_path / "data", {"bkt": str(tmp_path / "bucket")})
 
 
 def error_of(fn: Callable[[], Any]) -> AutomillError:
@@ -78,9 +78,10 @@ def open_and_close(path: Path, flags: int) -> None:
 
 VALID = [
     "my-bucket",
-    "b",
+    "abc",
     "automill-bench",
     "a_b",
+    "a-b",
     "0day",
     "a.b.c",
     "x" * 63,
@@ -88,6 +89,8 @@ VALID = [
 ]  # 222 characters in parts of at most 63
 INVALID = [
     "..",
+    "b",
+    "ab",
     ".",
     "...",
     "UPPER",
@@ -146,7 +149,7 @@ def test_dot_buckets_cannot_reach_the_data_folder(tmp_path: Path) -> None:
 
 
 def test_configured_bucket_names_are_checked(tmp_path: Path) -> None:
-    assert parse_buckets(["my-data=/srv/x", "b=/y"]) == {"my-data": "/srv/x", "b": "/y"}
+    assert parse_buckets(["my-data=/srv/x", "bkt=/y"]) == {"my-data": "/srv/x", "bkt": "/y"}
     for spec in ["..=/srv/x", "UPPER=/srv/x", "a/b=/srv/x", "-x=/srv/x"]:
         exc = error_of(lambda: parse_buckets([spec]))
         assert isinstance(exc, InvalidArgument) and exc.field == "bucket", spec
@@ -195,11 +198,11 @@ def test_wildcards_never_match_outside_the_bucket(tmp_path: Path) -> None:
     # symlink loops inside the bucket: a recursive wildcard must still end
     os.symlink("..", tmp_path / "bucket" / "in" / "up")
     os.symlink(".", tmp_path / "bucket" / "in" / "self")
-    store = BlobStore(tmp_path / "data", {"b": str(tmp_path / "bucket"), "br": str(tmp_path / "bkt[x]")})
-    assert store.expand("gs://b/*/*.csv") == ["gs://b/in/a.csv"]
-    assert finished(5.0, lambda: store.expand("gs://b/**/*.csv")) == {"value": ["gs://b/in/a.csv"]}
-    assert store.expand("gs://br/*.csv") == ["gs://br/mine.csv"]
-    for pattern in ["gs://b/*/../..", "gs://b/in/../../*", "gs://*/x.csv", "gs://b*/x.csv"]:
+    store = BlobStore(tmp_path / "data", {"bkt": str(tmp_path / "bucket"), "brk": str(tmp_path / "bkt[x]")})
+    assert store.expand("gs://bkt/*/*.csv") == ["gs://bkt/in/a.csv"]
+    assert finished(5.0, lambda: store.expand("gs://bkt/**/*.csv")) == {"value": ["gs://bkt/in/a.csv"]}
+    assert store.expand("gs://brk/*.csv") == ["gs://brk/mine.csv"]
+    for pattern in ["gs://bkt/*/../..", "gs://bkt/in/../../*", "gs://*/x.csv", "gs://b*/x.csv"]:
         assert isinstance(error_of(lambda: store.expand(pattern)), (PermissionDenied, InvalidArgument)), pattern
 
 
@@ -210,13 +213,13 @@ def test_reading_a_named_pipe_fails_at_once(store: BlobStore, tmp_path: Path) ->
     pipe = tmp_path / "bucket" / "pipe.csv"
     os.mkfifo(pipe)
     os.symlink(pipe, tmp_path / "bucket" / "alias.csv")
-    store.buckets["fb"] = f"file://{tmp_path / 'bucket'}"  # a bucket mapped by file:// URL is local too
+    store.buckets["fbk"] = f"file://{tmp_path / 'bucket'}"  # a bucket mapped by file:// URL is local too
     free_reader = lambda: open_and_close(pipe, os.O_WRONLY)
     for read in (
-        lambda: store.read_bytes("gs://b/pipe.csv"),
-        lambda: store.read_text("gs://b/pipe.csv", max_bytes=10),
-        lambda: store.read_text("gs://b/alias.csv"),
-        lambda: store.read_bytes("gs://fb/pipe.csv"),
+        lambda: store.read_bytes("gs://bkt/pipe.csv"),
+        lambda: store.read_text("gs://bkt/pipe.csv", max_bytes=10),
+        lambda: store.read_text("gs://bkt/alias.csv"),
+        lambda: store.read_bytes("gs://fbk/pipe.csv"),
     ):
         exc = within(1.0, read, free_reader)
         assert isinstance(exc, InvalidArgument) and "is not a regular file" in exc.message, exc
@@ -226,16 +229,16 @@ def test_reading_a_named_pipe_fails_at_once(store: BlobStore, tmp_path: Path) ->
 def test_writing_over_a_named_pipe_fails_at_once(store: BlobStore, tmp_path: Path) -> None:
     pipe = tmp_path / "bucket" / "out.csv"
     os.mkfifo(pipe)
-    exc = within(1.0, lambda: store.write_text("gs://b/out.csv", "x"), lambda: open_and_close(pipe, os.O_RDONLY))
-    assert isinstance(exc, InvalidArgument) and exc.message == "gs://b/out.csv is not a regular file"
+    exc = within(1.0, lambda: store.write_text("gs://bkt/out.csv", "x"), lambda: open_and_close(pipe, os.O_RDONLY))
+    assert isinstance(exc, InvalidArgument) and exc.message == "gs://bkt/out.csv is not a regular file"
 
 
 def test_sockets_are_not_regular_files(store: BlobStore, tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX) as sock:
         sock.bind(str(tmp_path / "bucket" / "sock"))
-        for action in (lambda: store.read_bytes("gs://b/sock"), lambda: store.write_text("gs://b/sock", "x")):
+        for action in (lambda: store.read_bytes("gs://bkt/sock"), lambda: store.write_text("gs://bkt/sock", "x")):
             exc = error_of(action)
-            assert isinstance(exc, InvalidArgument) and exc.message == "gs://b/sock is not a regular file"
+            assert isinstance(exc, InvalidArgument) and exc.message == "gs://bkt/sock is not a regular file"
 
 
 # -- storage errors name the URI, never the path ---------------------------------------------------
@@ -243,26 +246,26 @@ def test_sockets_are_not_regular_files(store: BlobStore, tmp_path: Path) -> None
 
 def test_a_file_where_a_folder_should_be(store: BlobStore, tmp_path: Path) -> None:
     (tmp_path / "bucket" / "out").write_text("I am a file")
-    for uri in ["gs://b/out/x.csv", "gs://b/out/sub/deeper/x.csv"]:
+    for uri in ["gs://bkt/out/x.csv", "gs://bkt/out/sub/deeper/x.csv"]:
         exc = error_of(lambda: store.write_text(uri, "x"))
         assert isinstance(exc, FailedPrecondition), exc
-        assert f"cannot write {uri}: gs://b/out is a file, not a folder" == exc.message
+        assert f"cannot write {uri}: gs://bkt/out is a file, not a folder" == exc.message
     (tmp_path / "bucket" / "dir").mkdir()
-    exc = error_of(lambda: store.write_text("gs://b/dir", "x"))
-    assert isinstance(exc, FailedPrecondition) and exc.message == "cannot write gs://b/dir: it is a folder, not a file"
+    exc = error_of(lambda: store.write_text("gs://bkt/dir", "x"))
+    assert isinstance(exc, FailedPrecondition) and exc.message == "cannot write gs://bkt/dir: it is a folder, not a file"
     assert (tmp_path / "bucket" / "out").read_text() == "I am a file"
 
 
 def test_a_name_over_255_bytes_is_invalid_argument(store: BlobStore, tmp_path: Path) -> None:
     for action in (
-        lambda: store.write_text(f"gs://b/out/{LONG}/x.csv", "x"),
-        lambda: store.write_text(f"gs://b/{LONG}", "x"),
-        lambda: store.read_bytes(f"gs://b/{LONG}.csv"),
+        lambda: store.write_text(f"gs://bkt/out/{LONG}/x.csv", "x"),
+        lambda: store.write_text(f"gs://bkt/{LONG}", "x"),
+        lambda: store.read_bytes(f"gs://bkt/{LONG}.csv"),
     ):
         exc = error_of(action)
         assert isinstance(exc, InvalidArgument), exc
-        assert "255 bytes" in exc.message and "gs://b/" in exc.message and str(tmp_path) not in exc.message
-    assert store.exists(f"gs://b/{LONG}.csv") is False
+        assert "255 bytes" in exc.message and "gs://bkt/" in exc.message and str(tmp_path) not in exc.message
+    assert store.exists(f"gs://bkt/{LONG}.csv") is False
 
 
 def test_storage_error_codes_and_messages() -> None:
@@ -283,9 +286,9 @@ def test_storage_error_codes_and_messages() -> None:
         (OSError(errno.EIO, "Input/output error", secret), False, 13),
     ]
     for exc, writing, code in cases:
-        err = storage_error("gs://b/x", exc, writing=writing)
+        err = storage_error("gs://bkt/x", exc, writing=writing)
         assert err.code == code, (exc, err)
-        assert "gs://b/x" in err.message and "/srv" not in err.message
+        assert "gs://bkt/x" in err.message and "/srv" not in err.message
 
 
 # -- unexpected job errors -------------------------------------------------------------------------

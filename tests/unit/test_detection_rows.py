@@ -22,10 +22,10 @@ def jpeg() -> bytes:
 
 
 def test_rows(tmp_path: Path) -> None:
-    files = {"gs://b/a.jpg": jpeg(), "gs://b/n.jpg": jpeg()[:-10] + b"x", "gs://b/e.jpg": jpeg()}
+    files = {"gs://bkt/a.jpg": jpeg(), "gs://bkt/n.jpg": jpeg()[:-10] + b"x", "gs://bkt/e.jpg": jpeg()}
     bmp = io.BytesIO()
     Image.new("RGB", (8, 8)).save(bmp, format="BMP")
-    files["gs://b/c.bmp"] = bmp.getvalue()
+    files["gs://bkt/c.bmp"] = bmp.getvalue()
 
     def read_bytes(uri: str, max_bytes: int | None = None) -> bytes:
         if uri not in files:
@@ -33,19 +33,19 @@ def test_rows(tmp_path: Path) -> None:
         return files[uri]
 
     rows = [
-        "TRAIN,gs://b/a.jpg,cat,0.1,0.2,,,0.5,0.6,,",  # 1 two vertices
-        "TRAIN,gs://b/a.jpg,dog,0.1,0.1,0.9,0.1,0.9,0.8,0.1,0.8",  # 2 four vertices
-        "TRAIN,gs://b/a.jpg,cat,0.5,0.2,,,0.1,0.6,,",  # 3 min >= max
-        "TRAIN,gs://b/a.jpg,cat,0.1,0.2,,,1.5,0.6,,",  # 4 outside 0..1
-        "TRAIN,gs://b/a.jpg,cat,0.1,0.2,,,0.105,0.6,,",  # 5 under the minimum edge
-        "TRAIN,gs://b/c.bmp,cat,0.1,0.2,,,0.5,0.6,,",  # 6 BMP is not allowed for detection
-        "TRAIN,gs://b/a.jpg,,0.1,0.2,,,0.5,0.6,,",  # 7 a box without a label
-        "TEST,gs://b/e.jpg,,,,,,,,,",  # 8 an image with no objects
-        "TRAIN,gs://b/a.jpg,cat,x,0.2,,,0.5,0.6,,",  # 9 not a number
-        "TRAIN,gs://b/gone.jpg,cat,0.1,0.2,,,0.5,0.6,,",  # 10 missing image
+        "TRAIN,gs://bkt/a.jpg,cat,0.1,0.2,,,0.5,0.6,,",  # 1 two vertices
+        "TRAIN,gs://bkt/a.jpg,dog,0.1,0.1,0.9,0.1,0.9,0.8,0.1,0.8",  # 2 four vertices
+        "TRAIN,gs://bkt/a.jpg,cat,0.5,0.2,,,0.1,0.6,,",  # 3 min >= max
+        "TRAIN,gs://bkt/a.jpg,cat,0.1,0.2,,,1.5,0.6,,",  # 4 outside 0..1
+        "TRAIN,gs://bkt/a.jpg,cat,0.1,0.2,,,0.105,0.6,,",  # 5 under the minimum edge
+        "TRAIN,gs://bkt/c.bmp,cat,0.1,0.2,,,0.5,0.6,,",  # 6 BMP is not allowed for detection
+        "TRAIN,gs://bkt/a.jpg,,0.1,0.2,,,0.5,0.6,,",  # 7 a box without a label
+        "TEST,gs://bkt/e.jpg,,,,,,,,,",  # 8 an image with no objects
+        "TRAIN,gs://bkt/a.jpg,cat,x,0.2,,,0.5,0.6,,",  # 9 not a number
+        "TRAIN,gs://bkt/gone.jpg,cat,0.1,0.2,,,0.5,0.6,,",  # 10 missing image
     ]
     result = parse_detection_csv(
-        "\n".join(rows) + "\n", uri="gs://b/i.csv", read_bytes=read_bytes, put_media=MediaStore(tmp_path).put
+        "\n".join(rows) + "\n", uri="gs://bkt/i.csv", read_bytes=read_bytes, put_media=MediaStore(tmp_path).put
     )
     assert result.rows == 10
     assert [f.row for f in result.failures] == [3, 4, 5, 6, 7, 9, 10]

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from automill.core.errors import InvalidArgument, NotFound
-from automill.problems.image_classification.images import FORMATS, check_image, decode_rgb
 from automill.problems.image_classification.rows import parse_image_csv
+from automill.problems.images import FORMATS, check_image, decode_rgb
 from automill.store.media import MediaStore
 
 
@@ -31,8 +31,8 @@ def test_every_google_format_is_accepted(fmt: str) -> None:
 
 def test_broken_images_are_refused_with_the_path() -> None:
     jpeg = encode("JPEG", (200, 200))
-    with pytest.raises(InvalidArgument, match="gs://b/t.jpg: not a readable image"):
-        check_image(jpeg[: len(jpeg) // 2], "gs://b/t.jpg")
+    with pytest.raises(InvalidArgument, match="gs://bkt/t.jpg: not a readable image"):
+        check_image(jpeg[: len(jpeg) // 2], "gs://bkt/t.jpg")
     with pytest.raises(InvalidArgument, match="not a readable image"):
         check_image(b"GIF89a" + b"\0" * 10, "x")
     with pytest.raises(InvalidArgument, match="empty"):
@@ -47,16 +47,16 @@ def test_decompression_bomb_is_refused() -> None:
     bomb = encode("PNG", (12_000, 10_000), mode="1")  # 120 M pixels in a few kB
     assert len(bomb) < 1_000_000
     with pytest.raises(InvalidArgument, match="pixels|decompression bomb"):
-        check_image(bomb, "gs://b/bomb.png")
+        check_image(bomb, "gs://bkt/bomb.png")
 
 
 def test_parse_csv_rows(tmp_path: Path) -> None:
     store = MediaStore(tmp_path)
     files = {
-        "gs://b/a.png": encode("PNG"),
-        "gs://b/b.jpg": encode("JPEG"),
-        "gs://b/bad.jpg": b"nope",
-        "gs://b/a_again.png": encode("PNG"),
+        "gs://bkt/a.png": encode("PNG"),
+        "gs://bkt/b.jpg": encode("JPEG"),
+        "gs://bkt/bad.jpg": b"nope",
+        "gs://bkt/a_again.png": encode("PNG"),
     }
 
     def read_bytes(uri: str, max_bytes: int | None = None) -> bytes:
@@ -65,21 +65,21 @@ def test_parse_csv_rows(tmp_path: Path) -> None:
         return files[uri]
 
     csv_text = (
-        "TRAIN,gs://b/a.png,cat\nTEST,gs://b/b.jpg,dog\nTRAIN,gs://b/bad.jpg,cat\nTRAIN,gs://b/gone.jpg,cat\n"
-        "TRAIN,gs://b/a_again.png,cat\nTRAIN,not-a-path,cat\nTRAIN,gs://b/b.jpg,bad label\nVALIDATE,gs://b/a.png,dog\n"
+        "TRAIN,gs://bkt/a.png,cat\nTEST,gs://bkt/b.jpg,dog\nTRAIN,gs://bkt/bad.jpg,cat\nTRAIN,gs://bkt/gone.jpg,cat\n"
+        "TRAIN,gs://bkt/a_again.png,cat\nTRAIN,not-a-path,cat\nTRAIN,gs://bkt/b.jpg,bad label\nVALIDATE,gs://bkt/a.png,dog\n"
     )
-    result = parse_image_csv(csv_text, uri="gs://b/i.csv", read_bytes=read_bytes, put_media=store.put, multilabel=False)
+    result = parse_image_csv(csv_text, uri="gs://bkt/i.csv", read_bytes=read_bytes, put_media=store.put, multilabel=False)
     assert result.rows == 8
     assert [(e.ml_use, e.labels, e.source_uri) for e in result.examples] == [
-        ("TRAIN", ("cat",), "gs://b/a.png"),
-        ("TEST", ("dog",), "gs://b/b.jpg"),
+        ("TRAIN", ("cat",), "gs://bkt/a.png"),
+        ("TEST", ("dog",), "gs://bkt/b.jpg"),
     ]
     messages = [f.message for f in result.failures]
     assert [f.row for f in result.failures] == [3, 4, 6, 7, 8]
-    assert "gs://b/bad.jpg: not a readable image" in messages[0] and "gs://b/gone.jpg not found" in messages[1]
+    assert "gs://bkt/bad.jpg: not a readable image" in messages[0] and "gs://bkt/gone.jpg not found" in messages[1]
     assert "gs:// path" in messages[2] and "label" in messages[3] and "different label" in messages[4]
     key = result.examples[0].content
-    assert store.read(key) == files["gs://b/a.png"] and key.endswith(".png")
+    assert store.read(key) == files["gs://bkt/a.png"] and key.endswith(".png")
 
 
 def test_media_store_refuses_bad_keys(tmp_path: Path) -> None:

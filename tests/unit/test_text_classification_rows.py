@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from automill.core.errors import InvalidArgument, NotFound, PermissionDenied
-from automill.problems.text_classification.rows import (
+from automill.problems.rows import (
     LABEL_RE,
     ML_USES,
     RowFailure,
@@ -15,19 +15,19 @@ from automill.problems.text_classification.rows import (
     parse_import_csv,
 )
 
-URI = "gs://b/import.csv"
+URI = "gs://bkt/import.csv"
 
 FILES = {
-    "gs://b/a.txt": "text of file a",
-    "gs://b/b.txt": "text of file b",
-    "gs://b/empty.txt": "   \n",
+    "gs://bkt/a.txt": "text of file a",
+    "gs://bkt/b.txt": "text of file b",
+    "gs://bkt/empty.txt": "   \n",
 }
 
 
 def read_text(path: str) -> str:
     if path == "gs://other/secret.txt":
         raise PermissionDenied(f"{path} is outside the bucket")
-    if path == "gs://b/latin1.txt":
+    if path == "gs://bkt/latin1.txt":
         raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
     try:
         return FILES[path]
@@ -58,25 +58,25 @@ def test_quoted_snippets_with_commas_and_newlines():
 
 def test_gcs_rows_read_files_and_report_failures_with_row_numbers():
     data = (
-        "TRAIN,gs://b/a.txt,pos\n"
-        "validate, gs://b/b.txt ,neg\n"
-        "TEST,gs://b/missing.txt,pos\n"
+        "TRAIN,gs://bkt/a.txt,pos\n"
+        "validate, gs://bkt/b.txt ,neg\n"
+        "TEST,gs://bkt/missing.txt,pos\n"
         "TRAIN,gs://other/secret.txt,pos\n"
-        "TRAIN,gs://b/latin1.txt,pos\n"
-        "TRAIN,gs://b/empty.txt,pos\n"
+        "TRAIN,gs://bkt/latin1.txt,pos\n"
+        "TRAIN,gs://bkt/empty.txt,pos\n"
     )
     res = parse(data)
     assert [(e.content, e.ml_use, e.source_uri) for e in res.examples] == [
-        ("text of file a", "TRAIN", "gs://b/a.txt"),
-        ("text of file b", "VALIDATE", "gs://b/b.txt"),
+        ("text of file a", "TRAIN", "gs://bkt/a.txt"),
+        ("text of file b", "VALIDATE", "gs://bkt/b.txt"),
     ]
     assert res.rows == 6
     by_row = {f.row: f for f in res.failures}
     assert sorted(by_row) == [3, 4, 5, 6]
-    assert by_row[3] == RowFailure(URI, 3, f"{URI} row 3: gs://b/missing.txt not found")
+    assert by_row[3] == RowFailure(URI, 3, f"{URI} row 3: gs://bkt/missing.txt not found")
     assert "outside the bucket" in by_row[4].message and f"{URI} row 4:" in by_row[4].message
-    assert "gs://b/latin1.txt" in by_row[5].message and "invalid start byte" in by_row[5].message
-    assert "gs://b/empty.txt is empty" in by_row[6].message
+    assert "gs://bkt/latin1.txt" in by_row[5].message and "invalid start byte" in by_row[5].message
+    assert "gs://bkt/empty.txt is empty" in by_row[6].message
 
 
 def test_ml_use_column_is_optional():
@@ -90,7 +90,7 @@ def test_ml_use_column_is_optional():
 
 
 def test_unknown_ml_use_typo_is_a_row_failure():
-    data = "TRAIN,good text,pos\nTRIAN,some text here,pos\nTESTT,gs://b/a.txt\n"
+    data = "TRAIN,good text,pos\nTRIAN,some text here,pos\nTESTT,gs://bkt/a.txt\n"
     res = parse(data)
     assert [e.content for e in res.examples] == ["good text"]
     assert [f.row for f in res.failures] == [2, 3]
@@ -175,10 +175,10 @@ def test_duplicates_conflict_in_multiclass():
 
 
 def test_duplicate_file_content_merges_with_snippet():
-    res = parse("gs://b/a.txt,a\nTRAIN,text of file a,b\n", multilabel=True)
+    res = parse("gs://bkt/a.txt,a\nTRAIN,text of file a,b\n", multilabel=True)
     assert len(res.examples) == 1
     ex = res.examples[0]
-    assert (ex.labels, ex.ml_use, ex.source_uri) == (("a", "b"), "TRAIN", "gs://b/a.txt")
+    assert (ex.labels, ex.ml_use, ex.source_uri) == (("a", "b"), "TRAIN", "gs://bkt/a.txt")
 
 
 def test_empty_rows_skipped_and_row_numbers_count_records():
@@ -239,7 +239,7 @@ def test_assign_split_validation_fraction_and_bounds():
 
 def test_assign_split_stable_across_processes():
     code = (
-        "from automill.problems.text_classification.rows import assign_split;"
+        "from automill.problems.rows import assign_split;"
         "print(''.join(assign_split(f's{i}', 'UNASSIGNED')[1] for i in range(50)))"
     )
     outs = {

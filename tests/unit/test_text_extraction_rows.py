@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from automill.core.errors import InvalidArgument, NotFound
-from automill.problems.text_classification.rows import RowFailure
+from automill.problems.rows import RowFailure
 from automill.problems.text_extraction.rows import (
     ExtractionExample,
     Span,
@@ -16,7 +16,7 @@ from automill.problems.text_extraction.rows import (
     split_extraction,
 )
 
-URI = "gs://b/train.jsonl"
+URI = "gs://bkt/train.jsonl"
 CONLL = Path("/work/shared/datasets/conll2003/validation.jsonl")
 
 
@@ -132,7 +132,7 @@ def test_blank_lines_keep_their_number_and_are_skipped():
         (json.dumps({"text_snippet": {"content": "a"}, "annotations": ["X"]}), "not an object"),
         (json.dumps({"text_snippet": {"content": "a"}, "annotations": {}}), "not a list"),
         (
-            '{"document": {"input_config": {"gcs_source": {"input_uris": ["gs://b/x.pdf"]}}}}',
+            '{"document": {"input_config": {"gcs_source": {"input_uris": ["gs://bkt/x.pdf"]}}}}',
             "PDF documents are not supported here",
         ),
     ],
@@ -180,9 +180,9 @@ def test_max_chars_limit():
 # --- the index CSV ---------------------------------------------------------------------
 
 FILES = {
-    "gs://b/train.jsonl": "\n".join([doc("Alice runs", ("PER", 0, 5)), doc("nobody")]) + "\n",
-    "gs://b/test.jsonl": doc("Bob", ("PER", 0, 3)) + "\n" + "{oops\n",
-    "gs://b/empty.jsonl": "\n",
+    "gs://bkt/train.jsonl": "\n".join([doc("Alice runs", ("PER", 0, 5)), doc("nobody")]) + "\n",
+    "gs://bkt/test.jsonl": doc("Bob", ("PER", 0, 3)) + "\n" + "{oops\n",
+    "gs://bkt/empty.jsonl": "\n",
 }
 
 
@@ -194,51 +194,51 @@ def read_text(path: str) -> str:
 
 
 def index(data: str):
-    return parse_index_csv(data, uri="gs://b/index.csv", read_text=read_text)
+    return parse_index_csv(data, uri="gs://bkt/index.csv", read_text=read_text)
 
 
 def test_index_csv_reads_each_file_with_its_ml_use():
-    r = index("TRAIN,gs://b/train.jsonl\ntest , gs://b/test.jsonl\n\n")
+    r = index("TRAIN,gs://bkt/train.jsonl\ntest , gs://bkt/test.jsonl\n\n")
     assert [(e.content, e.ml_use, e.source_uri) for e in r.examples] == [
-        ("Alice runs", "TRAIN", "gs://b/train.jsonl"),
-        ("nobody", "TRAIN", "gs://b/train.jsonl"),
-        ("Bob", "TEST", "gs://b/test.jsonl"),
+        ("Alice runs", "TRAIN", "gs://bkt/train.jsonl"),
+        ("nobody", "TRAIN", "gs://bkt/train.jsonl"),
+        ("Bob", "TEST", "gs://bkt/test.jsonl"),
     ]
     assert r.rows == 4  # JSONL lines seen
     (f,) = r.failures
-    assert (f.uri, f.row) == ("gs://b/test.jsonl", 2)
-    assert f.message.startswith("gs://b/test.jsonl line 2: invalid JSON")
+    assert (f.uri, f.row) == ("gs://bkt/test.jsonl", 2)
+    assert f.message.startswith("gs://bkt/test.jsonl line 2: invalid JSON")
 
 
 def test_index_row_without_ml_use_is_unassigned():
-    r = index("\ufeffgs://b/train.jsonl\n")
+    r = index("\ufeffgs://bkt/train.jsonl\n")
     assert r.failures == [] and {e.ml_use for e in r.examples} == {"UNASSIGNED"}
 
 
 @pytest.mark.parametrize(
     "row, needle",
     [
-        ("TRAIN,gs://b/missing.jsonl", "gs://b/missing.jsonl not found"),
-        ("TRAIN,gs://b/empty.jsonl", "gs://b/empty.jsonl is empty"),
-        ("TRIAN,gs://b/train.jsonl", 'unknown ML_USE "TRIAN"'),
+        ("TRAIN,gs://bkt/missing.jsonl", "gs://bkt/missing.jsonl not found"),
+        ("TRAIN,gs://bkt/empty.jsonl", "gs://bkt/empty.jsonl is empty"),
+        ("TRIAN,gs://bkt/train.jsonl", 'unknown ML_USE "TRIAN"'),
         ("TRAIN,b/train.jsonl", "found 0 gs:// paths"),
         ("TRAIN", "found 0 gs:// paths"),
-        ("gs://b/train.jsonl,gs://b/test.jsonl", "found 2 gs:// paths"),
-        ("TRAIN,gs://b/train.jsonl,extra", "got 3 cells"),
+        ("gs://bkt/train.jsonl,gs://bkt/test.jsonl", "found 2 gs:// paths"),
+        ("TRAIN,gs://bkt/train.jsonl,extra", "got 3 cells"),
     ],
 )
 def test_bad_index_rows_fail_with_their_row(row, needle):
-    r = index(f"VALIDATE,gs://b/train.jsonl\n{row}\n")
+    r = index(f"VALIDATE,gs://bkt/train.jsonl\n{row}\n")
     assert len(r.examples) == 2 and r.rows == 3
     (f,) = r.failures
-    assert (f.uri, f.row) == ("gs://b/index.csv", 2)
-    assert f.message.startswith("gs://b/index.csv row 2: ") and needle in f.message
+    assert (f.uri, f.row) == ("gs://bkt/index.csv", 2)
+    assert f.message.startswith("gs://bkt/index.csv row 2: ") and needle in f.message
 
 
 def test_unparseable_csv_raises():
     with pytest.raises(InvalidArgument) as err:
-        index('TRAIN,"gs://b/train.jsonl\n')
-    assert "gs://b/index.csv" in err.value.message
+        index('TRAIN,"gs://bkt/train.jsonl\n')
+    assert "gs://bkt/index.csv" in err.value.message
 
 
 # --- split -----------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def test_split_keeps_explicit_ml_use():
 
 @pytest.mark.skipif(not CONLL.exists(), reason="shared dataset not present")
 def test_conll2003_validation_parses_cleanly():
-    r = parse_jsonl(CONLL.read_text(encoding="utf-8"), uri="gs://x/validation.jsonl", ml_use="VALIDATE")
+    r = parse_jsonl(CONLL.read_text(encoding="utf-8"), uri="gs://xbk/validation.jsonl", ml_use="VALIDATE")
     assert r.failures == []
     assert len(r.examples) == r.rows == 3250
     spans = [s for ex in r.examples for s in ex.spans]
@@ -288,4 +288,4 @@ def test_pdf_page_limit() -> None:
         pdf.add_page()
         pdf.cell(text=f"page {i}")
     with pytest.raises(InvalidArgument, match=f"{MAX_PDF_PAGES + 1} pages, over the limit"):
-        extract_document(bytes(pdf.output()), "gs://b/bomb.pdf")
+        extract_document(bytes(pdf.output()), "gs://bkt/bomb.pdf")

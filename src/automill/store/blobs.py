@@ -45,9 +45,8 @@ from automill.core.errors import (
 
 GS = "gs://"
 
-#: GCS asks for at least 3 characters; Automill also accepts the 1- and 2-character names that
-#: existing data folders and tests use (``gs://b/...``): such a name cannot leave the bucket area.
-MIN_BUCKET_NAME = 1
+#: GCS's bucket naming rules: 3 to 63 characters.
+MIN_BUCKET_NAME = 3
 MAX_BUCKET_NAME = 63
 #: A name with dots may be longer, in dot-separated parts of at most MAX_BUCKET_NAME characters.
 MAX_DOTTED_BUCKET_NAME = 222
@@ -351,7 +350,7 @@ class BlobStore:
             return bool(target.fs.exists(target.path))
 
     def expand(self, uri: str) -> list[str]:
-        """A URI or a wildcard (``gs://b/dir/*.csv``) -> the matching gs:// URIs inside the bucket, sorted."""
+        """A URI or a wildcard (``gs://bkt/dir/*.csv``) -> the matching gs:// URIs inside the bucket, sorted."""
         if not any(ch in uri for ch in "*?["):
             return [uri]
         target = self._target(uri)
@@ -388,7 +387,8 @@ class BlobStore:
     def _open_for_write(self, uri: str, target: _Target, mode: str) -> IO[Any]:
         target.fs.makedirs(posixpath.dirname(target.path), exist_ok=True)
         if not target.local:
-            return target.fs.open(target.path, mode)
+            remote: IO[Any] = target.fs.open(target.path, mode)
+            return remote
         fd = _open_local(uri, target.path, Path(target.root), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         return os.fdopen(fd, mode)
 
