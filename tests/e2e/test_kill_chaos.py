@@ -3,13 +3,17 @@ a model delete and an export (one trial each in the default run; the slow run dr
 trials over training, deploy, undeploy, export, batch prediction, dataset delete and model delete),
 then restarted on the same data folder. After each restart: no process of the old group is alive,
 every operation ends (a deploy within 15 s + the lease of the restart), ``automill check`` finds
-nothing left behind, and no log holds a traceback. The seed is printed: replay a failure with
-AUTOMILL_KILL_SEED=<seed>."""
+nothing left behind, and no log holds a traceback; a training's cost is the sum over its attempts
+(``operation_attempts``) and within its budget + 10 %, and so is its wall time from the first
+attempt's start to done, less the time it waited for the restarted server to claim it again. The
+seed is printed: replay a failure with AUTOMILL_KILL_SEED=<seed>."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import math
 import os
 import random
 import signal
@@ -18,12 +22,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from automill.jobs import queue
+from automill.store.db import Database
 from tests.conftest import Server, free_port
 from tests.e2e.images import png
 from tests.e2e.rest import PARENT, Rest
@@ -32,6 +39,9 @@ from tests.e2e.rest import PARENT, Rest
 #: within this + the workers' sweep period + the time a worker needs to load it.
 LEASE_SECONDS = 10.0
 DEPLOY_RECOVERY_SECONDS = 15.0 + LEASE_SECONDS
+#: The budget of every training (milli node hours; 28.8 s: on a busy machine two trainings side by side
+#: need about 18 s to compute their image features).
+BUDGET = 8
 
 
 def descendants(pid: int) -> set[int]:
@@ -80,6 +90,7 @@ class Chaos:
         self.folder = server.bucket_path("work")
         self.datasets = 0
         self.model = ""  # the model every trial uses (trained once, never deleted)
+        self.killed_at = 0.0  # unix time of the last kill
         self.spare: list[str] = []  # models a delete may take
 
     # -- data -------------------------------------------------------------------------------------------
@@ -113,7 +124,10 @@ class Chaos:
         return {
             "displayName": "chaos",
             "datasetId": ds.rsplit("/", 1)[-1],
-            "imageClassificationModelMetadata": {"trainBudgetMilliNodeHours": "5", "modelType": "mobile-low-latency-1"},
+            "imageClassificationModelMetadata": {
+                "trainBudgetMilliNodeHours": str(BUDGET),
+                "modelType": "mobile-low-latency-1",
+            },
         }
 
     def train(self, ds: str) -> str:
@@ -149,6 +163,7 @@ class Chaos:
         time.sleep(delay)
         tree = descendants(proc.pid) | group_members(pgid)
         os.killpg(pgid, signal.SIGKILL)
+        self.killed_at = time.time()
         proc.wait(10)
         thread.join(35)
         end = time.monotonic() + 10
@@ -158,10 +173,8 @@ class Chaos:
 
     @staticmethod
     def _quietly(start: Callable[[], Any], answered: threading.Event) -> None:
-        try:
+        with contextlib.suppress(requests.RequestException, AssertionError):  # the server died under it
             start()
-        except (requests.RequestException, AssertionError):
-            pass  # the server died under the request
         answered.set()
 
     def restart(self) -> float:
@@ -203,6 +216,31 @@ class Chaos:
                 return
             assert time.monotonic() < end, f"automill check after the restart: {found['findings']}"
             time.sleep(1)
+
+    def check_budget(self, op: dict[str, Any]) -> None:
+        """A training's cost is the sum over its attempts and within the budget + 10 %; its wall time
+        from the first start to done is within the budget + the wait for the restart to claim it + 10 %."""
+        db = Database(self.server.database_url or f"sqlite:///{(self.server.data_dir / 'automill.db').resolve()}")
+        try:
+            attempts = queue.attempts(db, op["name"].rsplit("/", 1)[-1])
+        finally:
+            db.dispose()
+        seconds = [a.seconds for a in attempts]
+        print(f"  training: attempts {seconds}, {'ok' if 'response' in op else op.get('error')}", flush=True)
+        if not attempts:
+            return  # killed before a worker claimed it, then failed or cancelled
+        budget_s = BUDGET * 3.6
+        assert sum(seconds) <= budget_s * 1.1, seconds
+        if "error" in op:  # only a retry with nothing left to finish may end so, and it says why
+            assert len(attempts) >= 2 and op["error"]["code"] == 4 and "budget" in op["error"]["message"], op
+            return
+        model = self.api.call("GET", op["response"]["name"])
+        cost = int(model["imageClassificationModelMetadata"]["trainCostMilliNodeHours"])
+        assert abs(cost - math.ceil(sum(seconds) / 3.6)) <= 1, (cost, seconds)
+        assert cost <= BUDGET * 1.1 + 1, (cost, seconds)  # (+1: the cost is rounded up)
+        done = datetime.fromisoformat(op["metadata"]["updateTime"].replace("Z", "+00:00")).timestamp()
+        waited = attempts[-1].started_at - self.killed_at if len(attempts) > 1 else 0.0
+        assert done - attempts[0].started_at <= budget_s * 1.1 + waited + 1, (done - attempts[0].started_at, waited)
 
     def no_traceback(self) -> None:
         for log in self.logs:
@@ -257,6 +295,7 @@ class Chaos:
             trained = [op for op in ops if "createModelDetails" in op.get("metadata", {})][-1]
             if "response" in trained and trained["response"]["name"] != self.model:
                 self.spare.append(trained["response"]["name"])
+            self.check_budget(trained)
         self.check_clean()
         self.no_traceback()
 

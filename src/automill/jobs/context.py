@@ -27,6 +27,10 @@ class JobContext:
     project: str
     location: str
     services: Any = None  # the services container (set by the worker); jobs know no services
+    #: Unix time this attempt was claimed, and the seconds of compute its earlier attempts recorded
+    #: (a worker that died mid-job leaves its last heartbeat's count): see :meth:`compute_seconds`.
+    started_at: float = field(default_factory=time.time)
+    earlier_seconds: float = 0.0
     partial_failures: list[dict[str, Any]] = field(default_factory=list)
     _last_progress: int = -1
     _stage: str | None = None
@@ -72,6 +76,10 @@ class JobContext:
                 self._timer.cancel()
                 self._timer = None
                 self._write()
+
+    def compute_seconds(self) -> float:
+        """The operation's compute so far, over all its attempts: what a budget is charged."""
+        return self.earlier_seconds + max(0.0, time.time() - self.started_at)
 
     def add_partial_failure(self, code: int, message: str) -> None:
         self.partial_failures.append({"code": code, "message": message})

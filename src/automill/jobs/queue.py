@@ -9,17 +9,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from automill.jobs.registry import JobResult
+from automill.jobs.result import JobResult
 from automill.jobs.states import MAX_PARTIAL_FAILURES, JobState
-from automill.store.db import Database, utcnow
-from automill.store.tables import OperationRow
+from automill.store.db import Database, updated_rows, utcnow
+from automill.store.tables import AttemptRow, OperationRow
 
 
 def claim(db: Database, owner: str, lease_seconds: float, kinds: set[str] | None = None) -> OperationRow | None:
-    """Take the oldest queued job, or None."""
+    """Take the oldest queued job, or None. The attempt starts its clock (``operation_attempts``) here."""
     with db.tx() as s:
         q = select(OperationRow.id).where(OperationRow.state == JobState.QUEUED)
         if kinds:
@@ -30,7 +30,8 @@ def claim(db: Database, owner: str, lease_seconds: float, kinds: set[str] | None
         op_id = s.execute(q).scalar_one_or_none()
         if op_id is None:
             return None
-        res = s.execute(
+        claimed = updated_rows(
+            s,
             update(OperationRow)
             .where(OperationRow.id == op_id, OperationRow.state == JobState.QUEUED)
             .values(
@@ -39,11 +40,47 @@ def claim(db: Database, owner: str, lease_seconds: float, kinds: set[str] | None
                 lease_expires_at=time.time() + lease_seconds,
                 attempt=OperationRow.attempt + 1,
                 updated_at=utcnow(),
-            )
+            ),
         )
-        if res.rowcount != 1:
+        if claimed != 1:
             return None
-        return s.get(OperationRow, op_id)
+        row = s.get(OperationRow, op_id)
+        if row is None:
+            return None
+        s.add(AttemptRow(operation_id=op_id, attempt=row.attempt, owner=owner, started_at=time.time(), seconds=0.0))
+        return row
+
+
+def clock_attempt(s: Session, op_id: str, attempt: int) -> None:
+    """Record an attempt's compute so far: the seconds since its claim."""
+    s.execute(
+        update(AttemptRow)
+        .where(AttemptRow.operation_id == op_id, AttemptRow.attempt == attempt)
+        .values(seconds=literal(time.time()) - AttemptRow.started_at)
+    )
+
+
+def attempt_clock(db: Database, op_id: str, attempt: int) -> tuple[float, float]:
+    """-> (unix time this attempt was claimed, seconds the earlier attempts recorded). A job's compute
+    so far is the second plus the time since the first."""
+    with db.tx() as s:
+        started = s.execute(
+            select(AttemptRow.started_at).where(AttemptRow.operation_id == op_id, AttemptRow.attempt == attempt)
+        ).scalar_one_or_none()
+        earlier = s.execute(
+            select(func.coalesce(func.sum(AttemptRow.seconds), 0.0)).where(
+                AttemptRow.operation_id == op_id, AttemptRow.attempt < attempt
+            )
+        ).scalar_one()
+    return (time.time() if started is None else float(started)), float(earlier)
+
+
+def attempts(db: Database, op_id: str) -> list[AttemptRow]:
+    """Every attempt at an operation, the first first."""
+    with db.tx() as s:
+        return list(
+            s.execute(select(AttemptRow).where(AttemptRow.operation_id == op_id).order_by(AttemptRow.attempt)).scalars()
+        )
 
 
 def _owned(op_id: str, owner: str, attempt: int) -> Any:
@@ -58,13 +95,15 @@ def _owned(op_id: str, owner: str, attempt: int) -> Any:
 def heartbeat(db: Database, op_id: str, owner: str, attempt: int, lease_seconds: float) -> tuple[bool, bool]:
     """Renew the lease -> (still ours, cancel requested)."""
     with db.tx() as s:
-        res = s.execute(
+        renewed = updated_rows(
+            s,
             update(OperationRow)
             .where(*_owned(op_id, owner, attempt))
-            .values(lease_expires_at=time.time() + lease_seconds)
+            .values(lease_expires_at=time.time() + lease_seconds),
         )
-        if res.rowcount != 1:
+        if renewed != 1:
             return False, False
+        clock_attempt(s, op_id, attempt)
         cancel = s.execute(select(OperationRow.cancel_requested).where(OperationRow.id == op_id)).scalar_one()
         return True, bool(cancel)
 
@@ -93,6 +132,7 @@ def complete(
         ).scalar_one_or_none()
         if row is None:
             return False
+        clock_attempt(s, op_id, attempt)
         if row.cancel_requested:  # the cancel won the race: nothing of the result is kept
             row.state, row.error_code = JobState.CANCELLED, 1
             row.error_message = "Operation cancelled by the caller."
@@ -130,7 +170,10 @@ def fail(
         values: dict[str, Any] = {"state": state, "error_code": code, "error_message": message, "updated_at": utcnow()}
         if partial_failures is not None:
             values["partial_failures"] = partial_failures[:MAX_PARTIAL_FAILURES]
-        return s.execute(update(OperationRow).where(*conds).values(**values)).rowcount == 1
+        done = updated_rows(s, update(OperationRow).where(*conds).values(**values)) == 1
+        if done and owner is not None and attempt is not None:
+            clock_attempt(s, op_id, attempt)
+        return done
 
 
 def request_cancel(s: Session, row: OperationRow) -> None:

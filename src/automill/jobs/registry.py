@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+from automill.jobs.context import JobContext
+from automill.jobs.result import JobResult
 
-    from automill.jobs.context import JobContext
-
-
-@dataclass
-class JobResult:
-    result_type: str = "Empty"
-    result: dict[str, Any] | None = None
-    #: Runs inside the transaction that marks the job SUCCEEDED: the job's side effect (a new model
-    #: row, imported examples) and its completion commit together or not at all.
-    commit: Callable[[Session], dict[str, Any] | None] | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-Handler = Callable[["JobContext"], JobResult]
+Handler = Callable[[JobContext], JobResult]
 _HANDLERS: dict[str, Handler] = {}
 
 

@@ -57,6 +57,7 @@ def _run_child(db_url: str, services_factory: Callable[[], Any], op: dict[str, A
     die_with_parent()
     os.setpgrp()  # own process group: a cancel kills the child and anything it started
     db = Database(db_url)
+    started_at, earlier_seconds = queue.attempt_clock(db, op["id"], op["attempt"])
     ctx = JobContext(
         db=db,
         op_id=op["id"],
@@ -66,6 +67,8 @@ def _run_child(db_url: str, services_factory: Callable[[], Any], op: dict[str, A
         attempt=op["attempt"],
         project=op["project"],
         location=op["location"],
+        started_at=started_at,
+        earlier_seconds=earlier_seconds,
     )
     acting_project.set(op["project"])  # the job reads and writes only buckets open to its project
     try:
@@ -235,6 +238,7 @@ class Worker:
                     stage="queued again: the worker was shut down",
                 )
             )
+            queue.clock_attempt(s, row.id, row.attempt)  # what this attempt used counts against a budget
 
     @staticmethod
     def _kill(child: Any) -> None:

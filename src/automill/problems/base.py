@@ -1,19 +1,20 @@
-"""The problem plug-in contract and its registry.
+"""The problem plug-in contract.
 
-A problem type is one folder in ``problems/`` that registers a :class:`Problem`: how its dataset
-metadata is validated, how import rows are parsed, how a model is trained and evaluated, and how
-predictions become AnnotationPayloads. Services call these; problems know no DB, HTTP or jobs.
+A problem type is one folder in ``problems/`` whose package exports ``PROBLEM``, a :class:`Problem`:
+how its dataset metadata is validated, how import rows are parsed, how a model is trained and
+evaluated, and how predictions become AnnotationPayloads. Services find it by name through
+``problems/registry.py`` and call these; problems know no DB, HTTP or jobs.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from automill.core.deadline import Deadline
-from automill.core.errors import InvalidArgument, Unimplemented
 
 
 @dataclass
@@ -32,7 +33,13 @@ class Evaluation:
     display_name: str
     evaluated_example_count: int
     metrics_key: str  # e.g. "classificationEvaluationMetrics"
-    metrics: dict[str, Any]  # v1 JSON of the metrics message
+    metrics: dict[str, Any]  # v1 JSON of the metrics message (metrics_json)
+
+
+def metrics_json(cls: Any, msg: Any) -> dict[str, Any]:
+    """A metrics message (``cls``, a proto-plus type of automl_v1) as its v1 JSON: enums by name."""
+    out: dict[str, Any] = json.loads(cls.to_json(msg, use_integers_for_enums=False))
+    return out
 
 
 @dataclass
@@ -62,6 +69,13 @@ class Problem(Protocol):
         read_bytes: Callable[[str], bytes] | None = None,
     ) -> Any: ...
 
+    # -- storing imported examples (``ex`` is one example of what parse_import returned) --------------
+    def labels_of(self, ex: Any) -> list[str]: ...
+
+    def annotations_of(self, ex: Any, spec_of: dict[str, str]) -> Any: ...
+
+    def merge_annotations(self, old: Any, new: Any, dataset_meta: dict[str, Any]) -> Any | None: ...
+
     def train(
         self,
         examples: Sequence[StoredExample],
@@ -73,54 +87,30 @@ class Problem(Protocol):
         progress: Callable[[float], None],
         model_type: str = "",
         base_dir: Path | None = None,
-    ) -> TrainOutcome: ...
+        checkpoint_dir: Path | None = None,
+    ) -> TrainOutcome:
+        """Train within ``deadline``. ``checkpoint_dir``: a folder kept across the attempts of one
+        training (its worker may die); a problem may save what it finished there as it goes and, when
+        the folder holds an earlier attempt's work, start from it instead of from scratch."""
+        ...
 
     def load(self, model_dir: Path) -> Any: ...
 
-    def predict(self, loaded: Any, texts: Sequence[str], params: dict[str, str]) -> list[list[dict[str, Any]]]: ...
+    # ``inputs``/``data``: texts, or for an image type the images' bytes
+    def predict(self, loaded: Any, inputs: Sequence[Any], params: dict[str, str]) -> list[list[dict[str, Any]]]: ...
 
-    def predict_one(self, loaded: Any, text: str, params: dict[str, str]) -> dict[str, Any]: ...
-
-
-#: Every dataset metadata key of the API -> problem type name, implemented or not.
-DATASET_KEYS: dict[str, str] = {
-    "textClassificationDatasetMetadata": "text_classification",
-    "textSentimentDatasetMetadata": "text_sentiment",
-    "textExtractionDatasetMetadata": "text_extraction",
-    "imageClassificationDatasetMetadata": "image_classification",
-    "imageObjectDetectionDatasetMetadata": "image_object_detection",
-    "translationDatasetMetadata": "translation",
-}
-MODEL_KEYS: dict[str, str] = {k.replace("DatasetMetadata", "ModelMetadata"): v for k, v in DATASET_KEYS.items()}
-
-_REGISTRY: dict[str, Problem] = {}
+    def predict_one(self, loaded: Any, data: Any, params: dict[str, str]) -> dict[str, Any]: ...
 
 
-def register(problem: Problem) -> Problem:
-    if problem.name in _REGISTRY and _REGISTRY[problem.name] is not problem:
-        raise ValueError(f"problem type {problem.name!r} is already registered")
-    _REGISTRY[problem.name] = problem
-    return problem
+class ImageProblem(Problem, Protocol):
+    """An image type: examples are images in the media store, predictions take image bytes."""
+
+    uses_media: bool
+
+    def check_input(self, data: bytes, where: str) -> None: ...
+
+    def load_weights(self, model_dir: Path) -> Any: ...
 
 
-def get_problem(name: str) -> Problem:
-    _load_builtin()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise Unimplemented(f"problem type {name} is not supported by this server yet") from None
-
-
-def problem_for_dataset_key(key: str) -> str:
-    try:
-        return DATASET_KEYS[key]
-    except KeyError:
-        raise InvalidArgument(f"unknown dataset metadata {key!r}") from None
-
-
-def _load_builtin() -> None:
-    import automill.problems.image_classification
-    import automill.problems.image_object_detection
-    import automill.problems.text_classification
-    import automill.problems.text_extraction
-    import automill.problems.text_sentiment  # noqa: F401
+def is_image_problem(problem: Problem) -> TypeGuard[ImageProblem]:
+    return bool(getattr(problem, "uses_media", False))

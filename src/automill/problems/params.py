@@ -20,7 +20,7 @@ def score_threshold(params: Mapping[str, str]) -> float:
     if raw in (None, ""):
         return 0.0
     try:
-        value = float(raw)  # type: ignore[arg-type]
+        value = float(raw)
     except (TypeError, ValueError):
         raise InvalidArgument(
             f"params.score_threshold must be a number in 0..1, got {raw!r}", field="params.score_threshold"
@@ -35,7 +35,7 @@ def int_param(params: Mapping[str, str], key: str, default: int, low: int, high:
     if raw in (None, ""):
         return default
     try:
-        value = int(raw)  # type: ignore[arg-type]
+        value = int(raw)
     except (TypeError, ValueError):
         raise InvalidArgument(f"params.{key} must be an integer, got {raw!r}", field=f"params.{key}") from None
     if not low <= value <= high:

@@ -1,13 +1,13 @@
 """Image classification (Vision Edge) as a problem plug-in: import, train, evaluate, predict, export.
 
 Examples are images in the media store (``content`` is the media key). Labels, annotations,
-evaluation metrics and payloads are those of classification, shared with text classification.
+evaluation metrics and payloads are those of classification (problems/classification.py); the
+splits, hold-out, base weights and serving speed those of image problems (problems/images.py).
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,38 +18,23 @@ from automill.core.deadline import Deadline
 from automill.core.errors import FailedPrecondition, InvalidArgument
 from automill.engine.image import ImageFitResult, fit_image, image_preset
 from automill.engine.progress import two_args
-from automill.engine.text import holdout_mask
 from automill.learners.efficientnet import EfficientNetClassifier, OnnxScorer, export_onnx
 from automill.problems.base import StoredExample, TrainOutcome
-from automill.problems.image_classification.images import check_image, decode_batch
+from automill.problems.classification import Classification, classification_payloads, label_matrix
 from automill.problems.image_classification.rows import parse_image_csv
-from automill.problems.text_classification.problem import (
-    TextClassification,
-    classification_payloads,
-    label_matrix,
-    score_threshold,
-)
-from automill.problems.text_classification.rows import ParseResult, assign_split
+from automill.problems.images import check_image, decode_batch, hold_out, image_splits, load_base_state, node_qps
+from automill.problems.params import score_threshold
+from automill.problems.rows import LabelledExample, ParseResult
 
 ARTIFACT_VERSION = 1
-TEST_FRACTION, VALIDATION_FRACTION = 0.1, 0.1  # UNASSIGNED images: 80/10/10
 
 
-class ImageClassification(TextClassification):
+class ImageClassification(Classification):
     name = "image_classification"
     prefix = "ICN"
     dataset_key = "imageClassificationDatasetMetadata"
     model_key = "imageClassificationModelMetadata"
     uses_media = True
-
-    def validate_dataset_metadata(self, meta: dict[str, Any]) -> dict[str, Any]:
-        ctype = meta.get("classificationType", "CLASSIFICATION_TYPE_UNSPECIFIED")
-        if ctype not in ("MULTICLASS", "MULTILABEL"):
-            raise InvalidArgument(
-                "imageClassificationDatasetMetadata.classificationType must be MULTICLASS or MULTILABEL",
-                field="dataset.image_classification_dataset_metadata.classification_type",
-            )
-        return {"classificationType": ctype}
 
     def model_metadata(self, dataset_meta: dict[str, Any], request_meta: dict[str, Any]) -> dict[str, Any]:
         return {"modelType": image_preset(str(request_meta.get("modelType", "") or ""))[0]}
@@ -63,7 +48,7 @@ class ImageClassification(TextClassification):
         dataset_meta: dict[str, Any],
         read_bytes: Callable[..., bytes] | None = None,
         put_media: Callable[[bytes, str], str] | None = None,
-    ) -> ParseResult:
+    ) -> ParseResult[LabelledExample]:
         if read_bytes is None or put_media is None:
             raise InvalidArgument("image import needs storage for the images")
         return parse_image_csv(
@@ -87,6 +72,7 @@ class ImageClassification(TextClassification):
         model_type: str = "",
         base_dir: Path | None = None,
         read_media: Callable[[str], bytes] | None = None,
+        checkpoint_dir: Path | None = None,
     ) -> TrainOutcome:
         if read_media is None:
             raise FailedPrecondition("image training needs the media store")
@@ -105,6 +91,9 @@ class ImageClassification(TextClassification):
         def load(keys: Sequence[str], size: int) -> np.ndarray:
             return decode_batch([read_media(k) for k in keys], size)
 
+        def fit_progress(fraction: float, stage: str | None = None) -> None:
+            report(2 + 85 * fraction, stage)  # 2..87%: the rest is evaluation and export
+
         Y_train = label_matrix(train, index)
         self.check_trainable(Y_train, specs, dataset_meta)
         name, _ = image_preset(model_type)
@@ -119,7 +108,8 @@ class ImageClassification(TextClassification):
             deadline=deadline,
             model_type=name,
             base_state=base_state,
-            progress=lambda f, stage=None: report(2 + 85 * f, stage),
+            progress=fit_progress,
+            checkpoint_dir=checkpoint_dir,
         )
         model = result.model
         Y_test = label_matrix(test, index)
@@ -129,7 +119,7 @@ class ImageClassification(TextClassification):
                 for i in range(0, len(test), 64)
             ]
         )
-        evaluations = self.evaluate(Y_test, scores, spec_ids, names, dataset_meta, result)  # type: ignore[arg-type]
+        evaluations = self.evaluate(Y_test, scores, spec_ids, names, dataset_meta)
         self.save(out_dir, model, result, kind, spec_ids, names)
         served = self.load(out_dir)["model"]
         qps = node_qps(served.run, load([e.content for e in test[:16]], model.size))
@@ -198,48 +188,3 @@ class ImageClassification(TextClassification):
         threshold = score_threshold({"score_threshold": params.get("score_threshold") or "0.5"})
         scores = model.predict_proba(decode_batch(list(images), model.size))
         return classification_payloads(loaded, scores, np.full(scores.shape[1], threshold))
-
-
-def load_base_state(base_dir: Path, spec_ids: list[str], model_type: str) -> dict[str, Any]:
-    """A base model's weights for resumable training, after checking its labels and model type."""
-    import torch
-
-    meta = json.loads((base_dir / "model.json").read_text())
-    if meta.get("annotation_spec_ids") != spec_ids:
-        raise FailedPrecondition(
-            "the base model's labels differ from the dataset's current labels: train a new model without baseModelId"
-        )
-    if meta.get("model_type") != model_type:
-        raise FailedPrecondition(f"the base model has model type {meta.get('model_type')!r}, not {model_type!r}")
-    return torch.load(base_dir / "model.pt", weights_only=True)
-
-
-def image_splits(
-    examples: Sequence[StoredExample],
-) -> tuple[list[StoredExample], list[StoredExample], list[StoredExample]]:
-    """TRAIN, VALIDATE, TEST; UNASSIGNED images are split 80/10/10 by content hash (stable)."""
-    parts: dict[str, list[StoredExample]] = {"TRAIN": [], "VALIDATE": [], "TEST": []}
-    for e in examples:
-        parts[
-            assign_split(e.content, e.ml_use, test_fraction=TEST_FRACTION, validation_fraction=VALIDATION_FRACTION)
-        ].append(e)
-    return parts["TRAIN"], parts["VALIDATE"], parts["TEST"]
-
-
-def hold_out(train: list[StoredExample], valid: list[StoredExample]) -> tuple[list[StoredExample], list[StoredExample]]:
-    """Without VALIDATE images, part of TRAIN is held out for early stopping."""
-    if valid:
-        return train, valid
-    mask = holdout_mask([e.content for e in train])
-    if not 0 < mask.sum() < len(train):
-        return train, valid
-    return [e for e, m in zip(train, mask) if not m], [e for e, m in zip(train, mask) if m]
-
-
-def node_qps(run: Callable[[np.ndarray], Any], images: np.ndarray) -> float:
-    """Images per second that one node (this process) serves, one request of one image at a time."""
-    run(images[:1])  # warm up
-    started = time.perf_counter()
-    for i in range(len(images)):
-        run(images[i : i + 1])
-    return round(len(images) / max(time.perf_counter() - started, 1e-6), 2)

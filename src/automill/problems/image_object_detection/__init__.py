@@ -1,8 +1,7 @@
 """Image object detection (bounding boxes) on EfficientNet-Lite0 with a CenterNet head."""
 
-from automill.problems.base import register
 from automill.problems.image_object_detection.problem import ImageObjectDetection
 
-PROBLEM = register(ImageObjectDetection())
+PROBLEM = ImageObjectDetection()  # found by name through problems/registry.py
 
 __all__ = ["PROBLEM", "ImageObjectDetection"]

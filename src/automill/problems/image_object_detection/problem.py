@@ -21,11 +21,10 @@ from automill.learners.centernet import CenterNetDetector, decode
 from automill.learners.efficientnet import OnnxScorer
 from automill.metrics.detection import Box, detection_metrics
 from automill.problems.base import Evaluation, StoredExample, TrainOutcome
-from automill.problems.image_classification.images import check_image, decode_batch
-from automill.problems.image_classification.problem import hold_out, image_splits, load_base_state, node_qps
-from automill.problems.image_object_detection.rows import FORMATS, parse_detection_csv
-from automill.problems.params import int_param, score_threshold  # int_param: also imported from here
-from automill.problems.text_classification.rows import ParseResult
+from automill.problems.image_object_detection.rows import FORMATS, DetectionExample, parse_detection_csv
+from automill.problems.images import check_image, decode_batch, hold_out, image_splits, load_base_state, node_qps
+from automill.problems.params import int_param, score_threshold
+from automill.problems.rows import ParseResult
 
 ARTIFACT_VERSION = 1
 #: Model type -> detector parameters (input size, training depth, head width).
@@ -72,7 +71,7 @@ class ImageObjectDetection:
         dataset_meta: dict[str, Any],
         read_bytes: Callable[..., bytes] | None = None,
         put_media: Callable[[bytes, str], str] | None = None,
-    ) -> ParseResult:
+    ) -> ParseResult[DetectionExample]:
         if read_bytes is None or put_media is None:
             raise InvalidArgument("image import needs storage for the images")
         return parse_detection_csv(data, uri=uri, read_bytes=read_bytes, put_media=put_media)
@@ -102,6 +101,7 @@ class ImageObjectDetection:
         model_type: str = "",
         base_dir: Path | None = None,
         read_media: Callable[[str], bytes] | None = None,
+        checkpoint_dir: Path | None = None,  # not used yet: a retry trains again from the start
     ) -> TrainOutcome:
         if read_media is None:
             raise FailedPrecondition("image training needs the media store")
@@ -122,6 +122,9 @@ class ImageObjectDetection:
         def load(keys: Sequence[str], size: int) -> np.ndarray:
             return decode_batch([read_media(k) for k in keys], size)
 
+        def fit_progress(fraction: float, stage: str | None = None) -> None:
+            report(2 + 85 * fraction, stage)  # 2..87%: the rest is evaluation and export
+
         name, params = detection_preset(model_type)
         init = load_base_state(base_dir, spec_ids, name) if base_dir else None
         detector = CenterNetDetector(**params, lr=1e-3 if init is not None else 2e-3).fit(
@@ -133,7 +136,7 @@ class ImageObjectDetection:
             len(spec_ids),
             deadline=deadline,
             init=init,
-            progress=lambda f, stage=None: report(2 + 85 * f, stage),
+            progress=fit_progress,
         )
         raw = np.concatenate(
             [detector.raw(load([e.content for e in test[i : i + 32]], detector.size)) for i in range(0, len(test), 32)]
@@ -150,7 +153,7 @@ class ImageObjectDetection:
                 detection_metrics(truth, preds, labels=range(len(spec_ids))),
             )
         ]
-        for j, (sid, label) in enumerate(zip(spec_ids, names)):
+        for j, (sid, label) in enumerate(zip(spec_ids, names, strict=True)):
             m = detection_metrics([t for t in truth if t.label == j], [p for p in preds if p.label == j], labels=[j])
             evaluations.append(Evaluation(sid, label, len(test), "imageObjectDetectionEvaluationMetrics", m))
         out_dir.mkdir(parents=True, exist_ok=True)

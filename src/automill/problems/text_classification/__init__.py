@@ -1,8 +1,7 @@
 """Text classification (MULTICLASS and MULTILABEL)."""
 
-from automill.problems.base import register
 from automill.problems.text_classification.problem import TextClassification
 
-PROBLEM = register(TextClassification())
+PROBLEM = TextClassification()  # found by name through problems/registry.py
 
 __all__ = ["PROBLEM", "TextClassification"]

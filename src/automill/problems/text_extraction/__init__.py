@@ -1,8 +1,7 @@
 """Text entity extraction (AutoML Natural Language ``TextExtractionDatasetMetadata``)."""
 
-from automill.problems.base import register
 from automill.problems.text_extraction.problem import TextExtraction
 
-PROBLEM = register(TextExtraction())
+PROBLEM = TextExtraction()  # found by name through problems/registry.py
 
 __all__ = ["PROBLEM", "TextExtraction"]

@@ -7,7 +7,6 @@ offsets, end exclusive) on the document text.
 from __future__ import annotations
 
 import json
-import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,9 @@ from automill.core.errors import FailedPrecondition, InvalidArgument
 from automill.engine.extraction import fit_extraction
 from automill.engine.model_types import text_preset
 from automill.metrics.extraction import extraction_metrics
-from automill.problems.base import Evaluation, StoredExample, TrainOutcome
-from automill.problems.text_classification.problem import score_threshold, to_json
+from automill.problems.artifacts import read_pickle, write_pickle
+from automill.problems.base import Evaluation, StoredExample, TrainOutcome, metrics_json
+from automill.problems.params import score_threshold
 from automill.problems.text_extraction.pdf import extract_document
 from automill.problems.text_extraction.rows import (
     ExtractionExample,
@@ -70,8 +70,11 @@ class TextExtraction:
 
     def merge_annotations(self, old: Any, new: Any, dataset_meta: dict[str, Any]) -> Any | None:
         """The same document imported again must carry the same entities (None = conflict)."""
-        key = lambda anns: sorted((a["spec"], a["start"], a["end"]) for a in anns or [])
-        return old if key(old) == key(new) else None
+
+        def spans(anns: Any) -> list[tuple[str, int, int]]:
+            return sorted((a["spec"], a["start"], a["end"]) for a in anns or [])
+
+        return old if spans(old) == spans(new) else None
 
     # -- training -----------------------------------------------------------------------------------
     def train(
@@ -85,6 +88,7 @@ class TextExtraction:
         progress: Callable[[float], None],
         model_type: str = "",
         base_dir: Path | None = None,
+        checkpoint_dir: Path | None = None,  # not used yet: a retry trains again from the start
     ) -> TrainOutcome:
         name_of = dict(specs)
         parts: dict[str, list[tuple[str, list[tuple[int, int, str]]]]] = {"TRAIN": [], "VALIDATE": [], "TEST": []}
@@ -116,7 +120,11 @@ class TextExtraction:
         cls = automl_v1.TextExtractionEvaluationMetrics
         evaluations = [
             Evaluation(
-                "", "", len(test), "textExtractionEvaluationMetrics", to_json(cls, extraction_metrics(gold, predicted))
+                "",
+                "",
+                len(test),
+                "textExtractionEvaluationMetrics",
+                metrics_json(cls, extraction_metrics(gold, predicted)),
             )
         ]
         for sid, label in specs:
@@ -127,12 +135,11 @@ class TextExtraction:
                     label,
                     count,
                     "textExtractionEvaluationMetrics",
-                    to_json(cls, extraction_metrics(gold, predicted, label=label)),
+                    metrics_json(cls, extraction_metrics(gold, predicted, label=label)),
                 )
             )
         out_dir.mkdir(parents=True, exist_ok=True)
-        with open(out_dir / "model.pkl", "wb") as fh:
-            pickle.dump(learner, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        write_pickle(out_dir / "model.pkl", learner)
         (out_dir / "model.json").write_text(
             json.dumps(
                 {
@@ -165,21 +172,19 @@ class TextExtraction:
         wanted = text_preset(model_type)[0]
         if meta.get("model_type", wanted) != wanted:
             raise FailedPrecondition(f"the base model has model type {meta.get('model_type')!r}, not {wanted!r}")
-        with open(base_dir / "model.pkl", "rb") as fh:
-            return pickle.load(fh)
+        return read_pickle(base_dir / "model.pkl")
 
     # -- serving ------------------------------------------------------------------------------------
     def load(self, model_dir: Path) -> Any:
         meta = json.loads((model_dir / "model.json").read_text())
-        with open(model_dir / "model.pkl", "rb") as fh:
-            learner = pickle.load(fh)
-        spec_of = dict(zip(meta["display_names"], meta["annotation_spec_ids"]))
+        learner = read_pickle(model_dir / "model.pkl")
+        spec_of = dict(zip(meta["display_names"], meta["annotation_spec_ids"], strict=True))
         return {**meta, "learner": learner, "spec_of": spec_of}
 
     def predict(self, loaded: Any, texts: Sequence[str], params: dict[str, str]) -> list[list[dict[str, Any]]]:
         threshold = score_threshold(params) if "score_threshold" in params else DEFAULT_SCORE_THRESHOLD
         out = []
-        for text, spans in zip(texts, loaded["learner"].predict(list(texts), min_score=threshold)):
+        for text, spans in zip(texts, loaded["learner"].predict(list(texts), min_score=threshold), strict=True):
             out.append(
                 [
                     {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 import unicodedata
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from automill.core.errors import InvalidArgument
-from automill.problems.text_classification.rows import (
+from automill.problems.rows import (
     LABEL_RE,
     LABEL_RULE,
     ML_USES,
@@ -127,6 +128,7 @@ def _document(line: str, max_chars: int, read_document: Callable[[str], str] | N
         raise _LineError(f"invalid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise _LineError("not a JSON object")
+    content: str | None
     if "document" in doc:
         content = _pdf_text(doc, read_document)
     else:
@@ -145,7 +147,7 @@ def _document(line: str, max_chars: int, read_document: Callable[[str], str] | N
     unique = {(s.start, s.end, s.label): s for i, a in enumerate(annotations, 1) for s in [_span(a, i, len(content))]}
     spans = [unique[k] for k in sorted(unique)]
     # Sorted by start, any overlap shows up between neighbours.
-    for prev, cur in zip(spans, spans[1:]):
+    for prev, cur in itertools.pairwise(spans):
         if cur.start < prev.end:
             raise _LineError(
                 f"spans {prev.label} [{prev.start}, {prev.end}) and {cur.label} [{cur.start}, {cur.end}) overlap"

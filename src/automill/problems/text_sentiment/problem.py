@@ -15,16 +15,15 @@ import numpy as np
 from google.cloud import automl_v1
 
 from automill.core.errors import FailedPrecondition, InvalidArgument
-from automill.engine.text import TextFitResult
 from automill.metrics.sentiment import sentiment_metrics
-from automill.problems.base import Evaluation
-from automill.problems.text_classification.problem import TextClassification, to_json
-from automill.problems.text_classification.rows import ParseResult, parse_import_csv
+from automill.problems.base import Evaluation, metrics_json
+from automill.problems.rows import LabelledExample, ParseResult, parse_import_csv
+from automill.problems.texts import TextLabels
 
 MAX_TEXT_CHARS = 128 * 1024
 
 
-class TextSentiment(TextClassification):
+class TextSentiment(TextLabels):
     name = "text_sentiment"
     prefix = "TST"
     dataset_key = "textSentimentDatasetMetadata"
@@ -58,7 +57,7 @@ class TextSentiment(TextClassification):
         dataset_meta: dict[str, Any],
         read_bytes: Callable[[str], bytes] | None = None,
         on_rows: Callable[[int], None] | None = None,
-    ) -> ParseResult:
+    ) -> ParseResult[LabelledExample]:
         top = int(dataset_meta["sentimentMax"])
 
         def check(label: str) -> str | None:
@@ -86,7 +85,7 @@ class TextSentiment(TextClassification):
         self, Y_train: np.ndarray, specs: Sequence[tuple[str, str]], dataset_meta: dict[str, Any]
     ) -> None:
         top = int(dataset_meta["sentimentMax"])
-        present = {int(n) for (_, n), used in zip(specs, Y_train.sum(axis=0) > 0) if used}
+        present = {int(n) for (_, n), used in zip(specs, Y_train.sum(axis=0) > 0, strict=True) if used}
         missing = sorted(set(range(top + 1)) - present)
         if missing:
             raise FailedPrecondition(
@@ -101,27 +100,22 @@ class TextSentiment(TextClassification):
         spec_ids: list[str],
         names: list[str],
         dataset_meta: dict[str, Any],
-        result: TextFitResult,
     ) -> list[Evaluation]:
         top = int(dataset_meta["sentimentMax"])
         y_true = Y_test.argmax(axis=1)
         y_pred = decide(scores)
         cls = automl_v1.TextSentimentEvaluationMetrics
-        kw = {"sentiment_max": top, "annotation_spec_ids": spec_ids, "display_names": names}
-        out = [
-            Evaluation(
-                "",
-                "",
-                len(y_true),
-                "textSentimentEvaluationMetrics",
-                to_json(cls, sentiment_metrics(y_true, y_pred, **kw)),
+        key = "textSentimentEvaluationMetrics"
+
+        def metrics(label: int | None = None) -> dict[str, Any]:
+            m = sentiment_metrics(
+                y_true, y_pred, sentiment_max=top, annotation_spec_ids=spec_ids, display_names=names, label=label
             )
-        ]
-        for j, (sid, name) in enumerate(zip(spec_ids, names)):
-            m = sentiment_metrics(y_true, y_pred, label=j, **kw)
-            out.append(
-                Evaluation(sid, name, int((y_true == j).sum()), "textSentimentEvaluationMetrics", to_json(cls, m))
-            )
+            return metrics_json(cls, m)
+
+        out = [Evaluation("", "", len(y_true), key, metrics())]
+        for j, (sid, name) in enumerate(zip(spec_ids, names, strict=True)):
+            out.append(Evaluation(sid, name, int((y_true == j).sum()), key, metrics(j)))
         return out
 
     def predict(self, loaded: Any, texts: Sequence[str], params: dict[str, str]) -> list[list[dict[str, Any]]]:

@@ -1,6 +1,11 @@
-"""Parse AutoML Natural Language text-classification import CSVs.
+"""Import CSV rows: the text rows of text classification and sentiment, and what every import format shares.
 
-Each CSV record is ``[ML_USE,](TEXT_SNIPPET|GCS_FILE_PATH)[,LABEL,...]``. Bad rows become
+Every format reads CSV records (:func:`csv_records`), an optional ``ML_USE`` first cell
+(:func:`split_ml_use`), labels (:data:`LABEL_RE`, :func:`parse_labels`) and reports a bad row as a
+:class:`RowFailure`; UNASSIGNED examples are split by :func:`assign_split`.
+
+The text rows (:func:`parse_import_csv`, AutoML Natural Language text classification and sentiment)
+are ``[ML_USE,](TEXT_SNIPPET|GCS_FILE_PATH)[,LABEL,...]``. Bad rows become
 :class:`RowFailure` entries (the import goes on without them); a file the csv module cannot
 read at all raises :class:`InvalidArgument`. Row numbers are 1-based and count CSV records
 (a quoted cell spanning several lines is one record); blank records keep their number but
@@ -15,6 +20,7 @@ import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from automill.core.errors import InvalidArgument
 
@@ -35,25 +41,32 @@ class RowFailure:
 
 
 @dataclass
-class TextExample:
+class LabelledExample:
+    """A labelled import row: ``content`` is the text (or, for images, the media key)."""
+
     content: str
     ml_use: str
     labels: tuple[str, ...]
     source_uri: str | None
 
 
+Example = TypeVar("Example")
+
+
 @dataclass
-class ParseResult:
-    examples: list[TextExample] = field(default_factory=list)
+class ParseResult(Generic[Example]):
+    """What one import file gave: its examples (of the type's kind), the bad rows, the records read."""
+
+    examples: list[Example] = field(default_factory=list)
     failures: list[RowFailure] = field(default_factory=list)
     rows: int = 0
 
 
-class _RowError(Exception):
-    """Internal: one row is invalid; the message is the detail after ``uri row N:``."""
+class RowError(Exception):
+    """One row is invalid; the message is the detail after ``uri row N:`` (parsers turn it into a RowFailure)."""
 
 
-def _split_ml_use(cells: list[str]) -> tuple[str, list[str]]:
+def split_ml_use(cells: list[str]) -> tuple[str, list[str]]:
     first = cells[0].strip()
     if first.upper() in ML_USES:
         return first.upper(), cells[1:]
@@ -62,23 +75,23 @@ def _split_ml_use(cells: list[str]) -> tuple[str, list[str]]:
         # Read as text, the second cell would be a label; if it cannot be one (a gs:// path,
         # a sentence), the first cell was meant as ML_USE and is misspelt.
         if second and (second.lower().startswith("gs://") or not LABEL_RE.match(second)):
-            raise _RowError(f'unknown ML_USE "{first}" (expected TRAIN, VALIDATE, TEST or UNASSIGNED)')
+            raise RowError(f'unknown ML_USE "{first}" (expected TRAIN, VALIDATE, TEST or UNASSIGNED)')
     return "UNASSIGNED", cells
 
 
-def _parse_labels(cells: list[str], *, multilabel: bool, max_labels: int) -> tuple[str, ...]:
+def parse_labels(cells: list[str], *, multilabel: bool, max_labels: int) -> tuple[str, ...]:
     labels: set[str] = set()
     for cell in cells:
         label = cell.strip()
         if not label:
             continue
         if not LABEL_RE.match(label):
-            raise _RowError(f'label "{label}" is invalid: {LABEL_RULE}')
+            raise RowError(f'label "{label}" is invalid: {LABEL_RULE}')
         labels.add(label)
     if len(labels) > max_labels:
-        raise _RowError(f"too many labels: {len(labels)} (at most {max_labels} per row)")
+        raise RowError(f"too many labels: {len(labels)} (at most {max_labels} per row)")
     if not multilabel and len(labels) > 1:
-        raise _RowError(f"MULTICLASS datasets allow one label per row, got {len(labels)}")
+        raise RowError(f"MULTICLASS datasets allow one label per row, got {len(labels)}")
     return tuple(sorted(labels))
 
 
@@ -102,14 +115,14 @@ def _read_content(cell: str, read_text: Callable[[str], str], max_chars: int) ->
     source: str | None = None
     if value.lower().startswith("gs://"):
         source = value
-        text = read_row_file(value, read_text, _RowError)
+        text = read_row_file(value, read_text, RowError)
     else:
         text = value
         if not text:
-            raise _RowError("text content is empty")
+            raise RowError("text content is empty")
     if len(text) > max_chars:
         what = source or "text snippet"
-        raise _RowError(f"{what} is too long: {len(text)} characters (at most {max_chars})")
+        raise RowError(f"{what} is too long: {len(text)} characters (at most {max_chars})")
     return text, source
 
 
@@ -123,7 +136,7 @@ def parse_import_csv(
     max_labels_per_row: int = 100,
     check_label: Callable[[str], str | None] | None = None,
     on_rows: Callable[[int], None] | None = None,
-) -> ParseResult:
+) -> ParseResult[LabelledExample]:
     """Parse one import CSV; ``read_text(gs_uri)`` fetches the text of GCS_FILE_PATH rows.
 
     ``check_label(label)`` returns an error message for a label the problem type refuses (e.g. a
@@ -135,29 +148,30 @@ def parse_import_csv(
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
 
-    result = ParseResult()
-    by_key: dict[str, tuple[int, TextExample]] = {}  # stripped text -> (first row, example)
+    result: ParseResult[LabelledExample] = ParseResult()
+    by_key: dict[str, tuple[int, LabelledExample]] = {}  # stripped text -> (first row, example)
     for row_no, cells in csv_records(data, uri):
         result.rows += 1
         if on_rows is not None and result.rows % ROWS_PER_REPORT == 0:
             on_rows(row_no)
         try:
-            ml_use, rest = _split_ml_use(cells)
+            ml_use, rest = split_ml_use(cells)
             if not rest:
-                raise _RowError("text content is empty")
-            labels = _parse_labels(rest[1:], multilabel=multilabel, max_labels=max_labels_per_row)
-            for label in labels if check_label else ():
-                problem = check_label(label)
-                if problem:
-                    raise _RowError(problem)
+                raise RowError("text content is empty")
+            labels = parse_labels(rest[1:], multilabel=multilabel, max_labels=max_labels_per_row)
+            if check_label is not None:
+                for label in labels:
+                    problem = check_label(label)
+                    if problem:
+                        raise RowError(problem)
             text, source = _read_content(rest[0], read_text, max_text_chars)
             key = text.strip()
             if merge_duplicate(by_key, key, labels, ml_use, multilabel, "duplicate of row"):
                 continue
-        except _RowError as exc:
+        except RowError as exc:
             result.failures.append(RowFailure(uri, row_no, f"{uri} row {row_no}: {exc}"))
             continue
-        ex = TextExample(content=text, ml_use=ml_use, labels=labels, source_uri=source)
+        ex = LabelledExample(content=text, ml_use=ml_use, labels=labels, source_uri=source)
         by_key[key] = (row_no, ex)
         result.examples.append(ex)
     return result
@@ -181,7 +195,7 @@ def csv_records(data: str, uri: str) -> Iterator[tuple[int, list[str]]]:
 
 
 def merge_duplicate(
-    by_key: dict[str, tuple[int, TextExample]],
+    by_key: dict[str, tuple[int, LabelledExample]],
     key: str,
     labels: tuple[str, ...],
     ml_use: str,
@@ -195,7 +209,7 @@ def merge_duplicate(
     first_row, ex = by_key[key]
     merged = tuple(sorted(set(ex.labels) | set(labels)))
     if not multilabel and len(merged) > 1:
-        raise _RowError(f"{what} {first_row} with a different label")
+        raise RowError(f"{what} {first_row} with a different label")
     ex.labels = merged
     if ex.ml_use == "UNASSIGNED":
         ex.ml_use = ml_use
