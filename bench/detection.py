@@ -31,9 +31,9 @@ from automill.core.deadline import Deadline
 from automill.export.edge import export_detector_package
 from automill.learners.centernet import CenterNetDetector, decode
 from automill.metrics.detection import Box, detection_metrics, matches
-from automill.problems.image_classification.images import decode_batch
 from automill.problems.image_object_detection.problem import DETECTION_PRESETS
 from automill.problems.image_object_detection.rows import parse_box
+from automill.problems.images import decode_batch
 from bench import report
 from bench.images import tflite_latency_ms
 
@@ -45,7 +45,9 @@ TYPES = ("mobile-low-latency-1", "mobile-versatile-1", "mobile-high-accuracy-1")
 
 def load_split() -> dict[str, tuple[list[bytes], list[list[tuple[int, tuple[float, ...]]]]]]:
     by_image: dict[str, tuple[str, list[tuple[int, tuple[float, ...]]]]] = {}
-    for r in csv.reader(open(RACCOON / "raccoon.csv")):
+    with open(RACCOON / "raccoon.csv", newline="") as fh:
+        raccoon = list(csv.reader(fh))
+    for r in raccoon:
         box = parse_box(r[3:])
         by_image.setdefault(r[1], (r[0], []))[1].append((0, box))
     out: dict[str, tuple[list[bytes], list[Any]]] = {"TRAIN": ([], []), "VALIDATE": ([], []), "TEST": ([], [])}
@@ -70,7 +72,10 @@ def main() -> None:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     started = datetime.now(UTC)
     data = load_split()
-    load = lambda items, size: decode_batch(list(items), size)
+
+    def load(items: Any, size: int) -> Any:
+        return decode_batch(list(items), size)
+
     rows = []
     for model_type in args.types:
         t0 = time.monotonic()

@@ -53,7 +53,7 @@ def spacy_default(train: Docs, valid: Docs, budget: float) -> Any:
     for doc in train[1]:
         for _, _, label in doc:
             ner.add_label(label)
-    examples = [Example.from_dict(nlp.make_doc(t), {"entities": s}) for t, s in zip(*train)]
+    examples = [Example.from_dict(nlp.make_doc(t), {"entities": s}) for t, s in zip(*train, strict=True)]
     optimizer = nlp.initialize(lambda: examples)
     deadline = Deadline(budget)
     while not deadline.expired():

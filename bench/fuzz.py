@@ -49,15 +49,15 @@ def automill(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
-    log = open(data / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "automill", "serve", "--port", str(port), "--data-dir", str(data), "--workers", "1"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        # the key's request rate is what is fuzzed here, not the rate limit (tested apart)
-        env={**os.environ, "AUTOMILL_MAX_REQUESTS_PER_MINUTE": "0"},
-    )
+    with open(data / "server.log", "wb") as log:  # the server keeps writing to its copy
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "automill", "serve", "--port", str(port), "--data-dir", str(data), "--workers", "1"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # the key's request rate is what is fuzzed here, not the rate limit (tested apart)
+            env={**os.environ, "AUTOMILL_MAX_REQUESTS_PER_MINUTE": "0"},
+        )
     for _ in range(300):
         try:
             if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:

@@ -34,7 +34,7 @@ from automill.core.deadline import Deadline
 from automill.engine.image import EXPORT_QUANTIZATION, fit_image
 from automill.export.edge import export_package
 from automill.learners.efficientnet import EfficientNetClassifier, build, normalise, set_threads
-from automill.problems.image_classification.images import decode_batch
+from automill.problems.images import decode_batch
 from bench import report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,8 @@ TYPES = ("mobile-low-latency-1", "mobile-versatile-1", "mobile-high-accuracy-1")
 
 
 def load_split(per_class: dict[str, int]) -> tuple[list[str], dict[str, tuple[list[bytes], np.ndarray]]]:
-    rows = list(csv.reader(open(CIFAR / "cifar10.csv")))
+    with open(CIFAR / "cifar10.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
     labels = sorted({r[2] for r in rows})
     out: dict[str, tuple[list[bytes], np.ndarray]] = {}
     for split in ("TRAIN", "VALIDATE", "TEST"):

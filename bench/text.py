@@ -45,7 +45,8 @@ KINDS = {"sms_spam": "multiclass", "ag_news": "multiclass", "goemotions": "multi
 
 
 def load(name: str) -> dict[str, Any]:
-    rows = list(csv.reader(open(DATASETS / name / f"{name}.csv", encoding="utf-8")))
+    with open(DATASETS / name / f"{name}.csv", encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
     labels = sorted({lab for r in rows for lab in r[2:]}, key=lambda x: (len(x), x) if KINDS[name] == "ordinal" else x)
     index = {lab: i for i, lab in enumerate(labels)}
     out: dict[str, Any] = {"labels": labels}
@@ -269,7 +270,8 @@ def automill(model_type: str) -> Callable[[str, dict[str, Any], float], Fitted]:
             flush=True,
         )
         members = [
-            (m, member.learner.predict_proba) for m, member in zip(result.model.describe(), result.model.members)
+            (m, member.learner.predict_proba)
+            for m, member in zip(result.model.describe(), result.model.members, strict=True)
         ]
         return Fitted(result.model.predict_proba, result.model.thresholds, members if len(members) > 1 else None)
 

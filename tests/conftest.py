@@ -41,10 +41,22 @@ class Server:
     log_path: Path | None = None
     #: Extra AUTOMILL_* settings for this server.
     env: dict[str, str] = field(default_factory=dict)
+    #: The gRPC port: 0 = none (the default here: no second port to collide), None = the server's
+    #: default (the HTTP port + 1).
+    grpc_port: int | None = 0
+    #: A PEM certificate (for localhost) and its key: the server serves HTTPS and gRPC over TLS.
+    tls: tuple[Path, Path] | None = None
+    #: Extra command-line arguments of ``automill serve``.
+    args: list[str] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://localhost:{self.port}" if self.tls else f"http://127.0.0.1:{self.port}"
+
+    @property
+    def grpc_target(self) -> str:
+        """host:port of the gRPC server."""
+        return f"127.0.0.1:{self.port + 1 if self.grpc_port is None else self.grpc_port}"
 
     def start(self, timeout: float = 60) -> Server:
         self.log_path = self.data_dir / f"server-{self.port}-{int(time.time() * 1000)}.log"
@@ -71,15 +83,20 @@ class Server:
         ]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
-        self.proc = subprocess.Popen(
-            cmd, env=env, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True
-        )
+        if self.grpc_port is not None:
+            cmd += ["--grpc-port", str(self.grpc_port)]
+        if self.tls:
+            cmd += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
+        cmd += self.args
+        with open(self.log_path, "wb") as log:  # the server keeps writing to its copy
+            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                if requests.get(f"{self.endpoint}/healthz", timeout=1).status_code == 200:
+                verify = str(self.tls[0]) if self.tls else True
+                if requests.get(f"{self.endpoint}/healthz", timeout=1, verify=verify).status_code == 200:
                     return self
             except requests.RequestException:
                 pass
@@ -135,6 +152,27 @@ def postgres_url() -> Iterator[str]:
     yield f"{base}/{name}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the default run short: a test's PostgreSQL variant runs by default only where its module says
+    PostgreSQL matters to it (``POSTGRES_IN_DEFAULT_RUN = True``: locking, leases, column sizes); elsewhere
+    it runs under ``--slow``. A module may also name the parameter ids that run by default
+    (``DEFAULT_RUN_IDS``); its other variants run under ``--slow``."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None:
+            continue
+        module = getattr(item, "module", None)
+        ids = getattr(module, "DEFAULT_RUN_IDS", None)
+        if ids is not None:
+            if callspec.id not in ids:
+                item.add_marker(pytest.mark.slow)
+        elif callspec.params.get("database_url") == "postgres" and not getattr(
+            module, "POSTGRES_IN_DEFAULT_RUN", False
+        ):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

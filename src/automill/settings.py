@@ -6,8 +6,10 @@ Every default is documented where it is defined.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from automill.core.errors import InvalidArgument
 from automill.store.blobs import check_bucket_name
@@ -41,6 +43,41 @@ def parse_buckets(specs: list[str] | str | None) -> dict[str, str]:
         out[name] = path.strip()
         last = name
     return out
+
+
+_EMAIL = re.compile(r"^[^@\s,;<>()\"\\\x00-\x1f\x7f]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$")
+
+
+def parse_targets(specs: list[str] | str | None, kind: str) -> dict[str, tuple[str, ...]]:
+    """``PROJECT=VALUE[,VALUE]`` items (a list, or one string with ``;`` between projects) -> {project:
+    values}, for ``--notify-email`` (``kind`` "email": addresses) and ``--webhook`` ("webhook": http(s)
+    URLs). PROJECT ``*`` means every project. A value that is no address or http(s) URL is refused."""
+    if not specs:
+        return {}
+    items = specs.split(";") if isinstance(specs, str) else list(specs)
+    flag = "notify-email" if kind == "email" else "webhook"
+    out: dict[str, tuple[str, ...]] = {}
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        project, sep, rest = item.partition("=")
+        values = [v.strip() for v in (rest.split(",") if kind == "email" else [rest]) if v.strip()]
+        if not sep or not project.strip() or not values:
+            raise InvalidArgument(f"--{flag} {item[:100]!r} must look like PROJECT=VALUE", field=flag)
+        for v in values:
+            if kind == "email" and not _EMAIL.match(v):
+                raise InvalidArgument(f"--{flag} {v[:100]!r} is not an e-mail address", field=flag)
+            if kind == "webhook":
+                parts = urlsplit(v)
+                if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in v):
+                    raise InvalidArgument(f"--{flag} {v[:100]!r} must be an http:// or https:// URL", field=flag)
+        key = project.strip()
+        out[key] = (*out.get(key, ()), *values)
+    return out
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -95,6 +132,48 @@ class Settings:
     #: Serve a non-loopback address while no API key exists (anyone who reaches the port is admin).
     #: Only the --insecure flag of ``automill serve`` sets it; the server logs a warning on every start.
     insecure: bool = False
+    #: The gRPC port (the same API over gRPC, the official clients' default transport); None = the HTTP
+    #: port + 1, 0 = no gRPC.
+    grpc_port: int | None = None
+    #: A PEM certificate chain and its key: both ports serve TLS (HTTPS and gRPC over TLS) when set.
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: Online predict batches concurrent requests to one deployed model: requests that arrive while it is
+    #: busy run together as its next batch, and a request that finds it idle waits this long for others
+    #: to join (0 = none: a lone caller never waits). A batch holds at most ``predict_max_batch``
+    #: requests (1 = no batching).
+    predict_batch_wait_ms: float = 0.0
+    predict_max_batch: int = 32
+    #: The project and location whose datasets page the web console opens at ``/`` (a key scoped to one
+    #: project opens that project instead).
+    console_project: str = "my-project"
+    console_location: str = "us-central1"
+    #: Uploads to a bucket folder (``POST /upload/v1/...``, the console's "upload files"): the largest
+    #: file and the largest total one request may carry; beyond, 413.
+    max_upload_file_bytes: int = 100 * 1024 * 1024
+    max_upload_bytes: int = 1024 * 1024 * 1024
+    #: Downloads of a bucket folder as one zip (``GET /download/v1/...?alt=zip``, the console's "Download
+    #: zip"): the most bytes its files may hold in all; beyond, 400 FAILED_PRECONDITION.
+    max_download_bytes: int = 2 * 1024 * 1024 * 1024
+    #: The address people open the server at, for the links in notifications (e.g.
+    #: https://automill.example.com, with the path prefix if any); empty = http://HOST:PORT.
+    public_url: str = ""
+    #: Notifications when a training, import, export or batch prediction ends (services.notify). The SMTP
+    #: server: smtp://[user[:password]@]host[:port] (upgraded with STARTTLS when smtp_starttls) or
+    #: smtps://... (TLS from the start); empty = no e-mail.
+    smtp_url: str = field(default="", repr=False)
+    smtp_from: str = ""
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    #: project ("*": every project) -> the e-mail addresses told, and the URLs each ended operation is POSTed to.
+    notify_email: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    webhooks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def grpc_listen_port(self) -> int:
+        """The gRPC port to listen on (0: none)."""
+        return self.port + 1 if self.grpc_port is None else self.grpc_port
 
     @property
     def db_url(self) -> str:
@@ -112,6 +191,10 @@ class Settings:
             values["database_url"] = env["AUTOMILL_DATABASE_URL"]
         if "AUTOMILL_BUCKETS" in env:
             values["buckets"] = parse_buckets(env["AUTOMILL_BUCKETS"])
+        if "AUTOMILL_NOTIFY_EMAIL" in env:
+            values["notify_email"] = parse_targets(env["AUTOMILL_NOTIFY_EMAIL"], "email")
+        if "AUTOMILL_WEBHOOKS" in env:
+            values["webhooks"] = parse_targets(env["AUTOMILL_WEBHOOKS"], "webhook")
         if "AUTOMILL_ALLOWED_HOSTS" in env:
             values["allowed_hosts"] = tuple(h.strip() for h in env["AUTOMILL_ALLOWED_HOSTS"].split(",") if h.strip())
         for key, conv in (
@@ -133,6 +216,22 @@ class Settings:
             ("head_timeout_seconds", float),
             ("body_idle_timeout_seconds", float),
             ("body_timeout_seconds", float),
+            ("grpc_port", int),
+            ("tls_cert", str),
+            ("tls_key", str),
+            ("predict_batch_wait_ms", float),
+            ("predict_max_batch", int),
+            ("console_project", str),
+            ("console_location", str),
+            ("max_upload_file_bytes", int),
+            ("max_upload_bytes", int),
+            ("max_download_bytes", int),
+            ("public_url", str),
+            ("smtp_url", str),
+            ("smtp_from", str),
+            ("smtp_starttls", _flag),
+            ("smtp_user", str),
+            ("smtp_password", str),
         ):
             name = f"AUTOMILL_{key.upper()}"
             if name in env:
@@ -140,10 +239,9 @@ class Settings:
         for key, value in overrides.items():
             if value is None:
                 continue
-            if key == "buckets":
-                merged = dict(values.get("buckets", {}))  # type: ignore[arg-type]
-                merged.update(value)  # type: ignore[arg-type]
-                value = merged
+            if key == "buckets" and isinstance(value, dict):
+                earlier = values.get("buckets")
+                value = {**(earlier if isinstance(earlier, dict) else {}), **value}
             values[key] = value
         values["data_dir"] = Path(values.get("data_dir", cls.data_dir)).resolve()  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]

@@ -23,3 +23,13 @@ def clients(version: str, endpoint: str) -> tuple[Any, Any, Any]:
 
 def operations_client(automl: Any) -> Any:
     return automl._transport.operations_client
+
+
+def grpc_clients(version: str, channel: Any) -> tuple[Any, Any, Any]:
+    """-> (module, AutoMlClient, PredictionServiceClient) on the gRPC transport (the client's default)
+    over ``channel`` (e.g. ``grpc.insecure_channel("127.0.0.1:PORT")``)."""
+    mod = MODULES[version]
+    automl = mod.AutoMlClient(transport=mod.services.auto_ml.transports.AutoMlGrpcTransport(channel=channel))
+    transports = mod.services.prediction_service.transports
+    predict = mod.PredictionServiceClient(transport=transports.PredictionServiceGrpcTransport(channel=channel))
+    return mod, automl, predict

@@ -107,14 +107,15 @@ class DocsServer:
 def start_server(root: Path, env: dict[str, str], timeout: float = 120) -> DocsServer:
     port = free_port()
     log_path = root.parent / f"server-{port}.log"
-    proc = subprocess.Popen(
-        ["./scripts/serve", "--port", str(port)],
-        cwd=root,
-        env={**os.environ, **env},
-        stdout=open(log_path, "wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(log_path, "wb") as log:  # the server keeps writing to its copy
+        proc = subprocess.Popen(
+            ["./scripts/serve", "--port", str(port)],
+            cwd=root,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     server = DocsServer(root, port, proc, log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -8,6 +8,7 @@ artifact folder and a copied row), so each race has a fresh, loadable model.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import threading
 import uuid
@@ -24,6 +25,9 @@ from automill.store.db import Database, new_etag, next_number, utcnow
 from automill.store.tables import ModelRow, OperationRow
 from tests.conftest import POSTGRES_ADMIN_URL, Server
 from tests.e2e.rest import PARENT, Rest
+
+#: The atomic checks rest on the database's locking: both databases in the default run.
+POSTGRES_IN_DEFAULT_RUN = True
 
 THREADS = 12
 ROUNDS = 3
@@ -195,7 +199,7 @@ def test_simultaneous_imports_never_overlap(srv: Server) -> None:
     assert len(rows) == accepted
     # One import at a time: each was accepted only after the one before it had ended. (A straggler
     # request of a round may legitimately start a new import once the round's import is done.)
-    for before, after in zip(rows, rows[1:]):
+    for before, after in itertools.pairwise(rows):
         assert after.created_at > before.updated_at, f"{before.id} and {after.id} ran at the same time"
 
 
@@ -205,7 +209,7 @@ def test_simultaneous_dataset_deletes_succeed_once(srv: Server) -> None:
         dataset = dataset_with_rows(api, srv)
         answers = at_once([http(srv, "DELETE", dataset)] * THREADS)
         assert statuses(answers) == {200: 1, 404: THREADS - 1}, [r.text for r in answers]
-        assert_errors(answers, 404, "NOT_FOUND", f"dataset {dataset} not found")
+        assert_errors(answers, 404, "NOT_FOUND", f"Dataset does not exist. ({dataset})")
         assert count_ops(srv, "delete_dataset", dataset) == 1
         api.call("GET", dataset, expect=404)
 
@@ -246,7 +250,7 @@ def test_simultaneous_model_deletes_succeed_once(srv: Server, model: str) -> Non
         name = clone(srv, model)
         answers = at_once([http(srv, "DELETE", name)] * THREADS)
         assert statuses(answers) == {200: 1, 404: THREADS - 1}, [r.text for r in answers]
-        assert_errors(answers, 404, "NOT_FOUND", f"model {name} not found")
+        assert_errors(answers, 404, "NOT_FOUND", f"The model does not exist. ({name})")
         assert count_ops(srv, "delete_model", name) == 1
         api.call("GET", name, expect=404)
 
@@ -286,7 +290,7 @@ def test_deploy_and_delete_are_serialized(srv: Server, model: str) -> None:
     name = clone(srv, model)
     api.call("DELETE", name)
     err = api.call("POST", f"{name}:deploy", {}, expect=404)["error"]
-    assert err["status"] == "NOT_FOUND" and err["message"] == f"model {name} not found"
+    assert err["status"] == "NOT_FOUND" and err["message"] == f"The model does not exist. ({name})"
     assert count_ops(srv, "deploy_model", name) == 0
 
     # Deploys and a delete at once: a deploy is refused (404), or ends before or by the delete.
@@ -297,7 +301,7 @@ def test_deploy_and_delete_are_serialized(srv: Server, model: str) -> None:
         for r in answers[:-1]:
             assert r.status_code in (200, 404), r.text
             if r.status_code == 404:
-                assert r.json()["error"]["message"] == f"model {name} not found", r.text
+                assert r.json()["error"]["message"] == f"The model does not exist. ({name})", r.text
         assert count_ops(srv, "deploy_model", name) == statuses(answers[:-1])[200]
         assert_deploys_ended_before_or_by_delete(api, srv, name)
         api.call("GET", name, expect=404)

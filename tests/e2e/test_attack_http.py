@@ -226,13 +226,15 @@ HOSTILE = [
     (
         "budget 1e999",
         f"{PARENT}/models",
-        '{"displayName": "m", "datasetId": "x", "textClassificationModelMetadata": {"trainBudgetMilliNodeHours": 1e999}}',
+        '{"displayName": "m", "datasetId": "x", '
+        '"textClassificationModelMetadata": {"trainBudgetMilliNodeHours": 1e999}}',
         "trainBudgetMilliNodeHours",
     ),
     (
         "image budget 1e999",
         f"{PARENT}/models",
-        '{"displayName": "m", "datasetId": "x", "imageClassificationModelMetadata": {"trainBudgetMilliNodeHours": 1e999}}',
+        '{"displayName": "m", "datasetId": "x", '
+        '"imageClassificationModelMetadata": {"trainBudgetMilliNodeHours": 1e999}}',
         "trainBudgetMilliNodeHours",
     ),
     (

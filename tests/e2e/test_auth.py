@@ -305,7 +305,7 @@ def _serve(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[str]:
             "automill",
             "serve",
             "--host",
-            "0.0.0.0",
+            "0.0.0.0",  # noqa: S104 - the test checks how the server treats a wildcard bind
             "--port",
             str(port),
             "--data-dir",

@@ -1,4 +1,4 @@
-"""Issue 24, authorization: every RPC of v1 and v1beta1 × every role × its own and another project, on one
+"""Issue 24, authorization: every RPC of v1 and v1beta1, every role, its own and another project, on one
 real server (SQLite, no workers: nothing runs behind the requests).
 
 The expected permissions are written here again, independently of api.routes: a route whose RPC has no
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -42,6 +43,7 @@ EXPECTED: dict[str, tuple[str, str, set[str]]] = {
     "CreateModel": ("POST", "projects/{p}/locations/l/models", WRITE),
     "ListModels": ("GET", "projects/{p}/locations/l/models", READ),
     "GetModel": ("GET", "projects/{p}/locations/l/models/TCN123", READ | {"predictor"}),
+    "GetResumeEligibility": ("GET", "projects/{p}/locations/l/models/TCN123:resumeEligibility", READ | {"predictor"}),
     "UpdateModel": ("PATCH", "projects/{p}/locations/l/models/TCN123", WRITE),
     "DeleteModel": ("DELETE", "projects/{p}/locations/l/models/TCN123", WRITE),
     "DeployModel": ("POST", "projects/{p}/locations/l/models/TCN123:deploy", WRITE),
@@ -108,7 +110,10 @@ def world(
 
 def counts(server: Server) -> dict[str, object]:
     with sqlite3.connect(server.data_dir / "automill.db") as db:
-        out: dict[str, object] = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in COUNTED}
+        out: dict[str, object] = {
+            t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # noqa: S608 - t: one of COUNTED, table names
+            for t in COUNTED
+        }
         out["datasets_rows"] = db.execute(
             "SELECT id, project, display_name, description, etag FROM datasets ORDER BY id"
         ).fetchall()
@@ -158,7 +163,10 @@ def test_every_rpc_every_role_every_project(world) -> None:  # type: ignore[no-u
         fake_path = EXPECTED[rpc][1].format(p=OTHER, ds="TCN4242", op="TCN4343")
         a = call(server, "v1", EXPECTED[rpc][0], real_path, keys["editor"]).json()["error"]
         b = call(server, "v1", EXPECTED[rpc][0], fake_path, keys["editor"]).json()["error"]
-        strip = lambda e, p: (e["code"], e["status"], e["message"].replace(p.split(":")[0], "NAME"))
+
+        def strip(e: dict[str, Any], p: str) -> tuple[Any, Any, Any]:
+            return e["code"], e["status"], e["message"].replace(p.split(":")[0], "NAME")
+
         assert strip(a, real_path) == strip(b, fake_path)
         denied += 2
     # A real id of another project under one's own project name is simply not there (404), as before.

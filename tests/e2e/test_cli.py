@@ -119,7 +119,8 @@ def text(srv: Server, cli: Cli) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def image(srv: Server, cli: Cli) -> dict[str, str]:
-    """An image classification dataset of red and blue squares and a model trained for a few seconds (budget 5 = 18 s at most; 2 ran out on a busy machine)."""
+    """An image classification dataset of red and blue squares and a model trained for a few seconds
+    (budget 5 = 18 s at most; 2 ran out on a busy machine)."""
     from PIL import Image
 
     folder = srv.bucket_path("img")

@@ -45,7 +45,7 @@ def subset(server, name: str, n: int) -> str:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_entity_extraction_conll_subset(server) -> None:
-    mod, client, predictor = clients("v1", server.endpoint)
+    _, client, predictor = clients("v1", server.endpoint)
     index = server.bucket_path("ner") / "index.csv"
     uris = {
         use: subset(server, f, n)

@@ -20,7 +20,8 @@ CIFAR = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "ci
 
 
 def subset(per_class: dict[str, int]) -> list[list[str]]:
-    rows = list(csv.reader(open(CIFAR / "cifar10.csv")))
+    with open(CIFAR / "cifar10.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
     out, seen = [], {}
     for r in rows:
         k = (r[0], r[2])
@@ -157,7 +158,8 @@ def test_image_classification_low_latency_flow(server) -> None:
     )
     ed.result(timeout=120)
     edir = work / ed.metadata.export_data_details.output_info.gcs_output_directory[len("gs://work/") :]
-    exported = list(csv.reader(open(edir / "image_classification_1.csv")))
+    with open(edir / "image_classification_1.csv", newline="") as fh:
+        exported = list(csv.reader(fh))
     assert len(exported) == len(rows) and all((work / r[1][len("gs://work/") :]).is_file() for r in exported)
 
     # Resumable training: same type and labels -> accepted, from the base model's weights.
@@ -176,7 +178,7 @@ def test_image_classification_low_latency_flow(server) -> None:
     assert resumed.image_classification_model_metadata.base_model_id == model.name.rsplit("/", 1)[-1]
     r_overall = next(e for e in client.list_model_evaluations(parent=resumed.name) if not e.annotation_spec_id)
     assert r_overall.classification_evaluation_metrics.au_prc > 0.45
-    with pytest.raises(exceptions.BadRequest, match="FAILED_PRECONDITION|model type"):
+    with pytest.raises(exceptions.BadRequest, match=r"FAILED_PRECONDITION|model type"):
         client.create_model(
             parent=PARENT,
             model={

@@ -9,6 +9,9 @@ from pathlib import Path
 from tests.conftest import Server
 from tests.e2e.rest import PARENT, Rest
 
+#: Leases and claims rest on the database's locking: both databases in the default run.
+POSTGRES_IN_DEFAULT_RUN = True
+
 
 def children(pid: int) -> set[int]:
     out: set[int] = set()

@@ -127,13 +127,14 @@ def serve_model(folder: Path, log: Path) -> Iterator[str]:
     """`automill serve-model FOLDER` on a free port; yields its endpoint once /healthz answers."""
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "automill", "serve-model", str(folder), "--port", str(port)],
-        env=env,
-        stdout=open(log, "wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(log, "wb") as log_file:  # the server keeps writing to its copy
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "automill", "serve-model", str(folder), "--port", str(port)],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -278,7 +279,7 @@ def test_docker_export_of_every_problem_type(server: Server, tmp_path: Path) -> 
             )
             assert [p["displayName"] for p in got["payload"]] == [p["displayName"] for p in want["payload"]], text
             assert [p["annotationSpecId"] for p in got["payload"]] == [p["annotationSpecId"] for p in want["payload"]]
-            for g, w in zip(got["payload"], want["payload"]):
+            for g, w in zip(got["payload"], want["payload"], strict=True):
                 assert abs(g["classification"]["score"] - w["classification"]["score"]) <= 1e-6, (text, g, w)
         # default params, v1beta1, and any project / location
         default_full = predict(server.endpoint, cls_model, {"payload": {"textSnippet": {"content": TEXTS[0]}}})

@@ -38,10 +38,11 @@ def tflite_boxes(path: Path, image: bytes, meta: dict) -> list[tuple[float, tupl
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_object_detection_raccoon(server) -> None:
-    mod, client, predictor = clients("v1", server.endpoint)
+    _, client, predictor = clients("v1", server.endpoint)
     work = server.bucket_path("work")
     work.mkdir(parents=True)
-    rows = list(csv.reader(open(RACCOON / "raccoon.csv")))
+    with open(RACCOON / "raccoon.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
     lines = [",".join(r) for r in rows] + [
         "TRAIN,gs://automill-bench/raccoon/images/raccoon-1.jpg,raccoon,0.9,0.2,,,0.1,0.6,,"
     ]
@@ -124,7 +125,7 @@ def test_object_detection_raccoon(server) -> None:
     ]
     lite = tflite_boxes(out / "model.tflite", image, tmeta)
     assert len(lite) == len(server_boxes)
-    for (s1, b1), (s2, b2) in zip(lite, server_boxes):
+    for (s1, b1), (s2, b2) in zip(lite, server_boxes, strict=True):
         assert abs(s1 - s2) < 1e-3 and np.allclose(b1, b2, atol=1e-3)
 
     (work / "batch.csv").write_text(f"gs://automill-bench/raccoon/images/{test_path.rsplit('/', 1)[1]}\n")
@@ -144,7 +145,8 @@ def test_object_detection_raccoon(server) -> None:
     )
     ed.result(timeout=120)
     edir = work / ed.metadata.export_data_details.output_info.gcs_output_directory[len("gs://work/") :]
-    exported = list(csv.reader(open(edir / "image_object_detection_1.csv")))
+    with open(edir / "image_object_detection_1.csv", newline="") as fh:
+        exported = list(csv.reader(fh))
     assert len(exported) == sum(len(v) for v in by_bytes.values()) and all(len(r) == 11 for r in exported)
 
     # Resumable training (the base model id top-level, as in Google's body: the OD metadata has no

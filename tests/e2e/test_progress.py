@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import time
 from typing import Any
@@ -73,8 +74,8 @@ def check_progress(samples: list[tuple[float, int, str | None, bool]], what: str
     assert samples[-1][3] and samples[-1][1] == 100, f"{what}: done without 100: {seq}"
     assert all(p < 100 for p in running), f"{what}: 100 before done: {seq}"
     percents = [p for _, p, _, _ in samples]
-    assert all(b >= a for a, b in zip(percents, percents[1:])), f"{what}: progress fell: {seq}"
-    rises = sum(1 for a, b in zip(running, running[1:]) if b > a)
+    assert all(b >= a for a, b in itertools.pairwise(percents)), f"{what}: progress fell: {seq}"
+    rises = sum(1 for a, b in itertools.pairwise(running) if b > a)
     assert rises >= 4, f"{what}: progress rose only {rises} times before done: {seq}"
     stuck, since = 0.0, samples[0]
     for s in samples[1:]:

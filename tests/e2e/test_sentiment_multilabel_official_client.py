@@ -11,7 +11,7 @@ from tests.e2e.clients import PARENT, clients
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sentiment_sst5_v1beta1(server) -> None:
-    mod, client, predictor = clients("v1beta1", server.endpoint)
+    _, client, predictor = clients("v1beta1", server.endpoint)
     dataset = client.create_dataset(
         parent=PARENT, dataset={"display_name": "sst5", "text_sentiment_dataset_metadata": {"sentiment_max": 4}}
     )

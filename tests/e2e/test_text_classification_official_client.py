@@ -12,6 +12,9 @@ from google.api_core import exceptions as gexc
 
 from tests.e2e.clients import PARENT, clients, operations_client
 
+#: Each API version and each database once in the default run; all four under --slow.
+DEFAULT_RUN_IDS = {"sqlite-v1", "postgres-v1beta1"}
+
 SMS = "gs://automill-bench/sms_spam/sms_spam.csv"
 
 

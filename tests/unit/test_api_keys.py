@@ -120,7 +120,7 @@ def test_keyless_server_is_open_only_when_allowed(db: Database) -> None:
 def test_authenticate_caches_the_kdf_and_sees_revokes(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     auth = Authenticator(db, open_when_keyless=True)
     assert auth.authenticate(None) is ANONYMOUS
-    info, key = create_key(db, project="p1", role="editor", name="ci")
+    _, key = create_key(db, project="p1", role="editor", name="ci")
     with pytest.raises(Unauthenticated, match="requires an API key"):
         auth.authenticate(None)  # a key exists now: the open door closed without a restart
     calls: list[str] = []
@@ -241,7 +241,7 @@ def test_keys_and_audit_on_postgres(postgres_url: str) -> None:
     db = Database(postgres_url)
     try:
         db.migrate()
-        info, key = create_key(db, project="*", role="admin", name="pg")
+        _, key = create_key(db, project="*", role="admin", name="pg")
         auth = Authenticator(db, open_when_keyless=False)
         assert auth.authenticate(key).name == "pg" and keys_exist(db)
         audit.record(

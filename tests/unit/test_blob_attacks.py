@@ -3,6 +3,7 @@ storage errors that would show server paths. Real files, pipes and sockets in tm
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
@@ -68,10 +69,8 @@ def within(seconds: float, fn: Callable[[], Any], unblock: Callable[[], None]) -
 
 
 def open_and_close(path: Path, flags: int) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.close(os.open(path, flags | os.O_NONBLOCK))
-    except OSError:
-        pass
 
 
 # -- bucket names ----------------------------------------------------------------------------------
@@ -118,7 +117,7 @@ def test_bucket_names_follow_the_gcs_rules() -> None:
     for name in VALID:
         assert split_gs(f"gs://{name}/k.csv") == (name, "k.csv")
     for name in INVALID:
-        exc = error_of(lambda: split_gs(f"gs://{name}/k.csv"))
+        exc = error_of(lambda name=name: split_gs(f"gs://{name}/k.csv"))
         assert isinstance(exc, InvalidArgument), name
         assert repr(name) in exc.message and f"gs://{name}/k.csv" in exc.message
 
@@ -138,7 +137,7 @@ def test_dot_buckets_cannot_reach_the_data_folder(tmp_path: Path) -> None:
         "gs://./buckets/../automill.db",
         "gs://.../x",
     ]:
-        exc = error_of(lambda: store.read_bytes(uri))
+        exc = error_of(lambda uri=uri: store.read_bytes(uri))
         assert isinstance(exc, InvalidArgument) and uri in exc.message, uri
         assert str(tmp_path) not in exc.message
     assert isinstance(error_of(lambda: store.expand("gs://../models/*/model.json")), InvalidArgument)
@@ -151,7 +150,7 @@ def test_dot_buckets_cannot_reach_the_data_folder(tmp_path: Path) -> None:
 def test_configured_bucket_names_are_checked(tmp_path: Path) -> None:
     assert parse_buckets(["my-data=/srv/x", "bkt=/y"]) == {"my-data": "/srv/x", "bkt": "/y"}
     for spec in ["..=/srv/x", "UPPER=/srv/x", "a/b=/srv/x", "-x=/srv/x"]:
-        exc = error_of(lambda: parse_buckets([spec]))
+        exc = error_of(lambda spec=spec: parse_buckets([spec]))
         assert isinstance(exc, InvalidArgument) and exc.field == "bucket", spec
         assert "bucket name" in exc.message
     assert isinstance(error_of(lambda: parse_buckets("ok=/a,..=/b")), InvalidArgument)
@@ -203,7 +202,8 @@ def test_wildcards_never_match_outside_the_bucket(tmp_path: Path) -> None:
     assert finished(5.0, lambda: store.expand("gs://bkt/**/*.csv")) == {"value": ["gs://bkt/in/a.csv"]}
     assert store.expand("gs://brk/*.csv") == ["gs://brk/mine.csv"]
     for pattern in ["gs://bkt/*/../..", "gs://bkt/in/../../*", "gs://*/x.csv", "gs://b*/x.csv"]:
-        assert isinstance(error_of(lambda: store.expand(pattern)), (PermissionDenied, InvalidArgument)), pattern
+        exc = error_of(lambda pattern=pattern: store.expand(pattern))
+        assert isinstance(exc, (PermissionDenied, InvalidArgument)), pattern
 
 
 # -- only regular files ----------------------------------------------------------------------------
@@ -214,7 +214,10 @@ def test_reading_a_named_pipe_fails_at_once(store: BlobStore, tmp_path: Path) ->
     os.mkfifo(pipe)
     os.symlink(pipe, tmp_path / "bucket" / "alias.csv")
     store.buckets["fbk"] = f"file://{tmp_path / 'bucket'}"  # a bucket mapped by file:// URL is local too
-    free_reader = lambda: open_and_close(pipe, os.O_WRONLY)
+
+    def free_reader() -> None:
+        open_and_close(pipe, os.O_WRONLY)
+
     for read in (
         lambda: store.read_bytes("gs://bkt/pipe.csv"),
         lambda: store.read_text("gs://bkt/pipe.csv", max_bytes=10),
@@ -247,12 +250,14 @@ def test_sockets_are_not_regular_files(store: BlobStore, tmp_path: Path) -> None
 def test_a_file_where_a_folder_should_be(store: BlobStore, tmp_path: Path) -> None:
     (tmp_path / "bucket" / "out").write_text("I am a file")
     for uri in ["gs://bkt/out/x.csv", "gs://bkt/out/sub/deeper/x.csv"]:
-        exc = error_of(lambda: store.write_text(uri, "x"))
+        exc = error_of(lambda uri=uri: store.write_text(uri, "x"))
         assert isinstance(exc, FailedPrecondition), exc
         assert f"cannot write {uri}: gs://bkt/out is a file, not a folder" == exc.message
     (tmp_path / "bucket" / "dir").mkdir()
     exc = error_of(lambda: store.write_text("gs://bkt/dir", "x"))
-    assert isinstance(exc, FailedPrecondition) and exc.message == "cannot write gs://bkt/dir: it is a folder, not a file"
+    assert (
+        isinstance(exc, FailedPrecondition) and exc.message == "cannot write gs://bkt/dir: it is a folder, not a file"
+    )
     assert (tmp_path / "bucket" / "out").read_text() == "I am a file"
 
 
@@ -296,7 +301,7 @@ def test_storage_error_codes_and_messages() -> None:
 
 @registry.register("test_attack_oserror")
 def _open_missing(ctx: JobContext) -> JobResult:
-    open(ctx.request["path"], "rb")  # FileNotFoundError, whose text holds the server path
+    Path(ctx.request["path"]).read_bytes()  # FileNotFoundError, whose text holds the server path
     return JobResult()
 
 

@@ -33,9 +33,8 @@ def test_access_by_acting_project(tmp_path: Path) -> None:
     try:
         with pytest.raises(PermissionDenied, match="not granted to project p2"):
             blobs.read_text("gs://aaa/f.txt")
-        with pytest.raises(PermissionDenied):
-            with blobs.open_write("gs://aaa/new.txt") as fh:
-                fh.write(b"x")
+        with pytest.raises(PermissionDenied), blobs.open_write("gs://aaa/new.txt") as fh:
+            fh.write(b"x")
         assert blobs.exists("gs://other/x.csv") is False  # buckets without grants stay open
     finally:
         acting_project.reset(token)

@@ -16,7 +16,8 @@ from automill.core.errors import FailedPrecondition, InvalidArgument
 from automill.jobs import queue
 from automill.jobs.context import JobContext
 from automill.jobs.states import JobState
-from automill.problems.base import StoredExample, get_problem
+from automill.problems.base import StoredExample
+from automill.problems.registry import get_problem
 from automill.services.container import Services
 from automill.services.handlers.deploy import deploy_model
 from automill.settings import Settings

@@ -67,7 +67,7 @@ def test_rows(tmp_path: Path) -> None:
 
 def test_targets_decode_round_trip() -> None:
     boxes = [(0, (0.1, 0.2, 0.5, 0.7)), (1, (0.6, 0.1, 0.9, 0.4))]
-    heat, reg, mask = targets(boxes, 2, 20)
+    heat, reg, _ = targets(boxes, 2, 20)
     out = np.concatenate([heat, reg])[None]
     found = decode(out, 2, 0.5, 10)[0]
     assert sorted(k for k, _, _ in found) == [0, 1]

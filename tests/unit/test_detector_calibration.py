@@ -4,6 +4,7 @@ epoch loop's stop reason when the deadline shortened the plan."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +37,10 @@ def test_folded_calibration_maps_every_score_and_keeps_the_boxes() -> None:
     logit = torch.logit(before[:, :2].double())
     assert torch.allclose(after[:, :2].double(), torch.sigmoid(1.7 * logit + 0.4), atol=1e-5)
     assert torch.equal(after[:, 2:], before[:, 2:])  # sizes and offsets
-    boxes = lambda out: [[(k, b) for k, _, b in image] for image in decode(out.numpy(), 2, 0.0, 100)]
+
+    def boxes(out: Any) -> list[list[Any]]:
+        return [[(k, b) for k, _, b in image] for image in decode(out.numpy(), 2, 0.0, 100)]
+
     assert boxes(after) == boxes(before)  # same peaks, same order
 
 
@@ -48,7 +52,7 @@ def test_matches_pairs_each_label_separately() -> None:
         Box(0, 1, (0.6, 0.6, 0.9, 0.9), 0.7),
     ]
     scores, hits = matches(truth, preds)
-    assert sorted(zip(scores.tolist(), hits.tolist())) == [(0.7, False), (0.8, False), (0.9, True)]
+    assert sorted(zip(scores.tolist(), hits.tolist(), strict=True)) == [(0.7, False), (0.8, False), (0.9, True)]
 
 
 def _loop(validate, deadline_s: float) -> tuple[str, int]:

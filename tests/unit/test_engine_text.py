@@ -152,7 +152,7 @@ def test_unassigned_train_rows_get_a_validation_holdout() -> None:
     side must not use the same hash, or it is always empty (it was: training then ran without a
     validation split)."""
     from automill.engine.text import holdout_mask
-    from automill.problems.text_classification.rows import assign_split
+    from automill.problems.rows import assign_split
 
     texts = [f"message number {i} about things" for i in range(2000)]
     train = [t for t in texts if assign_split(t, "UNASSIGNED") == "TRAIN"]

@@ -25,8 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_check(data_dir: Path, *args: str) -> tuple[int, dict[str, Any]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("AUTOMILL_DATABASE_URL", None)
-    proc = subprocess.run([sys.executable, "-m", "automill", "check", "--data-dir", str(data_dir), "-o", "json", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "automill", "check", "--data-dir", str(data_dir), "-o", "json", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
@@ -34,34 +39,85 @@ def run_check(data_dir: Path, *args: str) -> tuple[int, dict[str, Any]]:
 def add_dataset(db: Database, ds_id: str, problem_type: str = "image_classification") -> None:
     now = utcnow()
     with db.tx() as s:
-        s.add(DatasetRow(id=ds_id, project="p", location="us-central1", display_name=ds_id, description="",
-                         problem_type=problem_type, problem_metadata={}, labels={}, etag="e", create_time=now,
-                         seq=int(ds_id[3:])))
+        s.add(
+            DatasetRow(
+                id=ds_id,
+                project="p",
+                location="us-central1",
+                display_name=ds_id,
+                description="",
+                problem_type=problem_type,
+                problem_metadata={},
+                labels={},
+                etag="e",
+                create_time=now,
+                seq=int(ds_id[3:]),
+            )
+        )
 
 
 def add_example(db: Database, ds_id: str, key: str) -> None:
     with db.tx() as s:
-        s.add(ExampleRow(dataset_id=ds_id, content_hash=key[:64], content=key, source_uri=None, ml_use="TRAIN",
-                         annotations=[]))
+        s.add(
+            ExampleRow(
+                dataset_id=ds_id, content_hash=key[:64], content=key, source_uri=None, ml_use="TRAIN", annotations=[]
+            )
+        )
 
 
 def add_model(db: Database, model_id: str, folder: Path) -> None:
     now = utcnow()
     with db.tx() as s:
-        s.add(ModelRow(id=model_id, project="p", location="us-central1", display_name=model_id, dataset_id="ICN1",
-                       problem_type="image_classification", problem_metadata={}, labels={}, etag=new_etag(model_id, now),
-                       deployment_state="UNDEPLOYED", create_time=now, update_time=now, artifact_dir=str(folder),
-                       seq=int(model_id[3:])))
+        s.add(
+            ModelRow(
+                id=model_id,
+                project="p",
+                location="us-central1",
+                display_name=model_id,
+                dataset_id="ICN1",
+                problem_type="image_classification",
+                problem_metadata={},
+                labels={},
+                etag=new_etag(model_id, now),
+                deployment_state="UNDEPLOYED",
+                create_time=now,
+                update_time=now,
+                artifact_dir=str(folder),
+                seq=int(model_id[3:]),
+            )
+        )
 
 
 def add_operation(db: Database, op_id: str, state: str, kind: str = "import_data") -> None:
     now = utcnow()
     with db.tx() as s:
-        s.add(OperationRow(id=op_id, project="p", location="us-central1", kind=kind, details_key="importDataDetails",
-                           details={}, works_on="", request={}, state=state, progress_percent=0, partial_failures=[],
-                           result_type="Empty", result=None, error_code=0, error_message="", cancel_requested=False,
-                           attempt=1, max_attempts=2, lease_owner="w", lease_expires_at=time.time() + 600,
-                           created_at=now, updated_at=now, seq=int(op_id[3:])))
+        s.add(
+            OperationRow(
+                id=op_id,
+                project="p",
+                location="us-central1",
+                kind=kind,
+                details_key="importDataDetails",
+                details={},
+                works_on="",
+                request={},
+                state=state,
+                progress_percent=0,
+                partial_failures=[],
+                result_type="Empty",
+                result=None,
+                error_code=0,
+                error_message="",
+                cancel_requested=False,
+                attempt=1,
+                max_attempts=2,
+                lease_owner="w",
+                lease_expires_at=time.time() + 600,
+                created_at=now,
+                updated_at=now,
+                seq=int(op_id[3:]),
+            )
+        )
 
 
 def fresh(tmp_path: Path) -> tuple[Path, Database]:
@@ -86,7 +142,7 @@ def test_clean_folder_exits_0(tmp_path: Path) -> None:
     add_example(db, "ICN1", key)
     write(data / "models" / "ICN2" / "model.json")
     add_model(db, "ICN2", data / "models" / "ICN2")
-    add_operation(db, "TCN3", "RUNNING")                      # a running import: its files are in use
+    add_operation(db, "TCN3", "RUNNING")  # a running import: its files are in use
     write(data / "tmp" / "TCN3" / "staging.bin")
     write(data / "models" / ".tmp-TCN3-1" / "model.pt")
     media.put(b"being imported", "png", pin="TCN3")
@@ -101,33 +157,47 @@ def test_every_kind_is_reported_and_repaired(tmp_path: Path) -> None:
     kept = media.put(b"referenced image", "png")
     add_example(db, "ICN1", kept)
     write(data / "models" / "ICN2" / "model.json")
-    add_model(db, "ICN2", data / "models" / "ICN2")          # a model with its files: nothing to say
+    add_model(db, "ICN2", data / "models" / "ICN2")  # a model with its files: nothing to say
     # leftovers, each kind (two unreferenced images)
-    write(data / "models" / "ICN9" / "model.pt", b"w" * 1000)                 # model_folder
+    write(data / "models" / "ICN9" / "model.pt", b"w" * 1000)  # model_folder
     write(data / "models" / ".deleted-ICN8-0a1b2c3d" / "model.pt", b"w" * 10)  # tombstone
     add_operation(db, "TCN4", "SUCCEEDED", kind="create_model")
-    write(data / "models" / ".tmp-TCN4-1" / "model.pt")                       # training_tmp, ended operation
-    write(data / "models" / ".tmp-TCN77-2" / "model.pt")                      # training_tmp, unknown operation
-    write(data / "tmp" / "TCN5" / "export-x" / "model.tflite")                # job_tmp, unknown operation
-    orphan = media.put(b"orphan image one", "png", pin="TCN6")                 # media + media_pin (unknown op)
+    write(data / "models" / ".tmp-TCN4-1" / "model.pt")  # training_tmp, ended operation
+    write(data / "models" / ".tmp-TCN77-2" / "model.pt")  # training_tmp, unknown operation
+    write(data / "tmp" / "TCN5" / "export-x" / "model.tflite")  # job_tmp, unknown operation
+    orphan = media.put(b"orphan image one", "png", pin="TCN6")  # media + media_pin (unknown op)
     orphan2 = media.put(b"orphan image two", "jpg")
-    partial = write(data / "media" / "ab" / ".tmp-half-written")              # media_tmp, an hour old
+    partial = write(data / "media" / "ab" / ".tmp-half-written")  # media_tmp, an hour old
     os.utime(partial, (time.time() - 3600, time.time() - 3600))
-    fresh_partial = write(data / "media" / "cd" / ".tmp-being-written")       # too young: left alone
+    fresh_partial = write(data / "media" / "cd" / ".tmp-being-written")  # too young: left alone
     # the other way round: rows whose files are gone
-    add_model(db, "ICN3", data / "models" / "ICN3")                            # model_files_missing
-    add_example(db, "ICN1", "f" * 64 + ".png")                                 # media_missing
+    add_model(db, "ICN3", data / "models" / "ICN3")  # model_files_missing
+    add_example(db, "ICN1", "f" * 64 + ".png")  # media_missing
 
     code, out = run_check(data)
     assert code == 1 and not out["clean"]
     counts = {kind: v["count"] for kind, v in out["summary"].items()}
-    assert counts == {"model_folder": 1, "tombstone": 1, "training_tmp": 2, "job_tmp": 1, "media_pin": 1,
-                      "media": 2, "media_tmp": 1, "model_files_missing": 1, "media_missing": 1}, out["summary"]
+    assert counts == {
+        "model_folder": 1,
+        "tombstone": 1,
+        "training_tmp": 2,
+        "job_tmp": 1,
+        "media_pin": 1,
+        "media": 2,
+        "media_tmp": 1,
+        "model_files_missing": 1,
+        "media_missing": 1,
+    }, out["summary"]
     assert out["summary"]["model_folder"]["bytes"] == 1000
     assert out["summary"]["media"]["bytes"] == len(b"orphan image one") + len(b"orphan image two")
     names = {(f["kind"], f["name"]) for f in out["findings"]}
-    assert {("model_folder", "ICN9"), ("media", orphan), ("media", orphan2), ("training_tmp", "TCN77"),
-            ("model_files_missing", "ICN3")} <= names
+    assert {
+        ("model_folder", "ICN9"),
+        ("media", orphan),
+        ("media", orphan2),
+        ("training_tmp", "TCN77"),
+        ("model_files_missing", "ICN3"),
+    } <= names
     assert not any(f["repairable"] for f in out["findings"] if f["kind"].endswith("_missing"))
 
     code, out = run_check(data, "--repair")
@@ -165,8 +235,11 @@ def test_a_delete_freeing_an_image_that_an_import_is_storing_loses_nothing(tmp_p
         media_lock(s)
         media.restore("TCN7")
         media.unpin("TCN7")
-        s.add(ExampleRow(dataset_id="ICN2", content_hash=key[:64], content=key, source_uri=None, ml_use="TRAIN",
-                         annotations=[]))
+        s.add(
+            ExampleRow(
+                dataset_id="ICN2", content_hash=key[:64], content=key, source_uri=None, ml_use="TRAIN", annotations=[]
+            )
+        )
     assert media.read(key) == b"shared image"
     assert free_media(db, media, [key]) == (0, 0)  # referenced now: kept
     assert media.exists(key)
@@ -186,8 +259,16 @@ def test_free_media_waits_for_an_import_commit_holding_the_media_lock(tmp_path: 
             media_lock(s)
             locked.set()
             release.wait(10)
-            s.add(ExampleRow(dataset_id="ICN2", content_hash=key[:64], content=key, source_uri=None, ml_use="TRAIN",
-                             annotations=[]))
+            s.add(
+                ExampleRow(
+                    dataset_id="ICN2",
+                    content_hash=key[:64],
+                    content=key,
+                    source_uri=None,
+                    ml_use="TRAIN",
+                    annotations=[],
+                )
+            )
 
     t = threading.Thread(target=importer)
     t.start()
@@ -226,6 +307,7 @@ def test_model_delete_renames_to_a_tombstone_first(tmp_path: Path) -> None:
 
 
 # -- the deploy lease -------------------------------------------------------------------------------------
+
 
 def test_a_deploy_holds_a_short_lease_renewed_while_it_loads(tmp_path: Path) -> None:
     """The serving process renews a short lease while loading, so a lost serving process is noticed by

@@ -31,7 +31,7 @@ def test_every_google_format_is_accepted(fmt: str) -> None:
 
 def test_broken_images_are_refused_with_the_path() -> None:
     jpeg = encode("JPEG", (200, 200))
-    with pytest.raises(InvalidArgument, match="gs://bkt/t.jpg: not a readable image"):
+    with pytest.raises(InvalidArgument, match=r"gs://bkt/t\.jpg: not a readable image"):
         check_image(jpeg[: len(jpeg) // 2], "gs://bkt/t.jpg")
     with pytest.raises(InvalidArgument, match="not a readable image"):
         check_image(b"GIF89a" + b"\0" * 10, "x")
@@ -46,7 +46,7 @@ def test_broken_images_are_refused_with_the_path() -> None:
 def test_decompression_bomb_is_refused() -> None:
     bomb = encode("PNG", (12_000, 10_000), mode="1")  # 120 M pixels in a few kB
     assert len(bomb) < 1_000_000
-    with pytest.raises(InvalidArgument, match="pixels|decompression bomb"):
+    with pytest.raises(InvalidArgument, match=r"pixels|decompression bomb"):
         check_image(bomb, "gs://bkt/bomb.png")
 
 
@@ -68,7 +68,9 @@ def test_parse_csv_rows(tmp_path: Path) -> None:
         "TRAIN,gs://bkt/a.png,cat\nTEST,gs://bkt/b.jpg,dog\nTRAIN,gs://bkt/bad.jpg,cat\nTRAIN,gs://bkt/gone.jpg,cat\n"
         "TRAIN,gs://bkt/a_again.png,cat\nTRAIN,not-a-path,cat\nTRAIN,gs://bkt/b.jpg,bad label\nVALIDATE,gs://bkt/a.png,dog\n"
     )
-    result = parse_image_csv(csv_text, uri="gs://bkt/i.csv", read_bytes=read_bytes, put_media=store.put, multilabel=False)
+    result = parse_image_csv(
+        csv_text, uri="gs://bkt/i.csv", read_bytes=read_bytes, put_media=store.put, multilabel=False
+    )
     assert result.rows == 8
     assert [(e.ml_use, e.labels, e.source_uri) for e in result.examples] == [
         ("TRAIN", ("cat",), "gs://bkt/a.png"),

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from automill.jobs import queue
-from automill.jobs.registry import JobResult
+from automill.jobs.result import JobResult
 from automill.jobs.states import MAX_PARTIAL_FAILURES, JobState
 from automill.services.operations import new_operation
 from automill.store.db import Database, utcnow

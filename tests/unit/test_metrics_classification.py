@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,11 @@ from automill.metrics.classification import (
 )
 
 M = automl_v1.ClassificationEvaluationMetrics
-approx = lambda x: pytest.approx(x, rel=1e-6, abs=1e-6)
+
+
+def approx(x: Any) -> Any:
+    return pytest.approx(x, rel=1e-6, abs=1e-6)
+
 
 # 4 examples, 3 classes (multiclass); example 2 is misclassified as class 0.
 Y = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]])
@@ -199,7 +204,7 @@ def test_per_label_matches_one_vs_rest(j):
     assert m.au_prc == approx(average_precision_score(Y[:, j], S[:, j]))
     assert m.au_roc == approx(roc_auc_score(Y[:, j], S[:, j]))
     assert len(m.confidence_metrics_entry) == 24
-    for t, e in zip(THRESHOLDS, m.confidence_metrics_entry):  # proto stores float32 thresholds
+    for t, e in zip(THRESHOLDS, m.confidence_metrics_entry, strict=True):  # proto stores float32 thresholds
         plain, at1 = _reference_one_vs_rest(Y, S, j, t)
         assert _counts(e) == plain
         tp, fp, fn, tn = at1

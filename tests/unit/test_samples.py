@@ -52,9 +52,8 @@ def test_every_referenced_file_is_in_the_bucket(import_file: str) -> None:
 def test_samples_bucket_is_read_only(tmp_path: Path) -> None:
     blobs = BlobStore(tmp_path, {})
     assert blobs.read_text("gs://automill-samples/sms_spam/sms_spam.csv").count("\n") == 300
-    with pytest.raises(PermissionDenied, match="read-only"):
-        with blobs.open_write("gs://automill-samples/new.csv") as fh:
-            fh.write(b"x")
+    with pytest.raises(PermissionDenied, match="read-only"), blobs.open_write("gs://automill-samples/new.csv") as fh:
+        fh.write(b"x")
     with pytest.raises(PermissionDenied):
         blobs.check_writable("gs://automill-samples/out/")
     assert not (SAMPLES / "new.csv").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ def _check_never_reused(url: str) -> None:
         first = _take(db, "dataset", 3) + _take(db, "model", 2)
         with db.tx() as s:  # several in one transaction
             first += [next_number(s, "operation") for _ in range(3)]
-        assert all(b > a for a, b in zip(first, first[1:])), first
+        assert all(b > a for a, b in itertools.pairwise(first)), first
         assert len(set(first)) == len(first)
 
         with db.tx() as s:
@@ -47,7 +48,7 @@ def _check_never_reused(url: str) -> None:
         db2.migrate()
         later = _take(db2, "dataset", 3)
         assert all(n > max(first) for n in later), (first, later)
-        assert all(b > a for a, b in zip(later, later[1:])), later
+        assert all(b > a for a, b in itertools.pairwise(later)), later
     finally:
         db2.dispose()
 

@@ -14,7 +14,7 @@ import pytest
 from automill.core.errors import InvalidArgument
 from automill.jobs import queue, registry
 from automill.jobs.context import JobContext
-from automill.jobs.registry import JobResult
+from automill.jobs.result import JobResult
 from automill.jobs.states import JobState
 from automill.jobs.worker import Worker
 from automill.services.operations import new_operation

@@ -2,7 +2,8 @@
 
 Every answer, including those for unknown paths, wrong methods and refused requests, is JSON; every
 error a google.rpc.Status. Request checks that need no route (Host, Origin, Content-Type, body
-size) run first, in api.guard. Then, for every /v1 and /v1beta1 request:
+size) run first, in api.guard. Then, for every /v1 and /v1beta1 request, api.dispatch's door (shared
+with the gRPC server, api.grpc_server):
 
 1. authentication: the key sent as ``x-goog-api-key: KEY`` or ``Authorization: Bearer KEY`` (none needed
    while the server has no key and is on a loopback address): 401 UNAUTHENTICATED otherwise;
@@ -14,7 +15,6 @@ size) run first, in api.guard. Then, for every /v1 and /v1beta1 request:
 
 from __future__ import annotations
 
-import inspect
 import logging
 from typing import Any
 
@@ -25,17 +25,16 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from automill.api import codec
-from automill.api.errors import error_response, handler_error, http_error
-from automill.api.guard import MUTATING, HostPolicy, RequestGuard
-from automill.api.limits import RateLimiter
+from automill.api import codec, download, events, session, upload
+from automill.api.dispatch import Door, Incoming, describe
+from automill.api.errors import error_response, http_error
+from automill.api.guard import HostPolicy, RequestGuard
 from automill.api.openapi import document as openapi_document
-from automill.api.routes import Call, project_of, resolve
-from automill.core.errors import AutomillError, NotFound
+from automill.api.routes import project_of
+from automill.console import console_routes
+from automill.core.errors import AutomillError
 from automill.services import audit
-from automill.services.access import acting_key, authorize
 from automill.services.container import Services
-from automill.store.blobs import acting_project
 
 log = logging.getLogger("automill.api")
 
@@ -43,29 +42,22 @@ log = logging.getLogger("automill.api")
 def credential(headers: Any) -> str | None:
     """The key a request sends: ``x-goog-api-key`` (client_options.api_key, curl -H), else
     ``Authorization: Bearer`` (google.oauth2.credentials.Credentials(token=...)); None when neither is
-    sent, "" when something unusable is (another scheme, an empty value)."""
-    key = headers.get("x-goog-api-key")
+    sent, "" when something unusable is (another scheme, an empty value). A browser signed in to the
+    web console sends neither: its key is the session cookie (api.session)."""
+    key: str | None = headers.get("x-goog-api-key")
     if key is not None:
         return key.strip()
-    auth = headers.get("authorization")
+    auth: str | None = headers.get("authorization")
     if auth is None:
-        return None
+        return session.cookie_value(headers)
     scheme, _, token = auth.strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def describe(method: str, version: str, path: str) -> tuple[str, str, bool]:
-    """-> (RPC name, resource name, changes something) of a request, for the audit log; never raises."""
-    try:
-        r, name = resolve("GET" if method == "HEAD" else method, version, path)
-    except NotFound:
-        return "", path[:1000], method in MUTATING
-    return r.rpc, name, r.mutating
-
-
-def create_app(services: Services) -> Any:
+def create_app(services: Services, door: Door | None = None) -> Any:
+    """The ASGI app; ``door`` is shared with the gRPC server of the same process (one rate limit per key)."""
     settings = services.settings
-    limiter = RateLimiter(settings.max_requests_per_minute)
+    door = door or Door(services)
 
     async def healthz(_: Request) -> Response:
         def check() -> None:
@@ -80,55 +72,28 @@ def create_app(services: Services) -> Any:
         return JSONResponse({"status": "ok"})
 
     async def api(request: Request) -> Response:
-        version = request.path_params["version"]
-        path = request.path_params["path"]
-        method = request.method
-        key_name = "anonymous" if credential(request.headers) is None else "(invalid key)"
-        rpc, name, changes = describe(method, version, path)
-        status = "OK"
+        async def read_body() -> dict[str, Any]:
+            raw = await request.body()
+            return await run_in_threadpool(codec.parse_body, raw) if len(raw) > 65536 else codec.parse_body(raw)
+
+        incoming = Incoming(
+            method=request.method,
+            version=request.path_params["version"],
+            path=request.path_params["path"],
+            credential=credential(request.headers),
+            client=request.client.host if request.client else "",
+            query={k: v for k, v in request.query_params.items() if not k.startswith("$")},
+            read_body=read_body,
+            google_client="x-goog-api-client" in request.headers,
+            transport=request.method,
+        )
         try:
-            principal = await run_in_threadpool(services.auth.authenticate, credential(request.headers))
-            key_name = principal.name
-            if not principal.anonymous:  # the machine's own user of a keyless loopback server is not limited
-                limiter.take(principal.name)
-            if version not in codec.VERSIONS:
-                raise NotFound(f"unknown API version {version!r}; use v1 or v1beta1")
-            route, name = resolve("GET" if method == "HEAD" else method, version, path)
-            authorize(principal, route.permission, project_of(name), name)
-            acting_key.set(principal.name)
-            acting_project.set(project_of(name))  # buckets granted to other projects are closed to this request
-            body: dict[str, Any] = {}
-            if method in ("POST", "PATCH", "PUT"):
-                raw = await request.body()
-                body = await run_in_threadpool(codec.parse_body, raw) if len(raw) > 65536 else codec.parse_body(raw)
-            query = {k: v for k, v in request.query_params.items() if not k.startswith("$")}
-            call = Call(version=version, name=name, body=body, query=query, sv=services)
-            call.google_client = "x-goog-api-client" in request.headers
-            if inspect.iscoroutinefunction(route.handler):
-                result: Any = await route.handler(call)
-            else:
-                result = await run_in_threadpool(route.handler, call)
-            response: Response = JSONResponse(result if result is not None else {})
+            result = await door.call(incoming)
         except ClientDisconnect:
-            status, response = "CANCELLED", Response(status_code=400)  # nobody is listening; nothing changed
-        except Exception as raised:
-            exc = handler_error(raised, f"{method} {request.url.path}")
-            status, response = exc.status, error_response(exc)
-            key_name = getattr(exc, "key_name", key_name)
-        if changes or response.status_code in (401, 403):
-            await run_in_threadpool(
-                audit.record,
-                services.db,
-                key_name=key_name,
-                project=project_of(name),
-                method=rpc,
-                http_method=method,
-                resource=name,
-                http_status=response.status_code,
-                status=status,
-                client=request.client.host if request.client else "",
-            )
-        return response
+            return Response(status_code=400)  # nobody is listening; nothing changed
+        except AutomillError as exc:
+            return error_response(exc)
+        return result if isinstance(result, Response) else JSONResponse(result if result is not None else {})
 
     async def openapi(_: Request) -> Response:
         return JSONResponse(await run_in_threadpool(openapi_document))
@@ -136,6 +101,12 @@ def create_app(services: Services) -> Any:
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *console_routes(services),
+        # Automill extensions a browser needs (before the catch-all below): uploads, ended-operation events,
+        # bucket folder reads.
+        Route(upload.PATH, upload.endpoint(services, credential, door.limiter), methods=["POST"]),
+        Route(events.PATH, events.endpoint(services, credential, door.limiter), methods=["GET"]),
+        Route(download.PATH, download.endpoint(services, credential, door.limiter), methods=["GET"]),
         Route("/{version}/{path:path}", api, methods=["GET", "POST", "PATCH", "DELETE", "PUT"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
@@ -145,9 +116,12 @@ def create_app(services: Services) -> Any:
     ) -> None:
         """A request the guard refused (Host, Origin, Content-Type, size): audited like the API's own."""
         version, _, rest = path.lstrip("/").partition("/")
-        if version not in codec.VERSIONS:
+        if path.startswith(upload.PREFIX):
+            (rpc, name), changes = upload.describe(path), True
+        elif version not in codec.VERSIONS:
             return
-        rpc, name, changes = describe(method, version, rest)
+        else:
+            rpc, name, changes = describe(method, version, rest)
         if changes or status in (401, 403):
             await run_in_threadpool(
                 audit.record,
@@ -163,4 +137,10 @@ def create_app(services: Services) -> Any:
             )
 
     policy = HostPolicy(settings.host, settings.allowed_hosts)
-    return RequestGuard(app, policy=policy, max_body_bytes=settings.max_request_bytes, on_refusal=refused)
+    return RequestGuard(
+        app,
+        policy=policy,
+        max_body_bytes=settings.max_request_bytes,
+        on_refusal=refused,
+        uploads=(upload.PREFIX, upload.body_limit(settings.max_upload_bytes)),
+    )

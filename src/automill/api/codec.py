@@ -260,7 +260,7 @@ _METADATA_FIELDS = {v: {f.json_name for f in VERSIONS[v].OperationMetadata.pb().
 def operation_json(view: OperationView, version: str, *, extensions: bool = False) -> dict[str, Any]:
     """A google.longrunning.Operation with exactly the fields the strict operations client knows;
     ``extensions`` (callers that are not Google's client libraries) adds Automill's fields:
-    ``metadata.stage`` and a Model response's text training fields (as GetModel has them)."""
+    ``metadata.stage``, ``metadata.worksOn`` and a Model response's text training fields (as GetModel has them)."""
     meta: dict[str, Any] = {
         "@type": _type_url(version, "OperationMetadata"),
         "createTime": view.create_time,
@@ -275,6 +275,8 @@ def operation_json(view: OperationView, version: str, *, extensions: bool = Fals
         meta["progressPercent"] = view.progress_percent
     if extensions and view.stage:
         meta["stage"] = view.stage
+    if extensions and view.works_on:
+        meta["worksOn"] = view.works_on
     if view.partial_failures:
         meta["partialFailures"] = [
             {"code": int(f.get("code", 2)), "message": str(f.get("message", ""))} for f in view.partial_failures[:20]

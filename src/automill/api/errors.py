@@ -82,7 +82,8 @@ def handler_error(exc: Exception, where: str) -> AutomillError:
 
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (no route: 404, wrong method: 405) as google.rpc.Status JSON."""
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):  # registered for HTTPException only
+        raise exc
     cls = _HTTP_ERRORS.get(exc.status_code, InvalidArgument)
     what = "no such resource" if exc.status_code == 404 else f"{request.method} is not allowed here"
     response = error_response(cls(f"{what}: {request.url.path[:200]}"), exc.status_code)

@@ -8,6 +8,8 @@ A pure ASGI middleware, so that a refused request costs no body read and no thre
   wildcard address and no names are configured: there the Host header protects nothing).
 - A mutating request (POST, PATCH, PUT, DELETE) from a web page of another origin is refused: a
   browser sends ``Origin`` on every cross-origin non-GET request.
+- A mutating request signed in by the web console's session cookie must send the session's CSRF
+  token (api.session).
 - A mutating request with a body must say ``Content-Type: application/json``: the content types a
   cross-site HTML form or ``no-cors`` fetch can send (text/plain, form-urlencoded, multipart) are
   refused, as Google's API does.
@@ -26,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from automill.api.errors import error_body
+from automill.api.session import CSRF_HEADER, csrf_ok
 from automill.core.errors import AutomillError, InvalidArgument, PermissionDenied
 from automill.core.net import is_loopback
 
@@ -36,7 +39,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MUTATING = {"POST", "PATCH", "PUT", "DELETE"}
-WILDCARDS = {"0.0.0.0", "::", ""}
+WILDCARDS = {"0.0.0.0", "::", ""}  # noqa: S104 - the addresses that mean "every interface", to recognise, not bind
 
 
 class PayloadTooLarge(InvalidArgument):
@@ -103,20 +106,33 @@ RefusalHook = Callable[[str, str, dict[str, str], str, int, AutomillError], Awai
 
 class RequestGuard:
     def __init__(
-        self, app: ASGIApp, *, policy: HostPolicy, max_body_bytes: int, on_refusal: RefusalHook | None = None
+        self,
+        app: ASGIApp,
+        *,
+        policy: HostPolicy,
+        max_body_bytes: int,
+        on_refusal: RefusalHook | None = None,
+        uploads: tuple[str, int] | None = None,
     ) -> None:
         self.app = app
         self.policy = policy
         self.max_body_bytes = max_body_bytes
         self.on_refusal = on_refusal
+        #: (path prefix, body limit): requests under the prefix send files as multipart/form-data (api.upload).
+        self.uploads = uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        path = scope.get("path", "")
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        upload = self.uploads is not None and path.startswith(self.uploads[0])
         try:
-            self.check(scope["method"], headers)
+            self.check(scope["method"], headers, upload=upload)
         except AutomillError as exc:
             status = getattr(exc, "http_status", None)
             await send_error(send, exc, status)
@@ -126,9 +142,11 @@ class RequestGuard:
                     scope["method"], scope.get("path", ""), headers, str(client[0]), status or error_body(exc)[0], exc
                 )
             return
-        await self.app(scope, self._limited(receive), send)
+        limit = self.uploads[1] if upload and self.uploads is not None else self.max_body_bytes
+        await self.app(scope, self._limited(receive, limit, upload), send)
 
-    def check(self, method: str, headers: dict[str, str]) -> None:
+    def check(self, method: str, headers: dict[str, str], *, upload: bool = False) -> None:
+        """``upload``: a request of the upload route, which sends multipart/form-data up to its own limit."""
         host = headers.get("host", "")
         if not self.policy.allows(host_only(host)):
             raise InvalidArgument(
@@ -143,18 +161,31 @@ class RequestGuard:
             raise PermissionDenied(f"cross-site request refused: Origin {origin[:100]!r} is not this server")
         if origin == "null":
             raise PermissionDenied("cross-site request refused: Origin 'null' (a sandboxed page or file)")
+        if not csrf_ok(headers):
+            raise PermissionDenied(
+                "request refused: a request signed in by the console's session cookie must send its "
+                f"CSRF token in the {CSRF_HEADER} header (reload the console page)"
+            )
         length = headers.get("content-length", "")
         if length:
             if not length.isdigit():
                 raise InvalidArgument("Content-Length must be a number of bytes", field="Content-Length")
-            if int(length) > self.max_body_bytes:
+            limit = self.uploads[1] if upload and self.uploads is not None else self.max_body_bytes
+            if int(length) > limit:
                 raise PayloadTooLarge(
                     f"request body of {int(length)} bytes is over this server's limit of "
-                    f"{self.max_body_bytes} bytes (--max-request-bytes)"
+                    f"{limit} bytes ({'--max-upload-bytes' if upload else '--max-request-bytes'})"
                 )
         has_body = (length not in ("", "0")) or "transfer-encoding" in headers
         ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if (has_body or ctype) and ctype != "application/json":
+        if upload:
+            if ctype != "multipart/form-data":
+                raise UnsupportedMediaType(
+                    f"Content-Type {ctype or 'missing'!r} is not accepted for an upload: send the files as "
+                    "multipart/form-data (curl -F file=@a.csv)",
+                    field="Content-Type",
+                )
+        elif (has_body or ctype) and ctype != "application/json":
             raise UnsupportedMediaType(
                 f"Content-Type {ctype or 'missing'!r} is not accepted on {method}: send a JSON body with "
                 "'Content-Type: application/json' (curl: -H 'Content-Type: application/json')",
@@ -168,9 +199,9 @@ class RequestGuard:
         parts = urlsplit(origin)
         return parts.scheme in ("http", "https") and bool(parts.netloc) and parts.netloc.lower() == host.lower()
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive, limit: int, upload: bool = False) -> Receive:
         seen = 0
-        limit = self.max_body_bytes
+        flag = "--max-upload-bytes" if upload else "--max-request-bytes"
 
         async def wrapped() -> Message:
             nonlocal seen
@@ -178,9 +209,7 @@ class RequestGuard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise PayloadTooLarge(
-                        f"request body is over this server's limit of {limit} bytes (--max-request-bytes)"
-                    )
+                    raise PayloadTooLarge(f"request body is over this server's limit of {limit} bytes ({flag})")
             return message
 
         return wrapped

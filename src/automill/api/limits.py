@@ -39,7 +39,7 @@ class RateLimiter:
                     f"API key {key!r} made more than {int(self.capacity)} requests a minute; "
                     "retry later (the server's max_requests_per_minute)"
                 )
-                busy.retry_after = max(1, math.ceil((1 - tokens) / self.rate))  # type: ignore[attr-defined]
+                busy.retry_after = max(1, math.ceil((1 - tokens) / self.rate))
                 raise busy
             self._buckets[key] = (tokens - 1, now)  # re-inserted last: dicts keep insertion order
             if len(self._buckets) > MAX_KEYS:

@@ -37,7 +37,7 @@ _SINGULAR = {
     "tableSpecs": "tableSpec",
     "columnSpecs": "columnSpec",
 }
-_SCALARS = {
+_SCALARS: dict[int, dict[str, Any]] = {
     FieldDescriptor.TYPE_STRING: {"type": "string"},
     FieldDescriptor.TYPE_BYTES: {"type": "string", "format": "byte"},
     FieldDescriptor.TYPE_BOOL: {"type": "boolean"},
@@ -55,7 +55,7 @@ _SCALARS = {
     FieldDescriptor.TYPE_UINT64: {"type": "string", "format": "uint64", "pattern": "^[0-9]{1,20}$"},
     FieldDescriptor.TYPE_FIXED64: {"type": "string", "format": "uint64", "pattern": "^[0-9]{1,20}$"},
 }
-_WELL_KNOWN = {
+_WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
     "google.protobuf.Duration": {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?s$"},
     "google.protobuf.FieldMask": {"type": "string"},
@@ -115,9 +115,9 @@ class _Schemas:
         return {"type": "array", "items": one} if f.is_repeated else one
 
     def single(self, f: FieldDescriptor) -> dict[str, Any]:
-        if f.type == FieldDescriptor.TYPE_ENUM:
+        if f.type == FieldDescriptor.TYPE_ENUM and f.enum_type is not None:
             return {"type": "string", "enum": [v.name for v in f.enum_type.values]}
-        if f.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP):
+        if f.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP) and f.message_type is not None:
             return self.message(f.message_type)
         return dict(_SCALARS[f.type])
 
@@ -155,7 +155,8 @@ def _response_type(version: str, module: str, service: str, rpc: str) -> Any:
 
 
 def _pb(message: Any) -> Descriptor:
-    return message.pb().DESCRIPTOR if hasattr(message, "pb") else message.DESCRIPTOR
+    desc: Descriptor = message.pb().DESCRIPTOR if hasattr(message, "pb") else message.DESCRIPTOR
+    return desc
 
 
 def _operation(
@@ -214,7 +215,7 @@ def _operation(
 def _google_routes(version: str) -> list[tuple[str, str, str, Descriptor, Descriptor | None, str, str]]:
     """(method, uri, rpc, request, response, body, tag) of every RPC of the two services of ``version``."""
     types = importlib.import_module(f"google.cloud.automl_{version}")
-    out = []
+    out: list[tuple[str, str, str, Descriptor, Descriptor | None, str, str]] = []
     for module, service in SERVICES:
         rest = importlib.import_module(f"google.cloud.automl_{version}.services.{module}.transports.rest_base")
         base = getattr(rest, f"_Base{service}RestTransport")
@@ -260,6 +261,97 @@ def _automill_routes(version: str) -> list[tuple[str, str, str, Descriptor, Desc
     ]
 
 
+def _resume_eligibility(version: str) -> dict[str, Any]:
+    """The resume-eligibility extension (services.eligibility): a plain JSON object, no protobuf message."""
+    reason = {"type": "object", "properties": {"rule": {"type": "string"}, "message": {"type": "string"}}}
+    return {
+        "operationId": f"{version}.GetResumeEligibility",
+        "tags": ["Automill extensions"],
+        "description": "Whether the model can be a CreateModel's baseModelId (same model type, labels unchanged, "
+        "trained within the last 14 days), and if not, why (no such RPC in Google's API).",
+        "parameters": [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^/:]+$"}}
+            for p in ("project", "location", "model")
+        ],
+        "responses": {
+            "200": {
+                "description": "OK",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "model": {"type": "string"},
+                                "eligible": {"type": "boolean"},
+                                "modelType": {"type": "string"},
+                                "trainTime": {"type": "string", "format": "date-time"},
+                                "eligibleUntil": {"type": "string", "format": "date-time"},
+                                "reasons": {"type": "array", "items": reason},
+                            },
+                        }
+                    }
+                },
+            },
+            "default": {
+                "description": "a google.rpc.Status error",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/google.rpc.Status"}}},
+            },
+        },
+    }
+
+
+def _example_paths(version: str) -> dict[str, Any]:
+    """The web console's example listing and image (Automill extensions; no protobuf message describes them)."""
+    seg = {"type": "string", "pattern": "^[^/:]+$"}
+    params = [{"name": p, "in": "path", "required": True, "schema": seg} for p in ("project", "location", "dataset")]
+    error = {
+        "description": "a google.rpc.Status error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/google.rpc.Status"}}},
+    }
+    base = f"/{version}/projects/{{project}}/locations/{{location}}/datasets/{{dataset}}/examples"
+    listing = {
+        "type": "object",
+        "properties": {
+            "examples": {"type": "array", "items": {"type": "object"}},
+            "nextPageToken": {"type": "string"},
+            "totalSize": {"type": "integer"},
+            "labelCounts": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    query = [
+        {"name": "filter", "in": "query", "schema": {"type": "string"}},
+        {"name": "pageSize", "in": "query", "schema": {"type": "integer", "format": "int32"}},
+        {"name": "pageToken", "in": "query", "schema": {"type": "string"}},
+    ]
+    return {
+        base: {
+            "get": {
+                "operationId": f"{version}.ListExamples",
+                "tags": ["Automill extensions"],
+                "description": "A dataset's examples with their annotations, filtered by mlUse and "
+                "annotationSpecId, with the counts per label per split on the first page.",
+                "parameters": params + query,
+                "responses": {
+                    "200": {"description": "OK", "content": {"application/json": {"schema": listing}}},
+                    "default": error,
+                },
+            }
+        },
+        f"{base}/{{example}}:media": {
+            "get": {
+                "operationId": f"{version}.GetExampleMedia",
+                "tags": ["Automill extensions"],
+                "description": "The image of an image example.",
+                "parameters": [*params, {"name": "example", "in": "path", "required": True, "schema": seg}],
+                "responses": {
+                    "200": {"description": "the image", "content": {"image/*": {"schema": {"type": "string"}}}},
+                    "default": error,
+                },
+            }
+        },
+    }
+
+
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
     schemas = _Schemas()
@@ -277,7 +369,8 @@ def document() -> dict[str, Any]:
             "get": {
                 "operationId": f"{version}.ListAnnotationSpecs",
                 "tags": ["Automill extensions"],
-                "description": "All annotation specs of a dataset with their example counts (no such RPC in Google's API).",
+                "description": "All annotation specs of a dataset with their example counts "
+                "(no such RPC in Google's API).",
                 "parameters": [
                     {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^/:]+$"}}
                     for p in ("project", "location", "dataset")
@@ -312,6 +405,9 @@ def document() -> dict[str, Any]:
                 },
             }
         }
+        eligibility = f"/{version}/projects/{{project}}/locations/{{location}}/models/{{model}}:resumeEligibility"
+        paths[eligibility] = {"get": _resume_eligibility(version)}
+        paths.update(_example_paths(version))
     return {
         "openapi": "3.0.3",
         "info": {

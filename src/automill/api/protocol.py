@@ -121,7 +121,7 @@ class GuardedH11Protocol(H11Protocol):
         if self._phase and not self.transport.is_closing():
             self.logger.warning(
                 "closing a connection from %s: request %s not received in time",
-                "%s:%d" % self.client if self.client else "?",
+                f"{self.client[0]}:{self.client[1]}" if self.client else "?",
                 self._phase,
             )
             self.transport.close()

@@ -13,14 +13,17 @@ import math
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from automill.api import codec
 from automill.core.errors import InvalidArgument, NotFound, ResourceExhausted, Unimplemented
 from automill.services.container import Services
+from automill.services.examples import ExampleService
 
 LOC = r"projects/[^/:]+/locations/[^/:]+"
 SEG = r"[^/:]+"
@@ -36,6 +39,9 @@ class Call:
     #: The caller is one of Google's client libraries (it sends ``x-goog-api-client``): its strict
     #: operations client refuses Automill's extension fields inside an Operation.
     google_client: bool = False
+    #: gRPC's google.longrunning service has no version: each operation answers in the version of the
+    #: call that started it (``OperationView.api_version``), ``version`` when it has none.
+    version_neutral: bool = False
 
     def q_int(self, key: str) -> int:
         raw = self.query.get(key, "")
@@ -82,7 +88,8 @@ def route(
 
 
 def op(c: Call, view: Any) -> dict[str, Any]:
-    return codec.operation_json(view, c.version, extensions=not c.google_client)
+    version = (view.api_version or c.version) if c.version_neutral else c.version
+    return codec.operation_json(view, version, extensions=not c.google_client)
 
 
 def no_bigquery(config: dict[str, Any], key: str) -> None:
@@ -172,6 +179,27 @@ def list_annotation_specs(c: Call) -> Any:
     return listing([codec.from_v1(c.version, "AnnotationSpec", s) for s in specs], "annotationSpecs", "")
 
 
+@route(
+    "GET",
+    rf"{LOC}/datasets/{SEG}/examples",
+    collection=True,
+    rpc="ListExamples",
+    permission="automl.datasets.get",
+)
+def list_examples(c: Call) -> Any:
+    """Automill extension (the web console's Items tab): a dataset's examples with their annotations."""
+    return ExampleService(c.sv).list(
+        c.name, c.query.get("filter", ""), c.q_int("pageSize"), c.query.get("pageToken", "")
+    )
+
+
+@route("GET", rf"{LOC}/datasets/{SEG}/examples/{SEG}:media", rpc="GetExampleMedia", permission="automl.datasets.get")
+def example_media(c: Call) -> Any:
+    """Automill extension: the image of an image example (content-addressed, so cached for a day)."""
+    data, mime = ExampleService(c.sv).media(c.name)
+    return Response(data, media_type=mime, headers={"Cache-Control": "private, max-age=86400"})
+
+
 # -- models -------------------------------------------------------------------------------------------
 @route("POST", rf"{LOC}/models", collection=True, rpc="CreateModel", permission="automl.models.create")
 def create_model(c: Call) -> Any:
@@ -192,6 +220,17 @@ def list_models(c: Call) -> Any:
 @route("GET", rf"{LOC}/models/{SEG}", rpc="GetModel", permission="automl.models.get")
 def get_model(c: Call) -> Any:
     return codec.with_extensions(c.version, c.sv.models.get(c.name))
+
+
+@route(
+    "GET",
+    rf"{LOC}/models/{SEG}:resumeEligibility",
+    rpc="GetResumeEligibility",
+    permission="automl.models.get",
+)
+def resume_eligibility(c: Call) -> Any:
+    """Automill extension: may the model be a CreateModel's baseModelId, and if not, why (services.eligibility)."""
+    return c.sv.models.resume_eligibility(c.name)
 
 
 @route("PATCH", rf"{LOC}/models/{SEG}", ("v1",), rpc="UpdateModel", permission="automl.models.update")
@@ -263,10 +302,16 @@ def get_evaluation(c: Call) -> Any:
 
 
 @route("POST", rf"{LOC}/models/{SEG}:predict", rpc="Predict", permission="automl.models.predict")
-def predict(c: Call) -> Any:
+async def predict(c: Call) -> Any:
+    """The request's checks (an image is decoded) in a worker thread, then the model's queue, where
+    concurrent predictions run as batches (serving.batching): the event loop only waits."""
+    queued = await run_in_threadpool(_start_predict, c)
+    return codec.from_v1(c.version, "PredictResponse", await asyncio.wrap_future(queued))
+
+
+def _start_predict(c: Call) -> Future[dict[str, Any]]:
     req = codec.decode(c.version, "PredictRequest", c.body)
-    out = c.sv.predictions.predict(c.name, req.get("payload", {}), req.get("params", {}))
-    return codec.from_v1(c.version, "PredictResponse", out)
+    return c.sv.predictions.start(c.name, req.get("payload", {}), req.get("params", {}))
 
 
 @route("POST", rf"{LOC}/models/{SEG}:batchPredict", rpc="BatchPredict", permission="automl.models.batchPredict")
@@ -360,7 +405,7 @@ async def wait_operation(c: Call) -> Any:
             f"too many :wait calls are being held ({c.sv.settings.max_concurrent_waits}); "
             "retry in a second or poll GetOperation"
         )
-        busy.retry_after = 1  # type: ignore[attr-defined]
+        busy.retry_after = 1
         raise busy
     _waiting += 1
     try:

@@ -43,7 +43,7 @@ class ExportedModel:
     """An exported folder, loaded: its manifest and the problem's loaded model."""
 
     def __init__(self, folder: Path) -> None:
-        from automill.problems.base import get_problem
+        from automill.problems.registry import get_problem
 
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder)

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Optional, get_type_hints
+from typing import Any, get_type_hints
 
 import click
 import typer
@@ -133,10 +133,10 @@ def command(
         ]
         if remote:
             extra += [
-                inspect.Parameter("project", kw, annotation=Optional[str], default=PROJECT),
-                inspect.Parameter("location", kw, annotation=Optional[str], default=LOCATION),
-                inspect.Parameter("endpoint", kw, annotation=Optional[str], default=ENDPOINT),
-                inspect.Parameter("parent", kw, annotation=Optional[str], default=PARENT),
+                inspect.Parameter("project", kw, annotation=str | None, default=PROJECT),
+                inspect.Parameter("location", kw, annotation=str | None, default=LOCATION),
+                inspect.Parameter("endpoint", kw, annotation=str | None, default=ENDPOINT),
+                inspect.Parameter("parent", kw, annotation=str | None, default=PARENT),
             ]
         waits = any(p.name == "async_" for p in own)
         if waits:

@@ -13,7 +13,8 @@ import typer
 from automill.cli import client
 from automill.cli.commands.check import check
 from automill.cli.commands.keys import audit, keys
-from automill.settings import Settings, parse_buckets
+from automill.core.errors import AutomillError
+from automill.settings import Settings, parse_buckets, parse_targets
 
 app = typer.Typer(help="Automill: self-hosted AutoML with the Google Cloud AutoML API.", no_args_is_help=True)
 app.add_typer(client.config, name="config")
@@ -91,16 +92,59 @@ def serve(
         help="Serve a non-loopback --host while no API key exists: anyone who reaches the "
         "port can do everything. Without it such a server refuses to start (create a key: automill keys create).",
     ),
+    grpc_port: int | None = typer.Option(
+        None, help="gRPC port: the same API over gRPC (env AUTOMILL_GRPC_PORT; default the HTTP port + 1; 0 = off)."
+    ),
+    tls_cert: str | None = typer.Option(
+        None, help="PEM certificate chain: HTTPS and gRPC over TLS on both ports (env AUTOMILL_TLS_CERT)."
+    ),
+    tls_key: str | None = typer.Option(None, help="PEM private key of --tls-cert (env AUTOMILL_TLS_KEY)."),
+    predict_batch_wait_ms: float | None = typer.Option(
+        None,
+        help="Online predict: how long a request may wait for others to batch with "
+        "(env AUTOMILL_PREDICT_BATCH_WAIT_MS, default 0: requests that arrive while the model is busy batch anyway).",
+    ),
+    predict_max_batch: int | None = typer.Option(
+        None, help="Online predict: most requests run as one batch (env AUTOMILL_PREDICT_MAX_BATCH, default 32)."
+    ),
+    max_upload_bytes: int | None = typer.Option(
+        None, help="Largest upload to a bucket folder, in bytes (env AUTOMILL_MAX_UPLOAD_BYTES, default 1 GiB)."
+    ),
+    max_upload_file_bytes: int | None = typer.Option(
+        None, help="Largest file of an upload, in bytes (env AUTOMILL_MAX_UPLOAD_FILE_BYTES, default 100 MiB)."
+    ),
+    public_url: str | None = typer.Option(
+        None, help="The address people open the server at, for links in notifications (env AUTOMILL_PUBLIC_URL)."
+    ),
+    smtp_url: str | None = typer.Option(
+        None,
+        help="SMTP server for e-mail notifications: smtp://[user[:password]@]host[:port] or smtps://... "
+        "(env AUTOMILL_SMTP_URL; password also AUTOMILL_SMTP_PASSWORD).",
+    ),
+    smtp_from: str | None = typer.Option(None, help="Sender of notification e-mails (env AUTOMILL_SMTP_FROM)."),
+    smtp_starttls: bool | None = typer.Option(
+        None, "--smtp-starttls", help="Upgrade the smtp:// connection with STARTTLS (env AUTOMILL_SMTP_STARTTLS=1)."
+    ),
+    smtp_user: str | None = typer.Option(None, help="SMTP login (env AUTOMILL_SMTP_USER)."),
+    notify_email: list[str] | None = typer.Option(
+        None,
+        "--notify-email",
+        help="E-mail PROJECT's ended trainings, imports, exports and batch predictions: PROJECT=addr[,addr] "
+        "('*' = every project; repeatable; env AUTOMILL_NOTIFY_EMAIL=p=a@x;q=b@y).",
+    ),
+    webhook: list[str] | None = typer.Option(
+        None,
+        "--webhook",
+        help="POST each ended operation of PROJECT as JSON to URL: PROJECT=URL (http or https; '*' = every "
+        "project; repeatable; env AUTOMILL_WEBHOOKS=p=URL;q=URL).",
+    ),
 ) -> None:
     """Run the API server (and local workers) on embedded defaults: SQLite + local folders.
 
     While no API key exists, a server on a loopback address serves anyone on this machine; once one
     exists (automill keys create), every API request needs a key, and a non-loopback --host needs one
     to start at all (or --insecure)."""
-    import uvicorn
-
-    from automill.api.app import create_app
-    from automill.api.protocol import GuardedH11Protocol
+    from automill.api import server
     from automill.core.net import is_loopback
     from automill.services.container import Services
     from automill.services.keys import keys_exist
@@ -117,7 +161,26 @@ def serve(
         max_request_bytes=max_request_bytes,
         max_train_budget_milli_node_hours=max_train_budget_milli_node_hours,
         insecure=insecure,
+        grpc_port=grpc_port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        predict_batch_wait_ms=predict_batch_wait_ms,
+        predict_max_batch=predict_max_batch,
+        max_upload_bytes=max_upload_bytes,
+        max_upload_file_bytes=max_upload_file_bytes,
+        public_url=public_url,
+        smtp_url=smtp_url,
+        smtp_from=smtp_from,
+        smtp_starttls=smtp_starttls,
+        smtp_user=smtp_user,
+        notify_email=_targets(notify_email, "email"),
+        webhooks=_targets(webhook, "webhook"),
     )
+    try:
+        server.tls_files(settings.tls_cert, settings.tls_key)
+    except ValueError as exc:
+        logging.getLogger("automill").error("%s", exc)
+        raise typer.Exit(2) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     services = Services(settings)
     services.db.migrate()
@@ -148,26 +211,26 @@ def serve(
     from automill.services.housekeeping import Sweeper
 
     Sweeper(services.db, settings.data_dir, settings.sweep_seconds).start()  # on start, then periodically
+    from automill.services.notify import Notifier
+
+    try:
+        Notifier(services.db, settings).start()  # e-mails and webhooks when operations end
+    except AutomillError as exc:
+        main_log.error("%s", exc)
+        raise typer.Exit(2) from None
     main_log.info(
-        "serving on http://%s:%d (data in %s, %d workers)",
+        "serving on %s://%s:%d (data in %s, %d workers)",
+        "https" if settings.tls_cert else "http",
         settings.host,
         settings.port,
         settings.data_dir.resolve(),
         len(procs),
     )
     try:
-        uvicorn.run(
-            create_app(services),
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            http=GuardedH11Protocol.configure(
-                head_timeout=settings.head_timeout_seconds,
-                body_idle_timeout=settings.body_idle_timeout_seconds,
-                body_timeout=settings.body_timeout_seconds,
-            ),
-            limit_concurrency=settings.max_connections,
-        )
+        server.serve(services)  # REST and gRPC
+    except RuntimeError as exc:
+        main_log.error("%s", exc)
+        raise typer.Exit(2) from None
     finally:
         for p in procs:
             p.terminate()
@@ -176,6 +239,17 @@ def serve(
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def _targets(specs: list[str] | None, kind: str) -> dict[str, tuple[str, ...]] | None:
+    """--notify-email / --webhook values, or exit with the reason they are refused."""
+    if not specs:
+        return None
+    try:
+        return parse_targets(specs, kind)
+    except AutomillError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _spawn_worker(settings: Settings) -> subprocess.Popen[bytes]:

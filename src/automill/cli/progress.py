@@ -53,7 +53,6 @@ def wait(c: Ctx, op: dict[str, Any], budget_seconds: float | None = None) -> dic
     """Poll GetOperation about every second until done; -> the finished Operation.
     A failed operation raises CliError with its google.rpc status."""
     name = op["name"]
-    op_id = short(name)
     started = _created(op) or time.time()
     try:
         if not op.get("done"):

@@ -63,6 +63,8 @@ class PermissionDenied(AutomillError):
 
 class ResourceExhausted(AutomillError):
     code, status = 8, "RESOURCE_EXHAUSTED"
+    #: Seconds after which a retry may succeed (an HTTP Retry-After header), where known.
+    retry_after: int | None = None
 
 
 class FailedPrecondition(AutomillError):

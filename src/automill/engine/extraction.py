@@ -63,8 +63,9 @@ class ExtractionFitResult:
 
 def hold_out(texts: Sequence[str], spans: Sequence[SpanList], fraction: float = 0.1) -> tuple[Docs, Docs]:
     """Without VALIDATE documents, a stable ``fraction`` of TRAIN (by content hash) is held out."""
-    keep, held = ([], []), ([], [])
-    for t, s in zip(texts, spans):
+    keep: tuple[list[str], list[SpanList]] = ([], [])
+    held: tuple[list[str], list[SpanList]] = ([], [])
+    for t, s in zip(texts, spans, strict=True):
         bucket = held if hashlib.sha256(t.encode()).digest()[0] < 256 * fraction else keep
         bucket[0].append(t)
         bucket[1].append(s)

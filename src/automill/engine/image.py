@@ -8,15 +8,25 @@ learner, training within the budget, and resumable training from a base model's 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from automill.core.deadline import Deadline
+from automill.core.deadline import BudgetExhausted, Deadline
 from automill.core.errors import InvalidArgument
+from automill.engine.checkpoint import BestState, Saved
 from automill.learners.efficientnet import HEAD_ONLY, EfficientNetClassifier
+from automill.learners.epochs import Progress
+
+log = logging.getLogger("automill.engine")
+
+#: A retried training resumes from its checkpoint only with at least this many seconds left (it
+#: computes the image features again first); with less, the checkpoint is the model.
+MIN_RESUME_SECONDS = 3.0
 
 #: Model type -> learner parameters. ``cut`` is the first trained block (HEAD_ONLY: a linear head
 #: on frozen features); ``export_quantization`` is the default of ExportModel for the type.
@@ -74,14 +84,54 @@ def fit_image(
     deadline: Deadline,
     model_type: str = "",
     base_state: dict[str, Any] | None = None,
-    progress: Callable[[float], None] | None = None,
+    progress: Progress | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> ImageFitResult:
-    """Train the model type's learner within ``deadline`` (from ``base_state`` when resuming)."""
+    """Train the model type's learner within ``deadline`` (from ``base_state`` when resuming).
+
+    With ``checkpoint_dir``, the best weights so far are saved there as training goes, and a
+    training started again with the same folder (its worker died) resumes from them: it trains on
+    with the time left, keeping the saved weights unless an epoch beats them, or, with too little
+    time left, makes them the model."""
     name, params = image_preset(model_type)
-    if base_state is not None:
+    multilabel = kind == "multilabel"
+    best = BestState(checkpoint_dir / "image.pt") if checkpoint_dir is not None else None
+    saved = _resumable(best, name, Y.shape[1])
+    init = saved.state if saved is not None else base_state
+    if init is not None:
         params = {**params, "lr": params["lr"] / 2}  # continue gently from trained weights
-    learner = EfficientNetClassifier(**params, multilabel=kind == "multilabel")
-    learner.fit(load, items, Y, valid_items, Y_valid, deadline=deadline, init=base_state, progress=progress)
+    learner = EfficientNetClassifier(**params, multilabel=multilabel)
+    if saved is not None:
+        log.info(
+            "resuming from an earlier attempt's best weights (epoch %s, validation loss %.4f) with %.1f s left",
+            saved.info.get("epoch"),
+            saved.score,
+            deadline.remaining(),
+        )
+    if saved is not None and deadline.remaining() < MIN_RESUME_SECONDS:
+        learner = _from_saved(saved, params, Y.shape[1], multilabel)
+    else:
+        info = {"model_type": name, "n_labels": int(Y.shape[1])}
+        on_best = (lambda state, epoch, score: best.offer(state, score, {**info, "epoch": epoch})) if best else None
+        try:
+            learner.fit(
+                load,
+                items,
+                Y,
+                valid_items,
+                Y_valid,
+                deadline=deadline,
+                init=init,
+                progress=progress,
+                on_best=on_best,
+                init_score=saved.score if saved is not None else None,
+            )
+        except BudgetExhausted:
+            if saved is None:
+                raise
+            learner = _from_saved(saved, params, Y.shape[1], multilabel)
+        if best is not None:
+            best.flush()
     return ImageFitResult(
         learner,
         name,
@@ -94,3 +144,21 @@ def fit_image(
             **learner.get_params(),
         },
     )
+
+
+def _resumable(best: BestState | None, model_type: str, n_labels: int) -> Saved | None:
+    """An earlier attempt's best weights, if they are for this model type and label count."""
+    saved = best.load() if best is not None else None
+    if saved is None or saved.info.get("model_type") != model_type or saved.info.get("n_labels") != n_labels:
+        return None
+    return saved
+
+
+def _from_saved(saved: Saved, params: dict[str, Any], n_labels: int, multilabel: bool) -> EfficientNetClassifier:
+    """The model an earlier attempt saved, as it was (no time is left to train it further)."""
+    learner = EfficientNetClassifier.from_state(
+        saved.state, {k: params[k] for k in ("size", "cut", "max_epochs", "lr")}, n_labels, multilabel
+    )
+    learner.stop_reason_, learner.epochs_ = "BUDGET_REACHED", 0
+    learner.best_epoch_, learner.valid_loss_, learner.cache_seconds_ = int(saved.info.get("epoch", 0)), saved.score, 0.0
+    return learner

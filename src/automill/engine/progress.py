@@ -13,11 +13,14 @@ through the same lock. It never decreases.
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from automill.core.deadline import Deadline
+
+log = logging.getLogger("automill.engine")
 
 #: ``report(percent, stage)``: stage is None when it did not change.
 Report = Callable[[float, "str | None"], None]
@@ -26,12 +29,21 @@ Report = Callable[[float, "str | None"], None]
 def two_args(progress: Callable[..., Any] | None) -> Report:
     """A progress callback that takes ``(percent, stage)``, from one that may take only ``(percent)``."""
     if progress is None:
-        return lambda pct, stage=None: None
+
+        def ignore(pct: float, stage: str | None = None) -> None:
+            return None
+
+        return ignore
     try:
         inspect.signature(progress).bind(0.0, None)
         return progress
     except (TypeError, ValueError):
-        return lambda pct, stage=None: progress(pct)
+        percent_only = progress
+
+        def drop_stage(pct: float, stage: str | None = None) -> None:
+            percent_only(pct)
+
+        return drop_stage
 
 
 class BudgetProgress:
@@ -71,8 +83,8 @@ class BudgetProgress:
                     if floor > self._last:
                         self._last = floor
                         self._report(floor, None)
-            except Exception:
-                pass
+            except Exception:  # reporting must never stop the training it reports on
+                log.warning("progress report failed", exc_info=True)
 
     def __enter__(self) -> BudgetProgress:
         self._thread = threading.Thread(target=self._run, name="automill-progress", daemon=True)

@@ -12,16 +12,19 @@ Y matrices are (n, k) 0/1 indicators.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from automill.core.deadline import BudgetExhausted, Deadline
+from automill.engine.checkpoint import TrialLog
 from automill.engine.model_types import text_preset
 from automill.engine.progress import two_args
 from automill.learners import embedding_linear, minilm, tfidf_linear
@@ -250,10 +253,8 @@ def _refit(
     for i in sorted(indices, key=lambda i: fitted[i][4]):
         fam, cfg, _, _, seconds = fitted[i]
         if grow > 1 and _refit_cost(seconds, grow) < deadline.remaining():
-            try:
+            with contextlib.suppress(BudgetExhausted):  # the member keeps its first fit
                 out[i] = fams[fam][0](**cfg, multilabel=multilabel).fit(texts, Y, deadline=deadline)
-            except BudgetExhausted:
-                pass
     return out
 
 
@@ -286,6 +287,16 @@ def _work_done(candidates: Sequence[tuple[str, dict[str, Any]]], tried: int) -> 
     return CHEAP_WORK_SHARE * done_cheap / cheap + (1 - CHEAP_WORK_SHARE) * (tried - done_cheap) / expensive
 
 
+def _signature(kind: str, model_type: str, train: Sequence[str], valid: Sequence[str], Y_valid: np.ndarray) -> str:
+    """What a saved trial must match to be reused: the kind, the model type, and the split it was
+    trained and scored on (its validation predictions are ensembled with the new trials')."""
+    h = hashlib.sha256(f"{kind}|{model_type}|{len(train)}|".encode())
+    for t in (*train, *valid):
+        h.update(hashlib.sha256(t.encode()).digest())
+    h.update(np.ascontiguousarray(Y_valid, dtype=float).tobytes())
+    return h.hexdigest()
+
+
 def fit_text(
     kind: str,
     texts: Sequence[str],
@@ -298,8 +309,13 @@ def fit_text(
     progress: Callable[..., None] | None = None,
     base: TextFitResult | None = None,
     reserve: float = 0.2,
+    checkpoint_dir: Path | None = None,
 ) -> TextFitResult:
     """Search, ensemble and refit within ``deadline``; see the module docstring.
+
+    With ``checkpoint_dir``, each finished trial is saved there, and a search started again with the
+    same folder (its worker died) takes the trials an earlier attempt finished as done: it searches
+    on with the time left, or ensembles them if none is.
 
     ``progress(percent, stage)`` hears 5..80 % as trials end (the share of the search done, see
     ``_work_done``) with what runs next, and 90 % at the end; a caller adds the budget's spent share between reports
@@ -311,9 +327,9 @@ def fit_text(
         mask = holdout_mask(texts)
         if mask.sum() < 5 or (~mask).sum() < 5:
             mask = np.zeros(len(texts), dtype=bool)
-        valid_texts = [t for t, m in zip(texts, mask) if m]
+        valid_texts = [t for t, m in zip(texts, mask, strict=True) if m]
         Y_valid = Y[mask]
-        train_texts, Y_train = [t for t, m in zip(texts, mask) if not m], Y[~mask]
+        train_texts, Y_train = [t for t, m in zip(texts, mask, strict=True) if not m], Y[~mask]
         refit_texts, Y_refit = texts, Y
     else:
         train_texts, Y_train = texts, Y
@@ -321,17 +337,34 @@ def fit_text(
     Y_valid = np.asarray(Y_valid, dtype=float)
     fams = _families()
     multilabel = kind == "multilabel"
+    saved = None
+    if checkpoint_dir is not None:
+        signature = _signature(kind, type_name, train_texts, valid_texts, Y_valid)
+        saved = TrialLog(checkpoint_dir / "text-trials", signature)
+    resumed = saved.load() if saved is not None else []
     grow = len(refit_texts) / max(1, len(train_texts))
     first = [(m["family"], m["config"]) for m in (base.model.describe() if base else [])]
     skip = {_key(t["family"], t["config"]) for t in (base.trials if base else [])} - {_key(f, c) for f, c in first}
+    skip |= {_key(r["fitted"][0], r["fitted"][1]) for r in resumed}
     candidates = _candidates(preset, fams, first, skip)
     trials: list[dict[str, Any]] = list(base.trials) if base else []
     fitted: list[tuple[str, dict[str, Any], Any, np.ndarray, float]] = []
+    for r in resumed:  # an earlier attempt's trials
+        fitted.append(r["fitted"])
+        trials.append(r["trial"])
+    if resumed:
+        log.info(
+            "resuming from an earlier attempt's %d finished trials with %.1f s left", len(resumed), deadline.remaining()
+        )
     refit: dict[int, Any] = {}  # trial index -> the same configuration refitted on train + validation
     stop = MODEL_CONVERGED
     best_loss, stale, cheap_done = float("inf"), 0, False
+    if fitted and len(valid_texts):
+        best_loss = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], preset.max_members)[1]
     done_pct = 5.0
     for n, (fam, cfg) in enumerate(candidates):
+        if fitted and not len(valid_texts):
+            break  # without validation data one model is all a search makes
         if cheap_done and fam not in EXPENSIVE:
             continue
         if deadline.expired():
@@ -357,6 +390,9 @@ def fit_text(
             learner = fams[fam][0](**cfg, multilabel=multilabel).fit(train_texts, Y_train, deadline=trial_deadline)
             if not len(valid_texts):
                 fitted.append((fam, cfg, learner, np.zeros((0, Y.shape[1])), time.monotonic() - t0))
+                trial = {"family": fam, "config": cfg, "seconds": round(time.monotonic() - t0, 2)}
+                if saved is not None:
+                    saved.add({"fitted": fitted[-1], "trial": trial})
                 break
             P = learner.predict_proba(valid_texts)
         except BudgetExhausted:
@@ -376,6 +412,8 @@ def fit_text(
                 **_steps(learner),
             }
         )
+        if saved is not None:
+            saved.add({"fitted": fitted[-1], "trial": trials[-1]})
         log.info("trial %s %s: validation loss %.4f in %.1fs", fam, cfg, loss, seconds)
         _, ens_loss = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], preset.max_members)
         stale = stale + 1 if ens_loss > best_loss * 0.999 else 0
@@ -397,7 +435,11 @@ def fit_text(
         counts, loss = _greedy_ensemble(kind, Y_valid, [f[3] for f in fitted], preset.max_members)
     else:
         counts, loss = {0: 1}, 0.0
-    P_valid = sum(c * fitted[i][3] for i, c in counts.items()) / sum(counts.values()) if len(valid_texts) else None
+    P_valid = (
+        np.asarray(sum(c * fitted[i][3] for i, c in counts.items()) / sum(counts.values()))
+        if len(valid_texts)
+        else None
+    )
     thresholds = _thresholds(Y_valid, P_valid) if multilabel and P_valid is not None else None
     # Refit the chosen members not refitted yet (a fine-tune that took most of the budget keeps its
     # weights; the cheap members still gain).

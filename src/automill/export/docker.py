@@ -38,6 +38,11 @@ TRAINING_ONLY = {"model.pt"}
 #: Package folders an exported server does not need (sample data sets for the docs).
 SOURCE_SKIP = {"__pycache__", "samples"}
 PORT = 8080
+#: The README's row for automill-src/.
+SOURCE_CELL = (
+    "Automill's source (it is not on PyPI), its `pyproject.toml` and `constraints.txt` "
+    "(the exporting server's dependency versions)"
+)
 
 _EXAMPLE_PAYLOADS = {
     "image": {"image": {"imageBytes": "<base64 of a JPEG, PNG, GIF, BMP, WEBP or ICO image>"}},
@@ -163,7 +168,7 @@ def _write_source(dest: Path, version: str) -> None:
     try:
         dist = metadata.distribution("automill")
         requires = [r for r in dist.requires or [] if "extra ==" not in r]
-        python = dist.metadata.get("Requires-Python") or ">=3.11,<3.12"
+        python = str(dist.metadata.json.get("requires_python") or ">=3.11,<3.12")
     except metadata.PackageNotFoundError:
         requires, python = [], ">=3.11,<3.12"
     deps = "".join(f"    {json.dumps(r)},\n" for r in requires)
@@ -243,7 +248,7 @@ that trained it, with or without docker, and needs no database and no network at
 | `{MODEL_DIR}/` | the model's files, as the server loads them |
 | `{MANIFEST}` | problem type, model id and name, labels (in output order), the predict request and response shape |
 | `Dockerfile` | a prediction-only image: `automill serve-model` on port {PORT} |
-| `automill-src/` | Automill's source (it is not on PyPI), its `pyproject.toml` and `constraints.txt` (the exporting server's dependency versions) |
+| `automill-src/` | {SOURCE_CELL} |
 | `wheels/` | optional wheels the image build installs from |
 
 Labels: {", ".join(m["labels"]) or "(none)"}. Params it reads (`PredictRequest.params`, string

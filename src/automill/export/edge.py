@@ -172,7 +172,7 @@ def export_detector_package(
         shape = [-1, 3, detector.size, detector.size]
     agree = []
     box_diff = 0.0
-    for ours, theirs in zip(decode(raw.reshape(reference.shape), n, 0.3, 1), decode(reference, n, 0.3, 1)):
+    for ours, theirs in zip(decode(raw.reshape(reference.shape), n, 0.3, 1), decode(reference, n, 0.3, 1), strict=True):
         if not ours or not theirs:
             agree.append(not ours and not theirs)
             continue

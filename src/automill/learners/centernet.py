@@ -26,7 +26,7 @@ import numpy as np
 
 from automill.core.deadline import BudgetExhausted, Deadline
 from automill.learners.efficientnet import build, normalise, set_threads
-from automill.learners.epochs import train_epochs
+from automill.learners.epochs import Progress, train_epochs
 
 Boxes = list[tuple[int, tuple[float, float, float, float]]]  # (label index, (x0, y0, x1, y1))
 S16_BLOCK = 11  # blocks[:11] -> stride 16, 112 channels
@@ -245,7 +245,10 @@ class CenterNetDetector:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = torch.get_num_threads()
             session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-        f16, f32, f16m, f32m = [], [], [], []
+        f16: list[torch.Tensor] = []
+        f32: list[torch.Tensor] = []
+        f16m: list[torch.Tensor] = []
+        f32m: list[torch.Tensor] = []
         for start in range(0, len(items), 16):
             if deadline is not None and deadline.expired():
                 raise BudgetExhausted("the budget ran out while computing image features")
@@ -268,7 +271,7 @@ class CenterNetDetector:
         *,
         deadline: Deadline | None = None,
         init: dict[str, Any] | None = None,
-        progress: Callable[[float], None] | None = None,
+        progress: Progress | None = None,
     ) -> CenterNetDetector:
         import torch
 

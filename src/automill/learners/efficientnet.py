@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from automill.core.deadline import BudgetExhausted, Deadline
-from automill.learners.epochs import train_epochs
+from automill.learners.epochs import Progress, train_epochs
 
 MEAN, STD = 127.0, 128.0  # EfficientNet-Lite's input normalisation: (x - 127) / 128, RGB
 N_BLOCKS = 16
@@ -182,10 +182,11 @@ class EfficientNetClassifier:
         import onnxruntime as ort
         import torch
 
-        run: Callable[[Any], Any]
-        if self.cut == 0:
-            run = lambda x: x
-        else:
+        def identity(x: Any) -> Any:
+            return x
+
+        run: Callable[[Any], Any] = identity
+        if self.cut != 0:
             with tempfile.TemporaryDirectory() as tmp:
                 path = f"{tmp}/trunk.onnx"
                 torch.onnx.export(
@@ -201,7 +202,12 @@ class EfficientNetClassifier:
                 opts = ort.SessionOptions()
                 opts.intra_op_num_threads = torch.get_num_threads()
                 session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-            run = lambda x: torch.from_numpy(session.run(None, {"x": x.contiguous().numpy()})[0])
+
+            def onnx_trunk(x: Any) -> Any:
+                return torch.from_numpy(session.run(None, {"x": x.contiguous().numpy()})[0])
+
+            run = onnx_trunk
+
         out = []
         for start in range(0, len(items), 32):
             if deadline is not None and deadline.expired():
@@ -222,8 +228,12 @@ class EfficientNetClassifier:
         *,
         deadline: Deadline | None = None,
         init: dict[str, Any] | None = None,
-        progress: Callable[[float], None] | None = None,
+        progress: Progress | None = None,
+        on_best: Callable[[dict[str, Any], int, float], None] | None = None,
+        init_score: float | None = None,
     ) -> EfficientNetClassifier:
+        """``on_best(weights, epoch, score)`` hears each better epoch (epochs.train_epochs);
+        ``init_score``: the validation score of ``init`` (an earlier attempt's best), to beat."""
         import torch
 
         set_threads()
@@ -262,7 +272,7 @@ class EfficientNetClassifier:
         base_lrs = [g["lr"] for g in opt.param_groups]
 
         def step(idx: np.ndarray, scale: float) -> None:
-            for g, lr in zip(opt.param_groups, base_lrs):
+            for g, lr in zip(opt.param_groups, base_lrs, strict=True):
                 g["lr"] = lr * scale
             i = torch.from_numpy(idx)
             loss = self._loss(top(augment(H[i].float(), rng)), targets[i])
@@ -286,6 +296,8 @@ class EfficientNetClassifier:
             deadline=deadline,
             progress=progress,
             validate=lambda epoch: self._valid_loss(top, H_valid, Y_valid) if H_valid is not None else -epoch,
+            on_best=on_best,
+            best_score=init_score if H_valid is not None else None,
         )
         self.stop_reason_, self.epochs_ = result.stop_reason, result.epochs
         self.best_epoch_, self.valid_loss_ = result.best_epoch, result.best_score

@@ -14,11 +14,18 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from automill.core.deadline import BudgetExhausted, Deadline
+
+
+class Progress(Protocol):
+    """``progress(fraction)`` or ``progress(fraction, stage)``: how far a fit is (0..1) and, when it
+    changed, what it is doing now."""
+
+    def __call__(self, fraction: float, stage: str | None = None, /) -> None: ...
 
 
 @dataclass
@@ -42,14 +49,22 @@ def train_epochs(
     start_epoch: Callable[[], None],
     deadline: Deadline | None = None,
     warmup_epochs: float = 0.5,
-    progress: Callable[[float, str], None] | None = None,
+    progress: Progress | None = None,
+    on_best: Callable[[dict[str, Any], int, float], None] | None = None,
+    best_score: float | None = None,
 ) -> EpochResult:
     """Run ``step(batch_indices, lr_scale)`` over shuffled batches epoch by epoch; ``validate(epoch)``
-    returns a score (lower is better); ``model`` (a torch module) ends with the best epoch's weights."""
+    returns a score (lower is better); ``model`` (a torch module) ends with the best epoch's weights.
+
+    ``on_best(weights, epoch, score)`` hears each new best (a copy: a checkpoint for a later attempt).
+    ``best_score``: the validation score of the weights ``model`` starts from (an earlier attempt's
+    best); an epoch must beat it to be kept, and if none does, ``model`` keeps its starting weights."""
     steps_per_epoch = max(1, math.ceil(n / batch_size))
     warm = max(1, int(steps_per_epoch * warmup_epochs))
     plan, stop = max_epochs, "MODEL_CONVERGED"
     best: tuple[float, Any, int] = (float("inf"), None, 0)
+    if best_score is not None:
+        best = (best_score, copy.deepcopy(model.state_dict()), 0)
     stale, epoch, done = 0, 0, 0
     started = time.monotonic()
     while epoch < plan:
@@ -69,6 +84,8 @@ def train_epochs(
         score = validate(epoch)
         if score < best[0] - 1e-4:
             best, stale = (score, copy.deepcopy(model.state_dict()), epoch), 0
+            if on_best is not None:
+                on_best(best[1], epoch, score)
         else:
             stale += 1
         if progress:  # progress(fraction, stage)

@@ -70,7 +70,7 @@ def embed(texts: Sequence[str], *, batch_size: int = 64, deadline: Deadline | No
                 show_progress_bar=False,
             )
             _EMBED_SECONDS += time.monotonic() - t0
-            for i, v in zip(chunk, vecs):
+            for i, v in zip(chunk, vecs, strict=True):
                 _CACHE[keys[i]] = v.astype(np.float32)
     return np.stack([_CACHE[k] for k in keys]) if keys else np.zeros((0, 384), dtype=np.float32)
 
@@ -127,12 +127,12 @@ def length_batches(rng: np.random.Generator, lengths: np.ndarray, batch_size: in
     """Shuffled batches of similar lengths (less padding), in a shuffled order."""
     perm = rng.permutation(len(lengths))
     chunk = batch_size * 50
-    batches = []
+    batches: list[np.ndarray] = []
     for start in range(0, len(perm), chunk):
         part = perm[start : start + chunk]
         part = part[np.argsort(lengths[part], kind="stable")]
         batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
-    rng.shuffle(batches)  # type: ignore[arg-type]
+    rng.shuffle(batches)
     return batches
 
 

@@ -282,10 +282,11 @@ class _FrozenStates:
         self.kept: dict[int, Any] = {}
         self.bytes = 0
 
-    def batch(self, idx: Sequence[int]) -> list[Any]:
+    def batch(self, idx: Sequence[int] | np.ndarray) -> list[Any]:
         idx = [int(i) for i in idx]
         missing = [i for i in idx if i not in self.kept]
-        fresh = dict(zip(missing, self.learner._frozen_states(self.model, [self.texts[i] for i in missing])))
+        states = self.learner._frozen_states(self.model, [self.texts[i] for i in missing])
+        fresh = dict(zip(missing, states, strict=True))
         for i, state in fresh.items():
             size = state.numel() * state.element_size()
             if self.bytes + size <= self.limit:

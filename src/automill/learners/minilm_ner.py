@@ -65,7 +65,7 @@ class _Encoded:
         self.piece_word = np.full(len(words), -1, dtype=np.int64)  # -1: not the first piece of its word
         spans: list[list[int]] = []
         last = None
-        for i, (w, (a, b)) in enumerate(zip(words, offsets)):
+        for i, (w, (a, b)) in enumerate(zip(words, offsets, strict=True)):
             if w != last:
                 self.piece_word[i] = len(spans)
                 spans.append([a, b])
@@ -77,6 +77,7 @@ class _Encoded:
 
 class MiniLMTokenClassifier(minilm.FineTunedPickle):
     family = "minilm_ner"
+    labels_: list[str]  # entity types, set by fit
 
     def __init__(
         self,
@@ -187,7 +188,7 @@ class MiniLMTokenClassifier(minilm.FineTunedPickle):
         if self.freeze_embeddings:
             model.net.bert.embeddings.word_embeddings.weight.requires_grad_(False)
         items: list[tuple[_Encoded, int, int, np.ndarray]] = []
-        for text, doc in zip(texts, spans):
+        for text, doc in zip(texts, spans, strict=True):
             enc = _Encoded(text, self.tokenizer_)
             if len(enc.ids):
                 tags = self._word_tags(enc, doc)
@@ -323,7 +324,7 @@ class MiniLMTokenClassifier(minilm.FineTunedPickle):
 
     def _decode(self, encoded: list[_Encoded], *, min_score: float) -> list[ScoredSpans]:
         out: list[ScoredSpans] = []
-        for enc, probs in zip(encoded, self._word_probs(encoded)):
+        for enc, probs in zip(encoded, self._word_probs(encoded), strict=True):
             tags = self._viterbi(probs) if len(probs) else np.zeros(0, dtype=np.int64)
             spans: ScoredSpans = []
             i = 0

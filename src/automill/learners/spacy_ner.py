@@ -21,6 +21,7 @@ SpanList = list[tuple[int, int, str]]
 
 class SpacyNER:
     family = "spacy_ner"
+    nlp_: Any  # the trained spaCy pipeline, set by fit
 
     def __init__(
         self, *, max_epochs: int = 30, dropout: float = 0.2, patience: int = 3, beam_width: int = 8, seed: int = 0
@@ -57,7 +58,7 @@ class SpacyNER:
             ner.add_label(label)
         examples = [
             Example.from_dict(nlp.make_doc(t), {"entities": [(s, e, lab) for s, e, lab in doc]})
-            for t, doc in zip(texts, spans)
+            for t, doc in zip(texts, spans, strict=True)
         ]
         optimizer = nlp.initialize(lambda: examples[:2000])
         if init is not None:
@@ -106,7 +107,7 @@ class SpacyNER:
         for start in range(0, len(texts), 128):
             docs = [self.nlp_.make_doc(t) for t in texts[start : start + 128]]
             beams = ner.beam_parse(docs, beam_width=self.beam_width)
-            for doc, scored in zip(docs, ner.scored_ents(beams)):
+            for doc, scored in zip(docs, ner.scored_ents(beams), strict=True):
                 taken: list[tuple[int, int, str, float]] = []
                 used = [False] * len(doc)
                 for (ts, te, label), score in sorted(scored.items(), key=lambda kv: -kv[1]):

@@ -66,7 +66,7 @@ class TfidfLinearClassifier(LinearHead):
                     ngram_range=tuple(self.word_ngrams),
                     min_df=1,
                     max_features=self.max_features,
-                    token_pattern=r"(?u)\b\w+\b",
+                    token_pattern=r"(?u)\b\w+\b",  # noqa: S106 - a regex for words, not a password
                     lowercase=True,
                     sublinear_tf=self.sublinear_tf,
                 ),

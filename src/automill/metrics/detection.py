@@ -126,8 +126,8 @@ def detection_metrics(
     per_label = {k: ([t for t in truth if t.label == k], [p for p in preds if p.label == k]) for k in labels}
 
     def m_ap(threshold: float) -> float:
-        aps = [average_precision(t, p, threshold, max_dets) for t, p in per_label.values()]
-        aps = [a for a in aps if a is not None]
+        found = (average_precision(t, p, threshold, max_dets) for t, p in per_label.values())
+        aps = [a for a in found if a is not None]
         return float(np.mean(aps)) if aps else 0.0
 
     entries = []

@@ -40,7 +40,7 @@ def _scored(gold: Gold, predicted: Predicted, label: str | None) -> tuple[list[t
         raise InvalidArgument(f"gold has {len(gold)} documents, predicted {len(predicted)}")
     scored: list[tuple[float, bool]] = []
     n_gold = 0
-    for doc_gold, doc_pred in zip(gold, predicted):
+    for doc_gold, doc_pred in zip(gold, predicted, strict=True):
         truth = {(int(s), int(e), t) for s, e, t in doc_gold if label is None or t == label}
         n_gold += len(truth)
         best: dict[tuple[int, int, str], float] = {}
@@ -85,7 +85,7 @@ def _average_precision(scored: list[tuple[float, bool]], n_gold: int) -> float:
     if n_gold == 0:
         return 0.0
     ordered = sorted(scored, key=lambda x: -x[0])
-    total = tp = i = 0
+    total, tp, i = 0.0, 0, 0
     while i < len(ordered):
         j = i
         group_tp = 0

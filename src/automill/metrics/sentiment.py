@@ -36,7 +36,7 @@ def sentiment_metrics(
         return automl_v1.TextSentimentEvaluationMetrics(precision=float(p), recall=float(r), f1_score=float(f))
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=values, average="macro", zero_division=0)
     matrix = np.zeros((len(values), len(values)), dtype=int)
-    for t, q in zip(y_true, y_pred):
+    for t, q in zip(y_true, y_pred, strict=True):
         matrix[t, q] += 1
     cm = automl_v1.ClassificationEvaluationMetrics.ConfusionMatrix(
         annotation_spec_id=list(annotation_spec_ids),

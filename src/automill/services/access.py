@@ -46,6 +46,12 @@ PERMISSIONS: frozenset[str] = frozenset(
         "automl.operations.list",
         "automl.operations.cancel",
         "automl.operations.delete",
+        # Automill's upload of files into a bucket folder (api.upload: the console's "upload files").
+        "automill.objects.create",
+        # Automill's reads of a bucket folder (api.download: a listing, or the folder as one zip): viewers
+        # hold them, as they see the examples and models of the project already.
+        "automill.objects.list",
+        "automill.objects.get",
     }
 )
 #: Managing keys and reading the audit log happen outside the API (``automill keys``, ``automill audit``,

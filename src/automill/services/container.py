@@ -1,6 +1,12 @@
-"""The services container: one per process, built from Settings."""
+"""The services container: one per process, built from Settings.
+
+The container imports the services and hands each itself; a service names ``Services`` only in
+annotations (``if TYPE_CHECKING:`` imports), so no service imports this module at run time.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from automill.core.net import is_loopback
 from automill.services.datasets import DatasetService
@@ -22,7 +28,9 @@ class Services:
         self.db = db or Database(settings.db_url)
         self.blobs = BlobStore(settings.data_dir, settings.buckets)
         self.media = MediaStore(settings.data_dir)
-        self.serving = ModelCache()
+        self.serving = ModelCache(
+            batch_wait_s=settings.predict_batch_wait_ms / 1000, max_batch=settings.predict_max_batch
+        )
         self.datasets = DatasetService(self)
         self.models = ModelService(self)
         self.deployment = DeploymentService(self)
@@ -33,7 +41,7 @@ class Services:
         self.auth = Authenticator(self.db, open_when_keyless=is_loopback(settings.host) or settings.insecure)
 
 
-def services_factory(settings: Settings):  # type: ignore[no-untyped-def]
+def services_factory(settings: Settings) -> Callable[[], Services]:
     """A picklable-enough factory for job processes (they are forked, so closures are fine)."""
 
     def make() -> Services:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins  # list[...] inside the classes below, where "list" is their list method
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -11,9 +13,9 @@ from sqlalchemy.orm import Session
 from automill.core import filters, paging
 from automill.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
 from automill.core.ids import PREFIXES, make_id, parent_of, split_parent
-from automill.problems.base import DATASET_KEYS, get_problem
+from automill.problems.registry import DATASET_KEYS, get_problem
 from automill.services import validation
-from automill.services.lookup import find, lock
+from automill.services.lookup import DATASET_DATA_MISSING, find, lock, missing
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, annotation_spec_json, dataset_json, operation_view
 from automill.store.blobs import split_gs
@@ -103,10 +105,9 @@ class DatasetService:
         if problem_type not in SUPPORTED_AT_CREATE:
             raise Unimplemented(f"{keys[0]} datasets are not supported by this server")
         meta = dict(dataset.get(keys[0]) or {})
-        try:
+        # A type not implemented yet is storable now; import and training say clearly it is not available.
+        with contextlib.suppress(Unimplemented):
             meta = get_problem(problem_type).validate_dataset_metadata(meta)
-        except Unimplemented:
-            pass  # the type is storable now; import and training say clearly they are not available yet
         name = validation.dataset_display_name(dataset.get("displayName", ""))
         desc = validation.description(dataset.get("description", ""), "dataset.description")
         labels = validation.labels(dataset.get("labels", {}), "dataset.labels")
@@ -174,16 +175,19 @@ class DatasetService:
                 .where(DatasetRow.project == project, DatasetRow.location == location, DatasetRow.seq > after)
                 .order_by(DatasetRow.seq)
             )
-            return paging.paginate(
-                s.execute(q).scalars(),
-                keep=keep,
-                render=lambda r: self._json(s, r),
-                seq=lambda r: r.seq,
-                size=size,
-                scope=scope,
+            rows, token = paging.paginate(
+                s.execute(q).scalars(), keep=keep, render=lambda r: r, seq=lambda r: r.seq, size=size, scope=scope
             )
+            # The page's example counts in one query, not one per dataset (the console lists 100 at once).
+            counted = (
+                select(ExampleRow.dataset_id, func.count())
+                .where(ExampleRow.dataset_id.in_([r.id for r in rows]))
+                .group_by(ExampleRow.dataset_id)
+            )
+            counts: dict[str, int] = {dataset_id: int(n) for dataset_id, n in s.execute(counted)}
+            return [dataset_json(r, counts.get(r.id, 0)) for r in rows], token
 
-    def update(self, dataset: dict[str, Any], update_mask: str | list[str] | None) -> dict[str, Any]:
+    def update(self, dataset: dict[str, Any], update_mask: str | builtins.list[str] | None) -> dict[str, Any]:
         mask = normalize_mask(update_mask, MUTABLE, "dataset")
         if mask is None:
             mask = [k for k in ("displayName", "description", "labels") if k in dataset]
@@ -252,10 +256,10 @@ class DatasetService:
             ds = self.row(s, "/".join(parts[:6]))
             spec = s.get(AnnotationSpecRow, parts[7])
             if spec is None or spec.dataset_id != ds.id:
-                raise NotFound(f"annotation spec {name} not found")
+                raise missing("annotation spec", name)
             return annotation_spec_json(spec, ds.project, ds.location, self._spec_counts(s, ds.id).get(spec.id, 0))
 
-    def list_annotation_specs(self, dataset_name: str) -> list[dict[str, Any]]:
+    def list_annotation_specs(self, dataset_name: str) -> builtins.list[dict[str, Any]]:
         with self.sv.db.tx() as s:
             ds = self.row(s, dataset_name)
             counts = self._spec_counts(s, ds.id)
@@ -287,7 +291,10 @@ class DatasetService:
                 raise InvalidArgument(f"input URI is over 2000 characters: {uri[:80]}...")
             self.sv.blobs.resolve(uri)  # refuse paths that leave their bucket before queueing anything
         with self.sv.db.tx() as s:
-            ds = self.locked(s, name)  # makes the one-import-at-a-time check below atomic
+            try:
+                ds = self.locked(s, name)  # makes the one-import-at-a-time check below atomic
+            except NotFound:
+                raise missing("dataset", name, DATASET_DATA_MISSING) from None
             get_problem(ds.problem_type)
             self._no_running(s, name, "import_data")
             op = new_operation(
@@ -307,7 +314,10 @@ class DatasetService:
     def export_data(self, name: str, output_config: dict[str, Any]) -> OperationView:
         prefix = validation.output_prefix(output_config, self.sv.blobs)
         with self.sv.db.tx() as s:
-            ds = self.locked(s, name)  # not queued for a dataset whose delete is committing
+            try:
+                ds = self.locked(s, name)  # not queued for a dataset whose delete is committing
+            except NotFound:
+                raise missing("dataset", name, DATASET_DATA_MISSING) from None
             op = new_operation(
                 s,
                 project=ds.project,

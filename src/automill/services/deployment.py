@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from automill.core.errors import AutomillError, FailedPrecondition, InvalidArgument, NotFound
 from automill.jobs import queue
-from automill.jobs.registry import JobResult
+from automill.jobs.result import JobResult
 from automill.jobs.states import JobState
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, operation_view
@@ -117,7 +117,7 @@ class DeploymentService:
             if not Path(row.artifact_dir).is_dir():  # the message must not name the server's folders
                 raise FailedPrecondition(f"the files of model {name} are missing")
             count = _wanted_count(row, node_count)
-            common = {
+            common: dict[str, Any] = {
                 "project": row.project,
                 "location": row.location,
                 "prefix": row.id[:3],

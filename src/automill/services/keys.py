@@ -107,6 +107,14 @@ def verify_key(key: str, stored: str) -> bool:
     return hmac.compare_digest(got, expected)
 
 
+class KeyRefused(Unauthenticated):
+    """A known key that may no longer be used (revoked, expired); ``key_name`` is for the audit log."""
+
+    def __init__(self, message: str, key_name: str) -> None:
+        super().__init__(message)
+        self.key_name = key_name
+
+
 # -- the table -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class KeyInfo:
@@ -268,16 +276,12 @@ class Authenticator:
             raise Unauthenticated(MISSING)
         info, row_id = self._verified(credential)
         now = utcnow()
-        refused: Unauthenticated | None = None
         if info.revoked_at is not None:
-            refused = Unauthenticated(f"the API key {info.name!r} was revoked")
-        elif info.expires_at is not None and info.expires_at <= now:
-            refused = Unauthenticated(
-                f"the API key {info.name!r} expired at {info.expires_at.isoformat(timespec='seconds')}Z"
+            raise KeyRefused(f"the API key {info.name!r} was revoked", info.name)
+        if info.expires_at is not None and info.expires_at <= now:
+            raise KeyRefused(
+                f"the API key {info.name!r} expired at {info.expires_at.isoformat(timespec='seconds')}Z", info.name
             )
-        if refused is not None:
-            refused.key_name = info.name  # type: ignore[attr-defined]  # the audit log names the key
-            raise refused
         self._touch(row_id)
         return Principal(name=info.name, role=info.role, project=info.project)
 
@@ -303,13 +307,13 @@ class Authenticator:
             self._forget(digest)
             raise Unauthenticated(INVALID)
         info, row_id, stored = found
-        if entry is None or not hmac.compare_digest(entry.secret_hash, stored):
-            if not verify_key(key, stored):
-                with self._lock:
-                    self._bad[digest] = mono
-                    while len(self._bad) > CACHE_SIZE:
-                        self._bad.popitem(last=False)
-                raise Unauthenticated(INVALID)
+        cached = entry is not None and hmac.compare_digest(entry.secret_hash, stored)
+        if not cached and not verify_key(key, stored):
+            with self._lock:
+                self._bad[digest] = mono
+                while len(self._bad) > CACHE_SIZE:
+                    self._bad.popitem(last=False)
+            raise Unauthenticated(INVALID)
         with self._lock:
             self._cache[digest] = _Entry(info=info, key_row_id=row_id, secret_hash=stored, checked=mono)
             self._cache.move_to_end(digest)

@@ -9,17 +9,29 @@ from sqlalchemy.orm import Session
 
 from automill.core.errors import NotFound
 from automill.core.ids import split_name
+from automill.store.db import updated_rows
 
 T = TypeVar("T")
+
+#: Google's NOT_FOUND wording where it is known (scripts and Google's own sample tests look for it).
+GOOGLE_WORDING = {"dataset": "Dataset does not exist.", "model": "The model does not exist."}
+#: ImportData and ExportData on a dataset that is not there.
+DATASET_DATA_MISSING = "The Dataset doesn't exist or is inaccessible for use with AutoMl."
+
+
+def missing(what: str, name: str, sentence: str = "") -> NotFound:
+    """NOT_FOUND for the ``what`` (dataset, model, ...) named ``name``: Google's sentence, then the name."""
+    return NotFound(f"{sentence or GOOGLE_WORDING.get(what, f'The {what} does not exist.')} ({name[:300]})")
 
 
 def find(s: Session, table: type[T], name: str, collection: str, what: str) -> T:
     """``projects/P/locations/L/<collection>/ID`` -> the row, or NotFound (also for another project's row)."""
     project, location, rid = split_name(name, collection)
-    row: Any = s.get(table, rid)
-    if row is None or row.project != project or row.location != location:
-        raise NotFound(f"{what} {name} not found")
-    return row  # type: ignore[no-any-return]
+    row = s.get(table, rid)
+    scoped: Any = row  # every table found by name has project and location columns
+    if row is None or scoped.project != project or scoped.location != location:
+        raise missing(what, name)
+    return row
 
 
 def lock(s: Session, table: type[T], name: str, collection: str, what: str) -> T:
@@ -39,6 +51,6 @@ def lock(s: Session, table: type[T], name: str, collection: str, what: str) -> T
         .values(etag=cols.etag)
         .execution_options(synchronize_session=False)
     )
-    if s.execute(stmt).rowcount != 1:  # type: ignore[attr-defined]
-        raise NotFound(f"{what} {name} not found")
+    if updated_rows(s, stmt) != 1:
+        raise missing(what, name)
     return find(s, table, name, collection, what)

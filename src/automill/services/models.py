@@ -3,8 +3,7 @@ and model evaluations."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import builtins  # list[...] inside the class below, where "list" is its list method
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
@@ -14,28 +13,47 @@ from automill.core import filters, paging
 from automill.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
 from automill.core.ids import split_name, split_parent
 from automill.engine.model_types import text_preset
-from automill.problems.base import MODEL_KEYS, get_problem
-from automill.services import validation
+from automill.problems.registry import MODEL_KEYS, get_problem
+from automill.services import eligibility, validation
 from automill.services.datasets import normalize_mask
 from automill.services.deployment import cancel_pending_deploys
-from automill.services.lookup import find, lock
+from automill.services.lookup import find, lock, missing
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, evaluation_json, model_json, operation_view
 from automill.store.db import new_etag, utcnow
 from automill.store.housekeeping import remove_model_files
-from automill.store.tables import AnnotationSpecRow, DatasetRow, EvaluationRow, ExampleRow, ModelRow
+from automill.store.tables import DatasetRow, EvaluationRow, ExampleRow, ModelRow
 
 if TYPE_CHECKING:
     from automill.services.container import Services
+    from automill.settings import Settings
 
 MAX_TEXT_BUDGET = 100_000
 MAX_IMAGE_BUDGET = 800_000  # Google's limit for `cloud` image models
+
+
+def budget_limits(settings: Settings, problem_type: str) -> dict[str, int]:
+    """The training budgets (milli node hours) CreateModel enforces for ``problem_type``: ``min``..``max``
+    accepted (else INVALID_ARGUMENT), ``default`` when the request sets none (or 0), ``cap`` the server's
+    cap that a larger budget is lowered to (0: none). The console's train panel shows these numbers."""
+    image = problem_type.startswith("image_")
+    default = settings.image_train_budget_milli_node_hours if image else settings.text_train_budget_milli_node_hours
+    return {
+        "min": 1,
+        "max": MAX_IMAGE_BUDGET if image else MAX_TEXT_BUDGET,
+        "default": default,
+        "cap": max(0, settings.max_train_budget_milli_node_hours),
+    }
+
+
 MODEL_FILTER_FIELDS = (
     {"display_name", "displayName", "dataset_id", "datasetId"}
     | {"".join("_" + c.lower() if c.isupper() else c for c in k) for k in MODEL_KEYS}
     | set(MODEL_KEYS)
 )
 EVAL_FILTER_FIELDS = {"annotation_spec_id", "annotationSpecId"}
+#: v1beta1 model metadata of problem types Automill does not implement.
+UNSUPPORTED_MODEL_KEYS = ("videoClassificationModelMetadata", "videoObjectTrackingModelMetadata", "tablesModelMetadata")
 MUTABLE = {"displayName": "display_name", "labels": "labels"}
 EXPORT_FORMATS = {"tflite", "edgetpu_tflite", "tf_saved_model", "tf_js", "core_ml", "docker"}
 
@@ -59,6 +77,12 @@ class ModelService:
     # -- create = train -----------------------------------------------------------------------------
     def create(self, parent: str, model: dict[str, Any], extensions: dict[str, Any]) -> OperationView:
         project, location = split_parent(parent)
+        unsupported = [k for k in UNSUPPORTED_MODEL_KEYS if k in model]
+        if unsupported:  # v1beta1 types Automill cannot train: UNIMPLEMENTED naming the field, as for datasets
+            raise Unimplemented(
+                f"{unsupported[0]}: video and Tables models are not supported by Automill",
+                field=f"model.{_snake(unsupported[0])}",
+            )
         keys = [k for k in MODEL_KEYS if k in model]
         if len(keys) != 1:
             raise InvalidArgument(
@@ -73,7 +97,7 @@ class ModelService:
             raise InvalidArgument("model.dataset_id is required", field="model.dataset_id")
         with self.sv.db.tx() as s:
             if "/" in dataset_id:  # an ID, not a name: the name built below must not point elsewhere
-                raise NotFound(f"dataset {parent}/datasets/{dataset_id} not found")
+                raise missing("dataset", f"{parent}/datasets/{dataset_id}")
             # Locked, so that the dataset cannot be deleted between the checks below and the queued job.
             ds = lock(s, DatasetRow, f"{parent}/datasets/{dataset_id}", "datasets", "dataset")
             if MODEL_KEYS[keys[0]] != ds.problem_type:
@@ -128,49 +152,31 @@ class ModelService:
 
     @staticmethod
     def _check_base(s: Session, project: str, location: str, base_id: str, ds: DatasetRow, model_type: str) -> None:
-        """Resumable training: same project, location, problem type, model type and labels."""
+        """Resumable training: same project and location, then Google's rules (services.eligibility)."""
         base = s.get(ModelRow, base_id)
         if base is None or base.project != project or base.location != location:
             # Another project's model answers as an unknown one: model IDs and their owners stay private.
             raise NotFound(f"base model {base_id} not found")
-        if base.problem_type != ds.problem_type:
-            raise FailedPrecondition(
-                f"base model {base_id} is a {base.problem_type} model, the dataset is {ds.problem_type}",
-                field="model.base_model_id",
-            )
-        if base.model_type != model_type:
-            raise FailedPrecondition(
-                f"base model {base_id} has model type {base.model_type!r}; the new model asks "
-                f"for {model_type!r}: they must be the same",
-                field="model.base_model_id",
-            )
-        try:
-            base_meta = json.loads((Path(base.artifact_dir) / "model.json").read_text())
-        except (OSError, ValueError):  # missing or unreadable; the message must not name the server's folders
-            raise FailedPrecondition(f"base model {base_id} has no model files", field="model.base_model_id") from None
-        specs = {
-            r.id: r.display_name
-            for r in s.execute(select(AnnotationSpecRow).where(AnnotationSpecRow.dataset_id == ds.id)).scalars()
-        }
-        if sorted(base_meta.get("annotation_spec_ids", [])) != sorted(specs):
-            raise FailedPrecondition(
-                f"the labels of dataset {ds.id} changed since base model {base_id} was trained "
-                f"(base: {sorted(base_meta.get('display_names', []))}, now: {sorted(specs.values())})",
-                field="model.base_model_id",
-            )
+        broken = eligibility.problems(s, base, ds, model_type)
+        if broken:
+            raise FailedPrecondition(broken[0].message, field="model.base_model_id")
+
+    def resume_eligibility(self, name: str) -> dict[str, Any]:
+        """Automill extension: whether the model can be the base of a new training, and if not, why."""
+        with self.sv.db.tx() as s:
+            return eligibility.eligibility(s, self.row(s, name)).as_json()
 
     def _budget(self, raw: Any, problem_type: str) -> int:
         """The training budget: the request's, or the server's default, never over the server's cap
         (``max_train_budget_milli_node_hours``; the model reports the budget it really had)."""
-        cap = self.sv.settings.max_train_budget_milli_node_hours
+        cap = budget_limits(self.sv.settings, problem_type)["cap"]
         value = self._requested_budget(raw, problem_type)
         return min(value, cap) if cap > 0 else value
 
     def _requested_budget(self, raw: Any, problem_type: str) -> int:
+        limits = budget_limits(self.sv.settings, problem_type)
         if raw in (None, "", 0, "0"):
-            if problem_type.startswith("image_"):
-                return self.sv.settings.image_train_budget_milli_node_hours
-            return self.sv.settings.text_train_budget_milli_node_hours
+            return limits["default"]
         try:
             value = int(raw)
         except (TypeError, ValueError):
@@ -178,10 +184,9 @@ class ModelService:
                 f"trainBudgetMilliNodeHours must be an integer, got {raw!r}",
                 field="model.train_budget_milli_node_hours",
             ) from None
-        limit = MAX_IMAGE_BUDGET if problem_type.startswith("image_") else MAX_TEXT_BUDGET
-        if not 1 <= value <= limit:
+        if not limits["min"] <= value <= limits["max"]:
             raise InvalidArgument(
-                f"trainBudgetMilliNodeHours must be in 1..{limit}, got {value}",
+                f"trainBudgetMilliNodeHours must be in {limits['min']}..{limits['max']}, got {value}",
                 field="model.train_budget_milli_node_hours",
             )
         return value
@@ -224,7 +229,7 @@ class ModelService:
                 scope=scope,
             )
 
-    def update(self, model: dict[str, Any], update_mask: str | list[str] | None) -> dict[str, Any]:
+    def update(self, model: dict[str, Any], update_mask: str | builtins.list[str] | None) -> dict[str, Any]:
         mask = normalize_mask(update_mask, MUTABLE, "model")
         if mask is None:
             mask = [k for k in ("displayName", "labels") if k in model]
@@ -340,12 +345,12 @@ class ModelService:
             model = self.row(s, "/".join(parts[:6]))
             ev = s.get(EvaluationRow, parts[7])
             if ev is None or ev.model_id != model.id:
-                raise NotFound(f"model evaluation {name} not found")
+                raise missing("model evaluation", name)
             return evaluation_json(ev, model.project, model.location)
 
     def list_evaluations(
         self, parent: str, filter_: str = "", page_size: int = 0, page_token: str = ""
-    ) -> tuple[list[dict[str, Any]], str]:
+    ) -> tuple[builtins.list[dict[str, Any]], str]:
         project, location, model_id = split_name(parent, "models")
         terms = filters.parse_filter(filter_, EVAL_FILTER_FIELDS)
         scope = f"evals|{parent}|{filter_}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from automill.services.container import Services
 
 OPERATION_FILTER_FIELDS = {"done", "operationId", "operation_id", "worksOn", "works_on"}
+
+#: The API version (v1, v1beta1) of the call being served; new operations keep it in their request
+#: (``_api_version``) so that gRPC's version-less google.longrunning service answers in those types.
+api_version: ContextVar[str] = ContextVar("automill_api_version", default="")
 
 
 def new_operation(
@@ -57,7 +62,7 @@ def new_operation(
                 f"project {project} has {running} operations queued or running, the server's "
                 f"limit (max_running_operations_per_project); wait for one to end"
             )
-            busy.retry_after = 30  # type: ignore[attr-defined]
+            busy.retry_after = 30
             raise busy
     n = next_number(s, "operation")
     now = utcnow()
@@ -69,7 +74,7 @@ def new_operation(
         details_key=details_key,
         details=details or {},
         works_on=works_on,
-        request=request or {},
+        request={**(request or {}), **({"_api_version": api_version.get()} if api_version.get() else {})},
         state=JobState.SUCCEEDED if done else JobState.QUEUED,
         progress_percent=100 if done else 0,
         partial_failures=[],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +10,7 @@ from automill.core.errors import FailedPrecondition, InvalidArgument
 from automill.services import validation
 from automill.services.operations import new_operation
 from automill.services.render import OperationView, operation_view
-from automill.serving.predict import MAX_PARAM_CHARS, check_params, predict_payload  # noqa: F401 - shared with serve-model
+from automill.serving.predict import check_params, prepare  # shared with serve-model
 from automill.store.blobs import split_gs
 
 if TYPE_CHECKING:
@@ -20,20 +21,35 @@ class PredictionService:
     def __init__(self, services: Services) -> None:
         self.sv = services
 
-    def predict(self, name: str, payload: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    def start(self, name: str, payload: dict[str, Any], params: dict[str, str]) -> Future[dict[str, Any]]:
+        """Check one online prediction and queue it for its model (serving.batching: concurrent ones run
+        as a batch); the future holds the PredictResponse (v1 JSON) or the error. Blocks for the model's
+        row and the input's checks (an image is decoded), so callers on an event loop run it in a thread."""
         params = check_params(params)
         with self.sv.db.tx() as s:
             row = self.sv.models.row(s, name)
             if row.deployment_state != "DEPLOYED":
                 raise FailedPrecondition(f"model {name} is not deployed: deploy it before calling predict")
             model_id, problem_type, model_dir = row.id, row.problem_type, Path(row.artifact_dir)
-        return predict_payload(
-            problem_type,
-            payload,
-            params,
-            load=lambda: self.sv.serving.load(model_id, problem_type, model_dir),
-            read_pdf=self._read_pdf,
-        )
+        prepared = prepare(problem_type, payload, params, read_pdf=self._read_pdf)
+        queued = self.sv.serving.batcher(model_id, problem_type, model_dir).submit(prepared.data, prepared.params)
+        if not prepared.extra:
+            return queued
+        answered: Future[dict[str, Any]] = Future()
+
+        def done(f: Future[dict[str, Any]]) -> None:
+            exc = f.exception()
+            if exc is not None:
+                answered.set_exception(exc)
+            else:
+                answered.set_result(prepared.answer(f.result()))
+
+        queued.add_done_callback(done)
+        return answered
+
+    def predict(self, name: str, payload: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        """``start`` and wait for the answer."""
+        return self.start(name, payload, params).result()
 
     def _read_pdf(self, uri: str) -> bytes:
         from automill.problems.text_extraction.pdf import MAX_PDF_BYTES

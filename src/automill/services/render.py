@@ -37,7 +37,7 @@ def dataset_json(row: DatasetRow, example_count: int) -> dict[str, Any]:
 
 
 def _dataset_key(problem_type: str) -> str:
-    from automill.problems.base import DATASET_KEYS
+    from automill.problems.registry import DATASET_KEYS
 
     return next(k for k, v in DATASET_KEYS.items() if v == problem_type)
 
@@ -129,6 +129,10 @@ class OperationView:
     error_message: str = ""
     #: What the job is doing (or was doing when it failed): Automill's ``metadata.stage``.
     stage: str = ""
+    #: The resource the operation works on (a dataset or model name): Automill's ``metadata.worksOn``.
+    works_on: str = ""
+    #: The API version of the call that started it ("" when unknown): its types over gRPC.
+    api_version: str = ""
 
 
 def operation_view(row: OperationRow) -> OperationView:
@@ -147,4 +151,6 @@ def operation_view(row: OperationRow) -> OperationView:
         error_code=row.error_code if state in (JobState.FAILED, JobState.CANCELLED) else 0,
         error_message=row.error_message,
         stage=row.stage or "",
+        works_on=row.works_on or "",
+        api_version=str((row.request or {}).get("_api_version", "")),
     )

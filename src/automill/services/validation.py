@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 
 from automill.core.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from automill.store.blobs import BlobStore
 
 # Used with fullmatch: "$" alone would also match before a trailing newline ("name\n").
 _DATASET_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
@@ -55,17 +59,17 @@ def labels(values: dict[str, str], field: str) -> dict[str, str]:
     return dict(values)
 
 
-def output_prefix(output_config: dict, blobs: object) -> str:  # type: ignore[type-arg]
+def output_prefix(output_config: dict[str, Any], blobs: BlobStore) -> str:
     """``output_config.gcs_destination.output_uri_prefix``: required, a gs:// URI the server may write."""
     from automill.store.blobs import split_gs
 
-    prefix = (output_config.get("gcsDestination") or {}).get("outputUriPrefix", "")
+    prefix = str((output_config.get("gcsDestination") or {}).get("outputUriPrefix", "") or "")
     if not prefix:
         raise InvalidArgument(
             "output_config.gcs_destination.output_uri_prefix is required",
             field="output_config.gcs_destination.output_uri_prefix",
         )
     split_gs(prefix)
-    blobs.resolve(prefix)  # type: ignore[attr-defined]
-    blobs.check_writable(prefix)  # type: ignore[attr-defined]
+    blobs.resolve(prefix)
+    blobs.check_writable(prefix)
     return prefix

@@ -374,6 +374,52 @@ class BlobStore:
         found = (str(m) for m in target.fs.glob(target.path))
         return [m[len(prefix) :] for m in found if m.startswith(prefix) and len(m) > len(prefix)]
 
+    def list_folder(self, uri: str, limit: int) -> list[tuple[str, int]]:
+        """The files under the folder ``uri`` (``gs://bkt/dir``), at any depth: (gs:// URI, size in bytes),
+        sorted, at most ``limit`` + 1 of them (one more than ``limit`` tells the caller there are more).
+
+        Only regular files count: symbolic links and special files in a local bucket are skipped, and a
+        symlinked folder is not entered, so the listing never leaves the bucket. A folder that does not
+        exist has no files."""
+        target = self._target(uri.rstrip("/") + "/")
+        found: list[tuple[str, int]] = []
+        with _storage_errors(uri, writing=False):
+            if target.local:
+                base = Path(target.path)
+                if not base.is_dir() or base.is_symlink():
+                    return []
+                for folder, dirs, files in os.walk(base, followlinks=False):
+                    dirs.sort()
+                    for name in sorted(files):
+                        info = os.lstat(os.path.join(folder, name))
+                        if stat.S_ISREG(info.st_mode):
+                            rel = Path(folder, name).relative_to(Path(target.root)).as_posix()
+                            found.append((f"{GS}{target.bucket}/{rel}", info.st_size))
+                            if len(found) > limit:
+                                return sorted(found)
+                return sorted(found)
+            prefix = target.root.rstrip("/") + "/"
+            if not target.fs.isdir(target.path):
+                return []
+            for path, info in sorted(target.fs.find(target.path, detail=True).items()):
+                if str(path).startswith(prefix) and info.get("type") == "file":
+                    found.append((f"{GS}{target.bucket}/{str(path)[len(prefix) :]}", int(info.get("size") or 0)))
+                    if len(found) > limit:
+                        break
+        return found
+
+    @contextmanager
+    def open_read(self, uri: str) -> Iterator[IO[bytes]]:
+        """A file of a bucket opened for reading (a regular file inside the bucket, as read_bytes checks)."""
+        target = self._target(uri)
+        with _storage_errors(uri, writing=False):
+            if target.local:
+                fh: IO[bytes] = os.fdopen(_open_local(uri, target.path, Path(target.root), os.O_RDONLY), "rb")
+            else:
+                fh = target.fs.open(target.path, "rb")
+        with fh:
+            yield fh
+
     # -- writing ----------------------------------------------------------------------------------
     @contextmanager
     def open_write(self, uri: str, mode: str = "wb") -> Iterator[IO[Any]]:

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event, insert
+from sqlalchemy import CursorResult, Engine, Update, create_engine, event, insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from automill.store.tables import IdSequence
@@ -20,7 +21,7 @@ def utcnow() -> datetime:
 
 
 def new_etag(*parts: object) -> str:
-    return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:16]
+    return hashlib.sha1("|".join(map(str, parts)).encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 def make_engine(url: str) -> Engine:
@@ -31,7 +32,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -76,3 +77,8 @@ def next_number(session: Session, kind: str) -> int:
     """A number never handed out before, even after deletes and restarts."""
     result = session.execute(insert(IdSequence).values(kind=kind).returning(IdSequence.n))
     return int(result.scalar_one())
+
+
+def updated_rows(session: Session, stmt: Update) -> int:
+    """Run an UPDATE; the number of rows it changed (an UPDATE's result is a cursor result)."""
+    return cast("CursorResult[Any]", session.execute(stmt)).rowcount

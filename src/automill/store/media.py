@@ -13,6 +13,7 @@ puts back from its pins (:meth:`MediaStore.restore`) under the media lock, then 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -71,10 +72,8 @@ class MediaStore:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
                 if pin_path is not None:
-                    try:
+                    with contextlib.suppress(FileExistsError):
                         os.link(tmp, pin_path)
-                    except FileExistsError:
-                        pass
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)

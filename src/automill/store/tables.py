@@ -17,7 +17,7 @@ class IdSequence(Base):
     """One row per allocated ID: AUTOINCREMENT (SQLite) / IDENTITY (PostgreSQL) never reuse a number."""
 
     __tablename__ = "id_sequence"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)  # (constraints..., keyword arguments)
     n: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
 
@@ -133,6 +133,22 @@ class OperationRow(Base):
     #: The API key (its name) whose request started the operation; "anonymous" on a server without keys,
     #: "" for operations started by the server itself. Never part of the Operation JSON.
     created_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
+
+
+class AttemptRow(Base):
+    """One attempt at an operation: a worker claimed it and ran it (until it ended, or its worker died).
+
+    ``seconds`` is the attempt's compute so far, from its claim: renewed with each heartbeat and set
+    once more when the attempt ends, so a worker killed at any moment leaves at most one heartbeat
+    period uncounted. A retried training's budget is what the earlier attempts left; its model's cost
+    is the sum over its attempts."""
+
+    __tablename__ = "operation_attempts"
+    operation_id: Mapped[str] = mapped_column(ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), default="")
+    started_at: Mapped[float] = mapped_column(Float)  # unix time of the claim
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class ApiKeyRow(Base):

@@ -71,6 +71,7 @@ def check(
         entry["count"] += 1
         entry["bytes"] += f.bytes
         entry["removed"] += (f.kind, f.path) in gone
+    total_bytes = sum(f.bytes for f in findings)
     data = {
         "dataDir": str(settings.data_dir),
         "clean": not findings,
@@ -78,7 +79,7 @@ def check(
         "summary": summary,
         "findings": [{**f.json(), "removed": (f.kind, f.path) in gone} for f in findings],
         "count": len(findings),
-        "bytes": sum(f.bytes for f in findings),
+        "bytes": total_bytes,
         "removedCount": len(removed),
     }
 
@@ -99,7 +100,7 @@ def check(
                     Col("removed", justify="right"),
                 ],
                 rows,
-                title=f"{len(findings)} found in {settings.data_dir} ({_bytes(data['bytes'])})",
+                title=f"{len(findings)} found in {settings.data_dir} ({_bytes(total_bytes)})",
             )
         ]
         out.append(

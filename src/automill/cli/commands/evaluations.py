@@ -66,7 +66,7 @@ def metrics(ev: dict[str, Any]) -> dict[str, str]:
         }
     if "imageObjectDetectionEvaluationMetrics" in ev:
         m = ev["imageObjectDetectionEvaluationMetrics"]
-        at50 = next(
+        at50: dict[str, Any] = next(
             (
                 b
                 for b in m.get("boundingBoxMetricsEntries", [])

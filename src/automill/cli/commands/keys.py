@@ -8,7 +8,7 @@ machine (or reach its database) is its administrator. Keys take effect on a runn
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -159,8 +159,11 @@ def audit(
     with _database(data_dir, database_url) as db:
         since_at = ago_or_time(since, utcnow(), field="since") if since else None
         items = entries(db, project=project, since=since_at, limit=limit)
-    view: Callable[[], Any] = lambda: (
-        table(
+
+    def view() -> Any:
+        if not items:
+            return "no entries"
+        return table(
             [
                 Col("TIME (UTC)", ident=True),
                 Col("KEY", ident=True),
@@ -179,7 +182,5 @@ def audit(
                 for e in items
             ],
         )
-        if items
-        else "no entries"
-    )
+
     emit(output, {"entries": [e.as_json() for e in items]}, view)

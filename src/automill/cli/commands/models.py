@@ -57,7 +57,7 @@ def models_table(items: list[dict[str, Any]]) -> Any:
     ]
     if console.width >= 120:  # room for more than the two whole IDs
         cols += [Col("MODEL TYPE"), Col("BUDGET", justify="right"), Col("COST", justify="right"), Col("STOP REASON")]
-        for r, m in zip(rows, items):
+        for r, m in zip(rows, items, strict=True):
             md = meta(m)
             r += [
                 md.get("modelType", ""),
@@ -268,7 +268,7 @@ def models_batch_predict(
 ) -> None:
     """Predict a batch of items from a bucket into JSONL files (the model need not be deployed).
 
-    Example: automill models batch-predict TCN1000000000000000002 --input gs://b/items.csv --output gs://b/out
+    Example: automill models batch-predict TCN1000000000000000002 --input gs://bkt/items.csv --output gs://bkt/out
     """
     name = c.name("models", model)
     body: dict[str, Any] = {

@@ -10,9 +10,10 @@ from typing import Any
 
 from automill.core.errors import AutomillError, InvalidArgument
 from automill.jobs.context import JobContext
-from automill.jobs.registry import JobResult, register
-from automill.problems.base import get_problem
-from automill.problems.text_classification.problem import MAX_PREDICT_CHARS
+from automill.jobs.registry import register
+from automill.jobs.result import JobResult
+from automill.problems.registry import get_problem
+from automill.problems.texts import MAX_PREDICT_CHARS
 from automill.services.handlers.data import MAX_CSV_BYTES, gcs_timestamp
 from automill.services.housekeeping import uses_job_tmp
 
@@ -51,6 +52,8 @@ def batch_predict(ctx: JobContext) -> JobResult:
                 continue
             if cell.startswith("gs://"):
                 key = {"textSnippet": {"contentUri": cell}}
+                content: str | None
+                err: AutomillError | None
                 try:
                     content = sv.blobs.read_text(cell, max_bytes=MAX_FILE_BYTES)
                     err = (
@@ -70,11 +73,11 @@ def batch_predict(ctx: JobContext) -> JobResult:
     out_dir = f"{req['output_uri_prefix'].rstrip('/')}/prediction-{display_name}-{gcs_timestamp()}"
     results: list[str] = []
     errors: list[str] = []
-    ok = [(k, c) for k, c, e in inputs if e is None]
+    ok = [(k, c) for k, c, e in inputs if e is None and c is not None]  # content is None only beside an error
     for start in range(0, len(ok), BATCH):
         chunk = ok[start : start + BATCH]
         preds = problem.predict(loaded, [c for _, c in chunk], req.get("params", {}))
-        results.extend(json.dumps({**k, "annotations": p}) for (k, _), p in zip(chunk, preds))
+        results.extend(json.dumps({**k, "annotations": p}) for (k, _), p in zip(chunk, preds, strict=True))
         done = start + len(chunk)
         ctx.progress(2 + 93.0 * done / len(ok), stage=f"predicting: {done:,} of {len(ok):,} inputs")
     ctx.progress(95, stage="writing the predictions")
@@ -90,7 +93,7 @@ def batch_predict(ctx: JobContext) -> JobResult:
 
 def _batch_predict_images(ctx: JobContext, problem: Any, loaded: Any, display_name: str) -> JobResult:
     """A CSV with one column of gs:// image paths -> ``{"ID": path, "annotations": [...]}`` lines."""
-    from automill.problems.image_classification.images import MAX_IMAGE_BYTES
+    from automill.problems.images import MAX_IMAGE_BYTES
 
     sv, req = ctx.services, ctx.request
     paths: list[str] = []
@@ -118,7 +121,7 @@ def _batch_predict_images(ctx: JobContext, problem: Any, loaded: Any, display_na
                 errors.append(json.dumps({"ID": path, "error": {"code": exc.code, "message": exc.message}}))
         if chunk:
             preds = problem.predict(loaded, [d for _, d in chunk], req.get("params", {}))
-            results.extend(json.dumps({"ID": p, "annotations": a}) for (p, _), a in zip(chunk, preds))
+            results.extend(json.dumps({"ID": p, "annotations": a}) for (p, _), a in zip(chunk, preds, strict=True))
         done = min(len(paths), start + 32)
         ctx.progress(2 + 93.0 * done / len(paths), stage=f"predicting: {done:,} of {len(paths):,} images")
     ctx.progress(95, stage="writing the predictions")
@@ -126,7 +129,7 @@ def _batch_predict_images(ctx: JobContext, problem: Any, loaded: Any, display_na
     _write_numbered(sv, out_dir, "errors", errors)
     result: dict[str, Any] = {}
     if problem.name == "image_object_detection":  # BatchPredictResult.metadata, as Google's API has it
-        from automill.problems.image_object_detection.problem import int_param
+        from automill.problems.params import int_param
 
         count = int_param(req.get("params", {}), "max_bounding_box_count", 100, 1, 500)
         result = {"metadata": {"max_bounding_box_count": str(count)}}

@@ -9,19 +9,23 @@ import io
 import json
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
 from automill.core.errors import InvalidArgument, NotFound
 from automill.core.ids import make_id
 from automill.jobs.context import JobContext
-from automill.jobs.registry import JobResult, register
-from automill.problems.base import get_problem
+from automill.jobs.registry import register
+from automill.jobs.result import JobResult
+from automill.problems.registry import get_problem
 from automill.services.housekeeping import uses_job_tmp
 from automill.store.db import new_etag, next_number, utcnow
 from automill.store.housekeeping import free_media, media_lock
 from automill.store.tables import AnnotationSpecRow, ExampleRow
+
+if TYPE_CHECKING:
+    from automill.services.container import Services
 
 MAX_CSV_BYTES = 100 * 1024 * 1024
 MAX_TEXT_BYTES = 10 * 1024 * 1024
@@ -72,7 +76,7 @@ def _release_pins(ctx: JobContext) -> None:
 
 
 def _import_data(ctx: JobContext) -> JobResult:
-    sv = ctx.services
+    sv: Services = ctx.services
     req = ctx.request
     with sv.db.tx() as s:
         ds = sv.datasets.row(s, req["dataset"])
@@ -83,6 +87,13 @@ def _import_data(ctx: JobContext) -> JobResult:
     rows = 0
     uris = [u for pattern in req["input_uris"] for u in (sv.blobs.expand(pattern) or [pattern])]
     counts = "on_rows" in inspect.signature(problem.parse_import).parameters
+
+    def read_text(uri: str) -> str:
+        return sv.blobs.read_text(uri, max_bytes=MAX_TEXT_BYTES)
+
+    def read_bytes(uri: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:
+        return sv.blobs.read_bytes(uri, max_bytes=max_bytes)
+
     for i, uri in enumerate(uris):
         files = f" (file {i + 1} of {len(uris)})" if len(uris) > 1 else ""
         ctx.progress(2 + 78.0 * i / len(uris), stage=f"reading {uri}{files}")
@@ -98,8 +109,8 @@ def _import_data(ctx: JobContext) -> JobResult:
         parsed = problem.parse_import(
             text,
             uri=uri,
-            read_text=lambda u: sv.blobs.read_text(u, max_bytes=MAX_TEXT_BYTES),
-            read_bytes=lambda u, max_bytes=MAX_DOCUMENT_BYTES: sv.blobs.read_bytes(u, max_bytes=max_bytes),
+            read_text=read_text,
+            read_bytes=read_bytes,
             dataset_meta=meta,
             **media,
         )

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from automill.jobs.context import JobContext
-from automill.jobs.registry import JobResult, register
+from automill.jobs.registry import register
+from automill.jobs.result import JobResult
 from automill.services.deployment import mark_deployed
 
 

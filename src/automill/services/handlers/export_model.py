@@ -4,6 +4,7 @@ a docker package (any model) that serves :predict on its own."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,17 +12,21 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from automill.core.errors import FailedPrecondition
 from automill.export.edge import export_detector_package, export_package
 from automill.jobs.context import JobContext
-from automill.jobs.registry import JobResult, register
-from automill.problems.base import StoredExample, get_problem
-from automill.problems.image_classification.images import decode_batch
-from automill.problems.image_classification.problem import image_splits
+from automill.jobs.registry import register
+from automill.jobs.result import JobResult
+from automill.problems.base import StoredExample, is_image_problem
+from automill.problems.images import decode_batch, image_splits
+from automill.problems.registry import get_problem
 from automill.services.handlers.data import gcs_timestamp
 from automill.services.housekeeping import uses_job_tmp
 from automill.serving.cache import require_files
 from automill.store.housekeeping import staging
 from automill.store.tables import ExampleRow
+
+log = logging.getLogger(__name__)
 
 #: Held-out images the exported file is checked on against the in-process model.
 PARITY_IMAGES = 64
@@ -53,14 +58,16 @@ def export_model(ctx: JobContext) -> JobResult:
         return export_docker(ctx, display_name, problem_type, model_dir)
     keys = [e.content for e in image_splits(examples)[2]][:PARITY_IMAGES]  # the TEST images, as in training
     problem = get_problem(problem_type)
+    if not is_image_problem(problem):
+        raise FailedPrecondition(f"a {problem_type} model exports only as a docker folder")  # refused at request time
     labels = json.loads((model_dir / "model.json").read_text())["display_names"]
-    model = problem.load_weights(model_dir)  # type: ignore[attr-defined]
+    model = problem.load_weights(model_dir)
     images = []
     for key in keys:
         try:
             images.append(sv.media.read(key))
-        except Exception:
-            continue
+        except Exception:  # an image gone since training: the parity check uses the others
+            log.info("export parity check: skipping unreadable image %s", key, exc_info=True)
     check = decode_batch(images, model.size) if images else np.zeros((0, model.size, model.size, 3), dtype=np.uint8)
     ctx.progress(10, stage=f"exporting to {req['format']} and checking it against the served model")
     out_dir = f"{req['output_uri_prefix'].rstrip('/')}/model-export-{display_name}-{gcs_timestamp()}"
@@ -76,7 +83,7 @@ def export_docker(ctx: JobContext, display_name: str, problem_type: str, model_d
     """Any model: its serving files, a manifest, Automill's source, a Dockerfile and a README
     (export/docker.py), served by ``automill serve-model`` with or without docker."""
     from automill.export.docker import export_docker_package
-    from automill.problems.base import MODEL_KEYS
+    from automill.problems.registry import MODEL_KEYS
 
     sv, req = ctx.services, ctx.request
     require_files(req["model"].rsplit("/", 1)[-1], model_dir)
