@@ -38,6 +38,8 @@ EXPECTED: dict[str, tuple[str, str, set[str]]] = {
     "ExportData": ("POST", "projects/{p}/locations/l/datasets/{ds}:exportData", WRITE),
     "GetAnnotationSpec": ("GET", "projects/{p}/locations/l/datasets/{ds}/annotationSpecs/7", READ),
     "ListAnnotationSpecs": ("GET", "projects/{p}/locations/l/datasets/{ds}/annotationSpecs", READ),
+    "ListExamples": ("GET", "projects/{p}/locations/l/datasets/{ds}/examples", READ),
+    "GetExampleMedia": ("GET", "projects/{p}/locations/l/datasets/{ds}/examples/1:media", READ),
     "GetTableSpec": ("GET", "projects/{p}/locations/l/datasets/{ds}/tableSpecs/1", READ),
     "UpdateTableSpec": ("PATCH", "projects/{p}/locations/l/datasets/{ds}/tableSpecs/1", WRITE),
     "CreateModel": ("POST", "projects/{p}/locations/l/models", WRITE),
@@ -131,7 +133,7 @@ def test_every_rpc_every_role_every_project(world) -> None:  # type: ignore[no-u
     server, keys, real = world
     todo = cases()
     assert {rpc for _, rpc, _ in todo} == set(EXPECTED), "an expected RPC has no route"
-    assert len(todo) == 54
+    assert len(todo) == 60
 
     def path(rpc: str, project: str) -> str:
         return EXPECTED[rpc][1].format(p=project, **real[project])
