@@ -249,6 +249,7 @@ def test_datasets_page_create_import_browse_and_delete(console: Server) -> None:
         row = css(d, "tr[data-name='spam_filter']")
         wait_for(d, lambda: "succeeded" in row.find_element("css selector", "td.last-import").text, what="last import")
         assert "Text classification (single-label)" in row.text
+        assert row.find_element("css selector", "td.num").text == f"{total:,}"  # ListDatasets' exampleCount
         screenshot(d, "datasets")
 
         d.get(f"{console.endpoint}/ui/{PARENT}/operations")
