@@ -43,6 +43,9 @@ def subset(server, name: str, n: int) -> str:
     return f"gs://ner/{name}.jsonl"
 
 
+# Measured 246 s of the default run, so under --slow. Its fast path: the docker export test trains, exports and
+# serves an extraction model.
+@pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_entity_extraction_conll_subset(server) -> None:
     _, client, predictor = clients("v1", server.endpoint)

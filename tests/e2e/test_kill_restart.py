@@ -11,6 +11,8 @@ from tests.e2e.rest import PARENT, Rest
 
 #: Leases and claims rest on the database's locking: both databases in the default run.
 POSTGRES_IN_DEFAULT_RUN = True
+#: PostgreSQL in the default run (test_kill_chaos kills trainings on SQLite there); both under --slow.
+DEFAULT_RUN_IDS = {"postgres"}
 
 
 def children(pid: int) -> set[int]:

@@ -9,6 +9,9 @@ import pytest
 from tests.e2e.clients import PARENT, clients
 
 
+# Measured 60 s of the default run, so under --slow. Its fast path: the docker export test trains and serves a
+# sentiment model; the multi-label flow below stays.
+@pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sentiment_sst5_v1beta1(server) -> None:
     _, client, predictor = clients("v1beta1", server.endpoint)
