@@ -261,54 +261,55 @@ def _automill_routes(version: str) -> list[tuple[str, str, str, Descriptor, Desc
     ]
 
 
-def _resume_eligibility(version: str) -> dict[str, Any]:
-    """The resume-eligibility extension (services.eligibility): a plain JSON object, no protobuf message."""
-    reason = {"type": "object", "properties": {"rule": {"type": "string"}, "message": {"type": "string"}}}
+_SEGMENT = {"type": "string", "pattern": "^[^/:]+$"}
+_ERROR = {
+    "description": "a google.rpc.Status error",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/google.rpc.Status"}}},
+}
+
+
+def _extension_get(
+    op_id: str,
+    description: str,
+    path_params: tuple[str, ...],
+    ok: dict[str, Any],
+    query: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A GET of an Automill extension route (no protobuf message describes it): path parameters, the 200
+    answer ``ok`` and google.rpc.Status errors."""
+    params = [{"name": p, "in": "path", "required": True, "schema": _SEGMENT} for p in path_params]
     return {
-        "operationId": f"{version}.GetResumeEligibility",
-        "tags": ["Automill extensions"],
-        "description": "Whether the model can be a CreateModel's baseModelId (same model type, labels unchanged, "
-        "trained within the last 14 days), and if not, why (no such RPC in Google's API).",
-        "parameters": [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^/:]+$"}}
-            for p in ("project", "location", "model")
-        ],
-        "responses": {
-            "200": {
-                "description": "OK",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "model": {"type": "string"},
-                                "eligible": {"type": "boolean"},
-                                "modelType": {"type": "string"},
-                                "trainTime": {"type": "string", "format": "date-time"},
-                                "eligibleUntil": {"type": "string", "format": "date-time"},
-                                "reasons": {"type": "array", "items": reason},
-                            },
-                        }
-                    }
-                },
-            },
-            "default": {
-                "description": "a google.rpc.Status error",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/google.rpc.Status"}}},
-            },
+        "get": {
+            "operationId": op_id,
+            "tags": ["Automill extensions"],
+            "description": description,
+            "parameters": params + (query or []),
+            "responses": {"200": ok, "default": _ERROR},
+        }
+    }
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": "OK", "content": {"application/json": {"schema": schema}}}
+
+
+def _extension_paths(version: str, schemas: _Schemas) -> dict[str, Any]:
+    """Automill's extension routes: annotation spec listing, resume eligibility (services.eligibility), and
+    the web console's example listing and image."""
+    loc = f"/{version}/projects/{{project}}/locations/{{location}}"
+    spec = schemas.message(_pb(importlib.import_module(f"google.cloud.automl_{version}").AnnotationSpec))
+    reason = {"type": "object", "properties": {"rule": {"type": "string"}, "message": {"type": "string"}}}
+    eligibility = {
+        "type": "object",
+        "properties": {
+            "model": {"type": "string"},
+            "eligible": {"type": "boolean"},
+            "modelType": {"type": "string"},
+            "trainTime": {"type": "string", "format": "date-time"},
+            "eligibleUntil": {"type": "string", "format": "date-time"},
+            "reasons": {"type": "array", "items": reason},
         },
     }
-
-
-def _example_paths(version: str) -> dict[str, Any]:
-    """The web console's example listing and image (Automill extensions; no protobuf message describes them)."""
-    seg = {"type": "string", "pattern": "^[^/:]+$"}
-    params = [{"name": p, "in": "path", "required": True, "schema": seg} for p in ("project", "location", "dataset")]
-    error = {
-        "description": "a google.rpc.Status error",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/google.rpc.Status"}}},
-    }
-    base = f"/{version}/projects/{{project}}/locations/{{location}}/datasets/{{dataset}}/examples"
     listing = {
         "type": "object",
         "properties": {
@@ -323,32 +324,36 @@ def _example_paths(version: str) -> dict[str, Any]:
         {"name": "pageSize", "in": "query", "schema": {"type": "integer", "format": "int32"}},
         {"name": "pageToken", "in": "query", "schema": {"type": "string"}},
     ]
+    dataset = ("project", "location", "dataset")
+    examples = f"{loc}/datasets/{{dataset}}/examples"
     return {
-        base: {
-            "get": {
-                "operationId": f"{version}.ListExamples",
-                "tags": ["Automill extensions"],
-                "description": "A dataset's examples with their annotations, filtered by mlUse and "
-                "annotationSpecId, with the counts per label per split on the first page.",
-                "parameters": params + query,
-                "responses": {
-                    "200": {"description": "OK", "content": {"application/json": {"schema": listing}}},
-                    "default": error,
-                },
-            }
-        },
-        f"{base}/{{example}}:media": {
-            "get": {
-                "operationId": f"{version}.GetExampleMedia",
-                "tags": ["Automill extensions"],
-                "description": "The image of an image example.",
-                "parameters": [*params, {"name": "example", "in": "path", "required": True, "schema": seg}],
-                "responses": {
-                    "200": {"description": "the image", "content": {"image/*": {"schema": {"type": "string"}}}},
-                    "default": error,
-                },
-            }
-        },
+        f"{loc}/datasets/{{dataset}}/annotationSpecs": _extension_get(
+            f"{version}.ListAnnotationSpecs",
+            "All annotation specs of a dataset with their example counts (no such RPC in Google's API).",
+            dataset,
+            _json({"type": "object", "properties": {"annotationSpecs": {"type": "array", "items": spec}}}),
+        ),
+        f"{loc}/models/{{model}}:resumeEligibility": _extension_get(
+            f"{version}.GetResumeEligibility",
+            "Whether the model can be a CreateModel's baseModelId (same model type, labels unchanged, "
+            "trained within the last 14 days), and if not, why (no such RPC in Google's API).",
+            ("project", "location", "model"),
+            _json(eligibility),
+        ),
+        examples: _extension_get(
+            f"{version}.ListExamples",
+            "A dataset's examples with their annotations, filtered by mlUse and "
+            "annotationSpecId, with the counts per label per split on the first page.",
+            dataset,
+            _json(listing),
+            query,
+        ),
+        f"{examples}/{{example}}:media": _extension_get(
+            f"{version}.GetExampleMedia",
+            "The image of an image example.",
+            (*dataset, "example"),
+            {"description": "the image", "content": {"image/*": {"schema": {"type": "string"}}}},
+        ),
     }
 
 
@@ -364,50 +369,7 @@ def document() -> dict[str, Any]:
             paths.setdefault(path, {})[method] = _operation(
                 schemas, method, path, params, request, response, body, bound, op_id, tag
             )
-        specs = f"/{version}/projects/{{project}}/locations/{{location}}/datasets/{{dataset}}/annotationSpecs"
-        paths[specs] = {
-            "get": {
-                "operationId": f"{version}.ListAnnotationSpecs",
-                "tags": ["Automill extensions"],
-                "description": "All annotation specs of a dataset with their example counts "
-                "(no such RPC in Google's API).",
-                "parameters": [
-                    {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^/:]+$"}}
-                    for p in ("project", "location", "dataset")
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "annotationSpecs": {
-                                            "type": "array",
-                                            "items": schemas.message(
-                                                _pb(
-                                                    importlib.import_module(
-                                                        f"google.cloud.automl_{version}"
-                                                    ).AnnotationSpec
-                                                )
-                                            ),
-                                        }
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    "default": {
-                        "description": "a google.rpc.Status error",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/google.rpc.Status"}}},
-                    },
-                },
-            }
-        }
-        eligibility = f"/{version}/projects/{{project}}/locations/{{location}}/models/{{model}}:resumeEligibility"
-        paths[eligibility] = {"get": _resume_eligibility(version)}
-        paths.update(_example_paths(version))
+        paths.update(_extension_paths(version, schemas))
     return {
         "openapi": "3.0.3",
         "info": {
